@@ -1,0 +1,121 @@
+//! Peer identities and the records peers exchange about each other.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::geometry::Point;
+
+/// A peer's identity: the SHA-256 of its public key (32 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PeerId(pub [u8; 32]);
+
+impl PeerId {
+    /// The id of the peer owning this public key (SHA-256 of the key bytes).
+    pub fn from_public_key(key: &[u8]) -> Self {
+        Self(Sha256::digest(key).into())
+    }
+
+    /// A deterministic id for simulations and tests.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut h = Sha256::new();
+        h.update(b"peerworld-sim-id");
+        h.update(seed.to_le_bytes());
+        Self(h.finalize().into())
+    }
+
+    /// Full lowercase hex, 64 characters (the form used in every contract).
+    pub fn to_hex(&self) -> String {
+        let mut s = String::with_capacity(64);
+        for b in self.0 {
+            use fmt::Write;
+            let _ = write!(s, "{b:02x}");
+        }
+        s
+    }
+
+    /// Parses 64 hex characters.
+    pub fn from_hex(s: &str) -> Option<Self> {
+        if s.len() != 64 || !s.is_ascii() {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, b) in out.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(Self(out))
+    }
+
+    /// The first 8 hex characters, for logs and screens.
+    pub fn short(&self) -> String {
+        self.to_hex()[..8].to_string()
+    }
+
+    /// A 64-bit digest of the id, used in anti-entropy digests.
+    pub fn short_u64(&self) -> u64 {
+        u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"))
+    }
+}
+
+impl fmt::Debug for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PeerId({})", self.short())
+    }
+}
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.short())
+    }
+}
+
+/// What peers tell each other about a peer: who, where, how far it sees,
+/// its display name and where to dial it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PeerInfo {
+    /// The peer's identity.
+    pub id: PeerId,
+    /// Its position.
+    pub pos: Point,
+    /// Its awareness radius.
+    pub radius: f32,
+    /// Display name (at most [`crate::message::MAX_NAME_LEN`] bytes).
+    pub name: String,
+    /// Dialable address (`host:port`); empty inside the simulator.
+    pub addr: String,
+}
+
+impl PeerInfo {
+    /// A record with an empty address.
+    pub fn new(id: PeerId, pos: Point, radius: f32, name: impl Into<String>) -> Self {
+        Self {
+            id,
+            pos,
+            radius,
+            name: name.into(),
+            addr: String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let id = PeerId::from_seed(7);
+        assert_eq!(id.to_hex().len(), 64);
+        assert_eq!(PeerId::from_hex(&id.to_hex()), Some(id));
+        assert_eq!(PeerId::from_hex("zz"), None);
+        assert_eq!(id.short(), id.to_hex()[..8]);
+    }
+
+    #[test]
+    fn id_is_sha256_of_key() {
+        // SHA-256("abc")
+        let id = PeerId::from_public_key(b"abc");
+        assert!(id.to_hex().starts_with("ba7816bf8f01cfea"));
+    }
+}

@@ -1,0 +1,432 @@
+//! The invariant checker: compares every peer's view with the ground truth.
+//!
+//! Definitions (DESIGN.md "Invariants and metrics"): awareness consistency,
+//! stale share, kept per peer, strongly connected components, hull
+//! violations, Voronoi correctness and drift. Everything scales to 100 000
+//! peers: range queries go through an R-tree (`rstar`) of the true
+//! positions padded with their torus images, and Voronoi neighbours come from
+//! one Delaunay triangulation of the torus.
+
+use std::collections::HashMap;
+
+use rstar::primitives::GeomWithData;
+use rstar::RTree;
+use serde::Serialize;
+
+use crate::geometry::{Point, World, max_angular_gap, origin_strictly_inside_hull};
+use crate::id::PeerId;
+use crate::voronoi;
+
+/// A live peer as it really is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TruePeer {
+    /// Identity.
+    pub id: PeerId,
+    /// True position.
+    pub pos: Point,
+    /// True awareness radius.
+    pub radius: f32,
+}
+
+/// One entry of a peer's view.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Kept {
+    /// Who.
+    pub id: PeerId,
+    /// Where the viewer believes it is.
+    pub pos: Point,
+    /// Whether the viewer counts it as enclosing (Voronoi-adjacent).
+    pub enclosing: bool,
+}
+
+/// What to compute.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Believed positions further than this from the truth are stale.
+    pub stale_tolerance: f64,
+    /// Whether to compute Voronoi correctness (one global triangulation).
+    pub voronoi: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { stale_tolerance: 10.0, voronoi: true }
+    }
+}
+
+/// The invariants at one instant. Fractions are in [0, 1].
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Sample {
+    /// Live peers.
+    pub peers: usize,
+    /// Σ |known ∩ should-know| / Σ |should-know| (1 when nothing should be known).
+    pub consistency: f64,
+    /// Mean size of the should-know sets.
+    pub should_know_mean: f64,
+    /// Largest should-know set.
+    pub should_know_max: usize,
+    /// Share of known aware pairs whose believed position is off by more than
+    /// the tolerance.
+    pub stale_share: f64,
+    /// Mean number of kept peers.
+    pub kept_mean: f64,
+    /// Largest number of kept peers.
+    pub kept_max: usize,
+    /// Strongly connected components of the graph p → kept(p).
+    pub components: usize,
+    /// Peers outside the hull of their kept peers but inside the hull of all.
+    pub hull_violations: usize,
+    /// Share of peers whose enclosing set is the true Voronoi neighbourhood
+    /// (1 when not computed).
+    pub voronoi_correct: f64,
+    /// Mean distance between believed and true positions of known live peers.
+    pub drift_mean: f64,
+    /// Kept entries naming peers that are not alive.
+    pub dead_kept: usize,
+}
+
+/// Computes the invariants. `views[i]` is the view of `truth[i]`.
+pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Options) -> Sample {
+    let n = truth.len();
+    assert_eq!(n, views.len(), "one view per live peer");
+    let mut s = Sample { peers: n, consistency: 1.0, voronoi_correct: 1.0, ..Sample::default() };
+    if n == 0 {
+        return s;
+    }
+    let index: HashMap<PeerId, usize> = truth.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+    let positions: Vec<Point> = truth.iter().map(|p| p.pos).collect();
+
+    // Views as index lists (live peers only).
+    let mut kept_idx: Vec<Vec<usize>> = Vec::with_capacity(n);
+    let mut drift_sum = 0.0;
+    let mut drift_n = 0usize;
+    for v in views {
+        let mut ks = Vec::with_capacity(v.len());
+        for k in v {
+            match index.get(&k.id) {
+                Some(&j) => {
+                    ks.push(j);
+                    drift_sum += world.distance(k.pos, truth[j].pos);
+                    drift_n += 1;
+                }
+                None => s.dead_kept += 1,
+            }
+        }
+        ks.sort_unstable();
+        ks.dedup();
+        kept_idx.push(ks);
+    }
+    s.drift_mean = if drift_n > 0 { drift_sum / drift_n as f64 } else { 0.0 };
+    s.kept_mean = kept_idx.iter().map(Vec::len).sum::<usize>() as f64 / n as f64;
+    s.kept_max = kept_idx.iter().map(Vec::len).max().unwrap_or(0);
+
+    // Awareness.
+    let finder = RangeFinder::new(world, &positions, truth.iter().map(|p| p.radius).fold(0.0f32, f32::max));
+    let mut should_total = 0usize;
+    let mut known_total = 0usize;
+    let mut aware_pairs = 0usize;
+    let mut stale = 0usize;
+    for (i, p) in truth.iter().enumerate() {
+        let should = finder.within(i, f64::from(p.radius));
+        s.should_know_max = s.should_know_max.max(should.len());
+        should_total += should.len();
+        let view = &views[i];
+        let believed: HashMap<PeerId, Point> = view.iter().map(|k| (k.id, k.pos)).collect();
+        for j in should {
+            if let Some(b) = believed.get(&truth[j].id) {
+                known_total += 1;
+                aware_pairs += 1;
+                if world.distance(*b, truth[j].pos) > opts.stale_tolerance {
+                    stale += 1;
+                }
+            }
+        }
+    }
+    s.should_know_mean = should_total as f64 / n as f64;
+    if should_total > 0 {
+        s.consistency = known_total as f64 / should_total as f64;
+    }
+    s.stale_share = if aware_pairs > 0 { stale as f64 / aware_pairs as f64 } else { 0.0 };
+
+    s.components = strongly_connected_components(&kept_idx);
+
+    // Voronoi (also used to speed up the hull exemption test).
+    let truth_adj = if opts.voronoi || n >= 4 { Some(voronoi::torus_adjacency(&positions, world, None)) } else { None };
+    if opts.voronoi {
+        let adj = truth_adj.as_ref().expect("computed");
+        let mut correct = 0usize;
+        for (i, v) in views.iter().enumerate() {
+            let enc: Vec<usize> = {
+                let mut e: Vec<usize> = v.iter().filter(|k| k.enclosing).filter_map(|k| index.get(&k.id).copied()).collect();
+                e.sort_unstable();
+                e.dedup();
+                e
+            };
+            let a = &adj[i];
+            let all_strict = a.strict.iter().all(|j| enc.binary_search(j).is_ok());
+            let nothing_else = enc.iter().all(|j| a.strict.binary_search(j).is_ok() || a.weak.binary_search(j).is_ok());
+            if all_strict && nothing_else {
+                correct += 1;
+            }
+        }
+        s.voronoi_correct = correct as f64 / n as f64;
+    }
+
+    // Hull violations.
+    if n >= 4 {
+        for i in 0..n {
+            let offs: Vec<(f64, f64)> = kept_idx[i].iter().map(|&j| world.delta(positions[i], positions[j])).collect();
+            if max_angular_gap(offs.iter().copied()) < std::f64::consts::PI - 1e-12
+                || origin_strictly_inside_hull(&offs)
+            {
+                continue;
+            }
+            // Exempt when not strictly inside the hull of all live peers.
+            let inside_all = truth_adj.as_ref().is_some_and(|adj| {
+                let o: Vec<(f64, f64)> = adj[i].strict.iter().map(|&j| world.delta(positions[i], positions[j])).collect();
+                origin_strictly_inside_hull(&o)
+            }) || {
+                let o: Vec<(f64, f64)> = (0..n).filter(|&j| j != i).map(|j| world.delta(positions[i], positions[j])).collect();
+                origin_strictly_inside_hull(&o)
+            };
+            if inside_all {
+                s.hull_violations += 1;
+            }
+        }
+    }
+    s
+}
+
+/// Counts the strongly connected components of a directed graph given as
+/// adjacency lists (iterative Tarjan).
+pub fn strongly_connected_components(adj: &[Vec<usize>]) -> usize {
+    let n = adj.len();
+    const UNSEEN: usize = usize::MAX;
+    let mut index = vec![UNSEEN; n];
+    let mut low = vec![0usize; n];
+    let mut on_stack = vec![false; n];
+    let mut stack = Vec::new();
+    let mut next = 0usize;
+    let mut count = 0usize;
+    let mut call: Vec<(usize, usize)> = Vec::new();
+    for root in 0..n {
+        if index[root] != UNSEEN {
+            continue;
+        }
+        call.push((root, 0));
+        index[root] = next;
+        low[root] = next;
+        next += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        while let Some(&mut (v, ref mut pos)) = call.last_mut() {
+            if *pos < adj[v].len() {
+                let w = adj[v][*pos];
+                *pos += 1;
+                if index[w] == UNSEEN {
+                    index[w] = next;
+                    low[w] = next;
+                    next += 1;
+                    stack.push(w);
+                    on_stack[w] = true;
+                    call.push((w, 0));
+                } else if on_stack[w] {
+                    low[v] = low[v].min(index[w]);
+                }
+            } else {
+                call.pop();
+                if let Some(&(u, _)) = call.last() {
+                    low[u] = low[u].min(low[v]);
+                }
+                if low[v] == index[v] {
+                    count += 1;
+                    while let Some(w) = stack.pop() {
+                        on_stack[w] = false;
+                        if w == v {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    count
+}
+
+type Entry = GeomWithData<[f64; 2], usize>;
+
+/// Torus range queries over fixed points: an R-tree of the points and of
+/// their images within `pad` of the border.
+pub struct RangeFinder {
+    world: World,
+    tree: RTree<Entry>,
+    points: Vec<Point>,
+    brute: bool,
+}
+
+impl RangeFinder {
+    /// Indexes `points` for queries of radius up to `max_radius`.
+    pub fn new(world: World, points: &[Point], max_radius: f32) -> Self {
+        let (w, h) = (f64::from(world.width), f64::from(world.height));
+        let pad = f64::from(max_radius) + 1.0;
+        let brute = pad * 2.0 >= w.min(h) || points.len() < 64;
+        let mut entries = Vec::with_capacity(points.len() * 11 / 10);
+        if !brute {
+            for (i, p) in points.iter().enumerate() {
+                let p = world.wrap(*p);
+                let (x, y) = (f64::from(p.x), f64::from(p.y));
+                for dx in [-w, 0.0, w] {
+                    for dy in [-h, 0.0, h] {
+                        let (ix, iy) = (x + dx, y + dy);
+                        if ix >= -pad && ix <= w + pad && iy >= -pad && iy <= h + pad {
+                            entries.push(GeomWithData::new([ix, iy], i));
+                        }
+                    }
+                }
+            }
+        }
+        Self { world, tree: RTree::bulk_load(entries), points: points.to_vec(), brute }
+    }
+
+    /// Indices of the points within `r` (torus distance, inclusive) of point
+    /// `i`, excluding `i` itself.
+    pub fn within(&self, i: usize, r: f64) -> Vec<usize> {
+        let c = self.points[i];
+        let r2 = r * r;
+        if self.brute {
+            return (0..self.points.len())
+                .filter(|&j| j != i && self.world.distance_sq(c, self.points[j]) <= r2)
+                .collect();
+        }
+        let cw = self.world.wrap(c);
+        let q = [f64::from(cw.x), f64::from(cw.y)];
+        let mut out: Vec<usize> = self
+            .tree
+            .locate_within_distance(q, (r + 1e-6) * (r + 1e-6))
+            .map(|e| e.data)
+            .filter(|&j| j != i && self.world.distance_sq(c, self.points[j]) <= r2)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::Rng;
+
+    /// A correct world: views built from the truth itself.
+    fn perfect(n: usize, world: World, radius: f32, seed: u64) -> (Vec<TruePeer>, Vec<Vec<Kept>>) {
+        let mut rng = Rng::new(seed);
+        let truth: Vec<TruePeer> = (0..n)
+            .map(|i| TruePeer {
+                id: PeerId::from_seed(i as u64),
+                pos: crate::mobility::random_point(world, &mut rng),
+                radius,
+            })
+            .collect();
+        let pos: Vec<Point> = truth.iter().map(|t| t.pos).collect();
+        let adj = voronoi::torus_adjacency(&pos, world, None);
+        let finder = RangeFinder::new(world, &pos, radius);
+        let views = (0..n)
+            .map(|i| {
+                let mut ids: Vec<usize> = finder.within(i, f64::from(radius));
+                ids.extend(adj[i].strict.iter().copied());
+                ids.sort_unstable();
+                ids.dedup();
+                ids.into_iter()
+                    .map(|j| Kept { id: truth[j].id, pos: truth[j].pos, enclosing: adj[i].strict.contains(&j) })
+                    .collect()
+            })
+            .collect();
+        (truth, views)
+    }
+
+    #[test]
+    fn perfect_views_pass_every_metric() {
+        let world = World::new(1200.0, 1200.0);
+        let (truth, views) = perfect(1000, world, 100.0, 1);
+        let s = check(world, &truth, &views, Options::default());
+        assert_eq!(s.consistency, 1.0);
+        assert!(s.should_know_mean > 15.0, "{}", s.should_know_mean);
+        assert_eq!(s.components, 1);
+        assert_eq!(s.hull_violations, 0);
+        assert_eq!(s.voronoi_correct, 1.0);
+        assert_eq!(s.drift_mean, 0.0);
+        assert_eq!(s.stale_share, 0.0);
+        assert_eq!(s.dead_kept, 0);
+    }
+
+    #[test]
+    fn each_metric_catches_its_defect() {
+        let world = World::new(1200.0, 1200.0);
+        let (truth, views) = perfect(500, world, 100.0, 2);
+        let opts = Options::default();
+
+        // A missing aware neighbour lowers consistency (and nothing else).
+        let mut v = views.clone();
+        let victim = v[0].iter().position(|k| !k.enclosing && world.distance(k.pos, truth[0].pos) <= 100.0).unwrap();
+        v[0].remove(victim);
+        let s = check(world, &truth, &v, opts);
+        assert!(s.consistency < 1.0);
+
+        // A dropped enclosing neighbour breaks Voronoi correctness.
+        let mut v = views.clone();
+        let e = v[3].iter().position(|k| k.enclosing).unwrap();
+        v[3][e].enclosing = false;
+        assert!(check(world, &truth, &v, opts).voronoi_correct < 1.0);
+        // So does a spurious one.
+        let mut v = views.clone();
+        let e = v[4].iter().position(|k| !k.enclosing).unwrap();
+        v[4][e].enclosing = true;
+        assert!(check(world, &truth, &v, opts).voronoi_correct < 1.0);
+
+        // A wrong believed position shows as drift and staleness.
+        let mut v = views.clone();
+        v[5][0].pos.x += 50.0;
+        let s = check(world, &truth, &v, opts);
+        assert!(s.drift_mean > 0.0 && s.stale_share > 0.0);
+
+        // Keeping only the neighbours on one side is a hull violation.
+        let mut v = views.clone();
+        let me = truth[6].pos;
+        v[6].retain(|k| world.delta(me, k.pos).0 > 0.0);
+        assert!(check(world, &truth, &v, opts).hull_violations >= 1);
+
+        // Cutting every edge into one peer splits the graph.
+        let mut v = views.clone();
+        let lonely = truth[7].id;
+        for view in &mut v {
+            view.retain(|k| k.id != lonely);
+        }
+        assert!(check(world, &truth, &v, opts).components >= 2);
+
+        // A view naming a dead peer is counted.
+        let mut v = views;
+        v[8].push(Kept { id: PeerId::from_seed(999_999), pos: me, enclosing: false });
+        assert_eq!(check(world, &truth, &v, opts).dead_kept, 1);
+    }
+
+    #[test]
+    fn range_finder_matches_brute_force_across_the_seam() {
+        let world = World::new(1000.0, 800.0);
+        let mut rng = Rng::new(3);
+        let pts: Vec<Point> = (0..400).map(|_| crate::mobility::random_point(world, &mut rng)).collect();
+        let f = RangeFinder::new(world, &pts, 120.0);
+        for i in 0..pts.len() {
+            let mut brute: Vec<usize> =
+                (0..pts.len()).filter(|&j| j != i && world.distance(pts[i], pts[j]) <= 120.0).collect();
+            brute.sort_unstable();
+            assert_eq!(f.within(i, 120.0), brute, "point {i}");
+        }
+    }
+
+    #[test]
+    fn scc_counts_components() {
+        assert_eq!(strongly_connected_components(&[vec![1], vec![2], vec![0]]), 1);
+        assert_eq!(strongly_connected_components(&[vec![1], vec![], vec![0]]), 3);
+        assert_eq!(strongly_connected_components(&[vec![1], vec![0], vec![3], vec![2]]), 2);
+    }
+}

@@ -1,0 +1,353 @@
+//! The wire messages and their codec.
+//!
+//! A frame is a 2-byte little-endian protocol version followed by the
+//! bincode-2 encoding of a [`Message`]. Every use of bincode lives in this
+//! module so the codec can be swapped. Decoding checks the version range, the
+//! size limit, that every byte was consumed, and that every position, radius,
+//! name and list is sane; it never panics.
+
+use serde::{Deserialize, Serialize};
+
+use crate::geometry::Point;
+use crate::id::PeerInfo;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u16 = 1;
+/// The oldest protocol version this build still accepts.
+pub const OLDEST_SUPPORTED_VERSION: u16 = 1;
+/// Largest encoded frame accepted, in bytes.
+pub const MAX_FRAME_LEN: usize = 64 * 1024;
+/// Largest number of peer records in one message.
+pub const MAX_RECORDS: usize = 256;
+/// Largest display name, in bytes.
+pub const MAX_NAME_LEN: usize = 64;
+/// Largest address string, in bytes.
+pub const MAX_ADDR_LEN: usize = 128;
+/// Largest number of ids in an anti-entropy digest.
+pub const MAX_DIGEST: usize = 1024;
+
+/// A message between two peers. The sender is never part of the message: it
+/// is the authenticated peer at the other end of the connection.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    /// Asks to place `joiner`; forwarded greedily toward `joiner.pos` until
+    /// the peer whose Voronoi cell holds it (the acceptor).
+    Join {
+        /// The newcomer.
+        joiner: PeerInfo,
+        /// Hops travelled so far.
+        hops: u8,
+    },
+    /// The acceptor's answer: itself first, then the peers the joiner should
+    /// know, and the address the joiner's connection came from (if known).
+    JoinReply {
+        /// Hops the join travelled.
+        hops: u8,
+        /// Acceptor, then enclosing and nearby peers of the joiner.
+        peers: Vec<PeerInfo>,
+        /// The joiner's address as seen by the acceptor (empty if unknown).
+        observed_addr: String,
+    },
+    /// Introduces the sender (its own record) to a peer it now keeps.
+    Hello {
+        /// The sender's own record.
+        info: PeerInfo,
+        /// The sender's current move sequence number.
+        seq: u32,
+    },
+    /// The sender's new position (sent as a datagram: may be lost/reordered).
+    Move {
+        /// Increasing per sender; older updates are ignored.
+        seq: u32,
+        /// New position.
+        pos: Point,
+        /// Current awareness radius.
+        radius: f32,
+    },
+    /// Records of peers the receiver should know (hints: believed only once
+    /// the peer itself says hello).
+    Discover {
+        /// The records.
+        peers: Vec<PeerInfo>,
+    },
+    /// Anti-entropy: the short ids of the peers the sender keeps; the receiver
+    /// answers with a `Discover` of what the sender lacks.
+    Digest {
+        /// The first 4 bytes of every kept peer's id, sorted.
+        ids: Vec<[u8; 4]>,
+    },
+    /// Keep-alive (a datagram).
+    Ping,
+    /// The sender leaves the world.
+    Leave,
+}
+
+impl Message {
+    /// Whether the message may travel unreliably (as a QUIC datagram).
+    pub fn is_datagram(&self) -> bool {
+        matches!(self, Message::Move { .. } | Message::Ping)
+    }
+
+    /// A short name for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::Join { .. } => "join",
+            Message::JoinReply { .. } => "join_reply",
+            Message::Hello { .. } => "hello",
+            Message::Move { .. } => "move",
+            Message::Discover { .. } => "discover",
+            Message::Digest { .. } => "digest",
+            Message::Ping => "ping",
+            Message::Leave => "leave",
+        }
+    }
+
+    /// Checks the contents a well-formed encoding can still get wrong.
+    pub fn validate(&self) -> Result<(), DecodeError> {
+        fn info(i: &PeerInfo) -> Result<(), DecodeError> {
+            if !i.pos.is_finite() {
+                return Err(DecodeError::BadPosition);
+            }
+            if !i.radius.is_finite() || i.radius < 0.0 {
+                return Err(DecodeError::BadRadius);
+            }
+            if i.name.len() > MAX_NAME_LEN || i.addr.len() > MAX_ADDR_LEN {
+                return Err(DecodeError::TooLong);
+            }
+            Ok(())
+        }
+        match self {
+            Message::Join { joiner, .. } => info(joiner),
+            Message::JoinReply { peers, observed_addr, .. } => {
+                if peers.len() > MAX_RECORDS || observed_addr.len() > MAX_ADDR_LEN {
+                    return Err(DecodeError::TooLong);
+                }
+                peers.iter().try_for_each(info)
+            }
+            Message::Hello { info: i, .. } => info(i),
+            Message::Move { pos, radius, .. } => {
+                if !pos.is_finite() {
+                    Err(DecodeError::BadPosition)
+                } else if !radius.is_finite() || *radius < 0.0 {
+                    Err(DecodeError::BadRadius)
+                } else {
+                    Ok(())
+                }
+            }
+            Message::Discover { peers } => {
+                if peers.len() > MAX_RECORDS {
+                    return Err(DecodeError::TooLong);
+                }
+                peers.iter().try_for_each(info)
+            }
+            Message::Digest { ids } => {
+                if ids.len() > MAX_DIGEST {
+                    Err(DecodeError::TooLong)
+                } else {
+                    Ok(())
+                }
+            }
+            Message::Ping | Message::Leave => Ok(()),
+        }
+    }
+}
+
+/// Why a frame could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The frame is shorter than the version prefix.
+    #[error("frame too short for the version prefix")]
+    Truncated,
+    /// The frame is larger than [`MAX_FRAME_LEN`].
+    #[error("frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
+    TooLarge(usize),
+    /// The version is outside the supported range.
+    #[error("unsupported protocol version {0} (supported {OLDEST_SUPPORTED_VERSION}..={PROTOCOL_VERSION})")]
+    UnknownVersion(u16),
+    /// The payload is not a valid message.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Bytes were left after the message.
+    #[error("{0} trailing bytes after the message")]
+    TrailingBytes(usize),
+    /// A position is NaN or infinite.
+    #[error("position is not finite")]
+    BadPosition,
+    /// A radius is negative, NaN or infinite.
+    #[error("radius is negative or not finite")]
+    BadRadius,
+    /// A name, address or list is longer than allowed.
+    #[error("a field exceeds its length limit")]
+    TooLong,
+}
+
+/// Why a message could not be encoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// The encoding exceeds [`MAX_FRAME_LEN`].
+    #[error("encoded message of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
+    TooLarge(usize),
+    /// The encoder failed.
+    #[error("encoding failed: {0}")]
+    Failed(String),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_limit::<MAX_FRAME_LEN>()
+}
+
+/// Encodes a message as a frame: version prefix, then the payload.
+pub fn encode(msg: &Message) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&PROTOCOL_VERSION.to_le_bytes());
+    bincode::serde::encode_into_std_write(msg, &mut out, config())
+        .map_err(|e| EncodeError::Failed(e.to_string()))?;
+    if out.len() > MAX_FRAME_LEN {
+        return Err(EncodeError::TooLarge(out.len()));
+    }
+    Ok(out)
+}
+
+/// The length of `encode(msg)` without allocating.
+pub fn encoded_len(msg: &Message) -> usize {
+    let mut w = bincode::enc::write::SizeWriter::default();
+    match bincode::serde::encode_into_writer(msg, &mut w, bincode::config::standard()) {
+        Ok(()) => 2 + w.bytes_written,
+        Err(_) => 2,
+    }
+}
+
+/// Decodes one frame; never panics.
+pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
+    if frame.len() > MAX_FRAME_LEN {
+        return Err(DecodeError::TooLarge(frame.len()));
+    }
+    let Some((prefix, payload)) = frame.split_first_chunk::<2>() else {
+        return Err(DecodeError::Truncated);
+    };
+    let version = u16::from_le_bytes(*prefix);
+    if !(OLDEST_SUPPORTED_VERSION..=PROTOCOL_VERSION).contains(&version) {
+        return Err(DecodeError::UnknownVersion(version));
+    }
+    let (msg, used): (Message, usize) = bincode::serde::decode_from_slice(payload, config())
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    if used != payload.len() {
+        return Err(DecodeError::TrailingBytes(payload.len() - used));
+    }
+    msg.validate()?;
+    Ok(msg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::id::PeerId;
+    use proptest::prelude::*;
+
+    fn info_strategy() -> impl Strategy<Value = PeerInfo> {
+        (any::<[u8; 32]>(), -1e4f32..1e4, -1e4f32..1e4, 0.0f32..1e4, "[a-z]{0,12}", "[0-9.:]{0,21}").prop_map(
+            |(id, x, y, r, name, addr)| PeerInfo {
+                id: PeerId(id),
+                pos: Point::new(x, y),
+                radius: r,
+                name,
+                addr,
+            },
+        )
+    }
+
+    fn message_strategy() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            (info_strategy(), any::<u8>()).prop_map(|(joiner, hops)| Message::Join { joiner, hops }),
+            (any::<u8>(), prop::collection::vec(info_strategy(), 0..8), "[0-9.:]{0,21}")
+                .prop_map(|(hops, peers, observed_addr)| Message::JoinReply { hops, peers, observed_addr }),
+            (info_strategy(), any::<u32>()).prop_map(|(info, seq)| Message::Hello { info, seq }),
+            (any::<u32>(), -1e4f32..1e4, -1e4f32..1e4, 0.0f32..1e3)
+                .prop_map(|(seq, x, y, radius)| Message::Move { seq, pos: Point::new(x, y), radius }),
+            prop::collection::vec(info_strategy(), 0..8).prop_map(|peers| Message::Discover { peers }),
+            prop::collection::vec(any::<[u8; 4]>(), 0..40).prop_map(|ids| Message::Digest { ids }),
+            Just(Message::Ping),
+            Just(Message::Leave),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip(msg in message_strategy()) {
+            let bytes = encode(&msg).unwrap();
+            prop_assert_eq!(bytes.len(), encoded_len(&msg));
+            prop_assert_eq!(decode(&bytes).unwrap(), msg);
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let _ = decode(&bytes);
+            let mut framed = PROTOCOL_VERSION.to_le_bytes().to_vec();
+            framed.extend_from_slice(&bytes);
+            let _ = decode(&framed);
+        }
+
+        #[test]
+        fn trailing_bytes_are_rejected(msg in message_strategy(), extra in prop::collection::vec(any::<u8>(), 1..8)) {
+            let mut bytes = encode(&msg).unwrap();
+            bytes.extend_from_slice(&extra);
+            prop_assert!(matches!(decode(&bytes), Err(DecodeError::TrailingBytes(n)) if n == extra.len()));
+        }
+
+        #[test]
+        fn truncated_frames_are_rejected(msg in message_strategy(), cut in 1usize..8) {
+            let bytes = encode(&msg).unwrap();
+            let keep = bytes.len().saturating_sub(cut);
+            prop_assert!(decode(&bytes[..keep]).is_err());
+        }
+    }
+
+    #[test]
+    fn non_finite_positions_are_rejected() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let m = Message::Move { seq: 1, pos: Point::new(bad, 0.0), radius: 10.0 };
+            assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadPosition));
+            let mut i = PeerInfo::new(PeerId::from_seed(1), Point::new(0.0, 0.0), 10.0, "x");
+            i.pos.y = bad;
+            let m = Message::Discover { peers: vec![i] };
+            assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadPosition));
+        }
+        let m = Message::Move { seq: 1, pos: Point::new(1.0, 0.0), radius: f32::NAN };
+        assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadRadius));
+    }
+
+    #[test]
+    fn unknown_versions_are_rejected() {
+        let mut bytes = encode(&Message::Ping).unwrap();
+        bytes[..2].copy_from_slice(&(PROTOCOL_VERSION + 1).to_le_bytes());
+        assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(PROTOCOL_VERSION + 1)));
+        bytes[..2].copy_from_slice(&0u16.to_le_bytes());
+        assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(0)));
+        assert_eq!(decode(&[1]), Err(DecodeError::Truncated));
+    }
+
+    #[test]
+    fn oversized_frames_are_rejected() {
+        let big = vec![0u8; MAX_FRAME_LEN + 1];
+        assert_eq!(decode(&big), Err(DecodeError::TooLarge(MAX_FRAME_LEN + 1)));
+        // A length prefix claiming a huge list does not allocate or panic.
+        let mut bytes = PROTOCOL_VERSION.to_le_bytes().to_vec();
+        bytes.push(5); // Digest variant
+        bytes.extend_from_slice(&[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert!(decode(&bytes).is_err());
+        let long_name = "n".repeat(MAX_NAME_LEN + 1);
+        let m = Message::Hello {
+            info: PeerInfo::new(PeerId::from_seed(1), Point::new(0.0, 0.0), 1.0, long_name),
+            seq: 0,
+        };
+        assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::TooLong));
+    }
+
+    #[test]
+    fn move_is_small() {
+        let m = Message::Move { seq: 70_000, pos: Point::new(1234.5, 99.25), radius: 100.0 };
+        assert!(encoded_len(&m) <= 20, "{}", encoded_len(&m));
+    }
+}

@@ -1,0 +1,862 @@
+//! A deterministic discrete-event simulator of many [`Peer`]s.
+//!
+//! Virtual clock, per-link latency with jitter, loss of datagrams, mobility,
+//! churn and trace replay. Control messages travel reliably and in order per
+//! link (as on a QUIC stream: every control message on a link takes the same
+//! latency); position updates and pings may be lost or reordered (as QUIC
+//! datagrams). The same configuration and seed give the same result, bit for
+//! bit: no wall clock, no unseeded randomness, no hash-order iteration.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use serde::Serialize;
+
+use crate::geometry::{Point, World};
+use crate::id::{PeerId, PeerInfo};
+use crate::invariants::{self, Kept, Options, Sample, TruePeer};
+use crate::message::{Message, encoded_len};
+use crate::mobility::{Mobility, Walker, random_point};
+use crate::peer::{Config, Event, Peer};
+use crate::Millis;
+
+/// Virtual milliseconds per tick.
+pub const TICK_MS: u64 = 100;
+/// Framing bytes counted per message (as VAST counts them).
+pub const FRAMING_BYTES: u64 = 4;
+
+/// A small deterministic random number generator (SplitMix64).
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    pub fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Uniform in [0, n).
+    pub fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.next_u64() % n }
+    }
+
+    /// Two independent standard normal values (Box–Muller).
+    pub fn gaussian2(&mut self) -> (f64, f64) {
+        let u1 = self.f64().max(1e-300);
+        let u2 = self.f64();
+        let r = (-2.0 * u1.ln()).sqrt();
+        let t = std::f64::consts::TAU * u2;
+        (r * t.cos(), r * t.sin())
+    }
+}
+
+/// A movement trace: for each step, the rows `(peer, x, y)` of that step.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// `steps[s]` lists the peers present at step `s` and their positions.
+    pub steps: Vec<Vec<(u32, Point)>>,
+}
+
+/// Why a trace could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceError {
+    /// The header is not `peer,step,x,y`.
+    #[error("trace header must be `peer,step,x,y`, found {0:?}")]
+    Header(String),
+    /// A row could not be parsed.
+    #[error("trace line {line}: {why}")]
+    Row {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl Trace {
+    /// Parses the CSV text of a trace (see `traces/README.md`).
+    pub fn parse(text: &str) -> Result<Self, TraceError> {
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or("").trim();
+        if header != "peer,step,x,y" {
+            return Err(TraceError::Header(header.to_string()));
+        }
+        let mut steps: Vec<Vec<(u32, Point)>> = Vec::new();
+        for (n, line) in lines.enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |why: &str| TraceError::Row { line: n + 2, why: why.to_string() };
+            let mut it = line.split(',');
+            let mut field = |name: &str| it.next().ok_or_else(|| bad(&format!("missing {name}")));
+            let peer: u32 = field("peer")?.trim().parse().map_err(|_| bad("peer is not an integer"))?;
+            let step: usize = field("step")?.trim().parse().map_err(|_| bad("step is not an integer"))?;
+            let x: f32 = field("x")?.trim().parse().map_err(|_| bad("x is not a number"))?;
+            let y: f32 = field("y")?.trim().parse().map_err(|_| bad("y is not a number"))?;
+            if !x.is_finite() || !y.is_finite() {
+                return Err(bad("position is not finite"));
+            }
+            if step > 10_000_000 {
+                return Err(bad("step too large"));
+            }
+            if steps.len() <= step {
+                steps.resize_with(step + 1, Vec::new);
+            }
+            steps[step].push((peer, Point::new(x, y)));
+        }
+        Ok(Self { steps })
+    }
+}
+
+/// How newcomers find the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bootstrap {
+    /// Through the oldest live peer.
+    Single,
+    /// Through a random live peer.
+    Random,
+}
+
+/// Simulation parameters.
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Number of peers (ignored with a trace).
+    pub peers: usize,
+    /// Ticks to run.
+    pub ticks: u64,
+    /// Speed in units per tick.
+    pub speed: f64,
+    /// Mobility model.
+    pub mobility: Mobility,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Per peer per tick probability of leaving (half crash, half goodbye);
+    /// each leaver is replaced by a newcomer at a random spot.
+    pub churn: f64,
+    /// Base one-way latency in milliseconds.
+    pub latency_ms: u64,
+    /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
+    /// further random 0..=jitter.
+    pub jitter_ms: u64,
+    /// Probability that a datagram is lost.
+    pub loss: f64,
+    /// Initial joins per tick (0: all at tick 0).
+    pub joins_per_tick: usize,
+    /// How newcomers pick their bootstrap peer.
+    pub bootstrap: Bootstrap,
+    /// First tick averaged into the report (default: 50 after the last join).
+    pub measure_from: Option<u64>,
+    /// Sample the invariants every this many ticks.
+    pub sample_every: u64,
+    /// Compute Voronoi correctness at each sample.
+    pub voronoi: bool,
+    /// Overlay configuration for every peer (its world and radius are used).
+    pub peer: Config,
+    /// Replay this trace instead of the mobility model.
+    pub trace: Option<Trace>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            peers: 1000,
+            ticks: 300,
+            speed: 5.0,
+            mobility: Mobility::RandomWaypoint,
+            seed: 1,
+            churn: 0.0,
+            latency_ms: 5,
+            jitter_ms: 3,
+            loss: 0.0,
+            joins_per_tick: 20,
+            bootstrap: Bootstrap::Single,
+            measure_from: None,
+            sample_every: 1,
+            voronoi: true,
+            peer: Config::default(),
+            trace: None,
+        }
+    }
+}
+
+/// The whole-run figures (`sim --json`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Report {
+    /// Peers at the end of the run.
+    pub peers: usize,
+    /// Ticks run.
+    pub ticks: u64,
+    /// First measured tick.
+    pub measure_from: u64,
+    /// Invariant samples taken.
+    pub samples: u64,
+    /// Mean awareness consistency.
+    pub consistency: f64,
+    /// Worst sample.
+    pub consistency_min: f64,
+    /// Mean should-know set size.
+    pub should_know_mean: f64,
+    /// Largest should-know set seen.
+    pub should_know_max: usize,
+    /// Mean stale share.
+    pub stale_share: f64,
+    /// Worst stale share.
+    pub stale_share_max: f64,
+    /// Mean kept peers per peer.
+    pub kept_mean: f64,
+    /// Most kept peers of any peer in any sample.
+    pub kept_max: usize,
+    /// Mean strongly connected components.
+    pub components: f64,
+    /// Worst sample.
+    pub components_max: usize,
+    /// Mean hull violations.
+    pub hull_violations: f64,
+    /// Worst sample.
+    pub hull_violations_max: usize,
+    /// Mean Voronoi correctness.
+    pub voronoi_correct: f64,
+    /// Worst sample.
+    pub voronoi_correct_min: f64,
+    /// Mean drift.
+    pub drift_mean: f64,
+    /// Worst sample's mean drift.
+    pub drift_max: f64,
+    /// Most kept entries naming dead peers in a sample.
+    pub dead_kept_max: usize,
+    /// Messages per peer per second over the measured ticks.
+    pub msgs_per_peer_per_s: f64,
+    /// Bytes (frame + 4) per peer per second over the measured ticks.
+    pub bytes_per_peer_per_s: f64,
+    /// Messages per peer per tick.
+    pub msgs_per_peer_per_tick: f64,
+    /// Bytes per peer per tick.
+    pub bytes_per_peer_per_tick: f64,
+    /// Mean join forwarding hops.
+    pub join_hops_mean: f64,
+    /// Mean time from join to join reply (virtual ms).
+    pub join_time_ms_mean: f64,
+    /// Joins completed.
+    pub joins: u64,
+    /// Peer-ticks simulated (live peers summed over ticks).
+    pub peer_ticks: u64,
+    /// Wall time in seconds (filled by the caller; 0 inside the simulator).
+    pub wall_s: f64,
+}
+
+struct Slot {
+    peer: Peer,
+    walker: Walker,
+    alive: bool,
+    timer_at: Option<Millis>,
+    join_started: Option<Millis>,
+    trace_id: Option<u32>,
+}
+
+#[derive(Debug)]
+enum Action {
+    Deliver { to: usize, from: PeerId, msg: Message },
+    Timer { slot: usize },
+}
+
+struct Queued {
+    at: Millis,
+    seq: u64,
+    action: Action,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    samples: u64,
+    consistency: f64,
+    consistency_min: f64,
+    should_know: f64,
+    should_know_max: usize,
+    stale: f64,
+    stale_max: f64,
+    kept: f64,
+    kept_max: usize,
+    components: f64,
+    components_max: usize,
+    hull: f64,
+    hull_max: usize,
+    voronoi: f64,
+    voronoi_min: f64,
+    drift: f64,
+    drift_max: f64,
+    dead_kept_max: usize,
+}
+
+/// The simulator.
+pub struct Sim {
+    cfg: SimConfig,
+    world: World,
+    rng: Rng,
+    slots: Vec<Slot>,
+    by_id: HashMap<PeerId, usize>,
+    by_trace: HashMap<u32, usize>,
+    queue: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+    now: Millis,
+    tick: u64,
+    next_id: u64,
+    pending_joins: usize,
+    last_join_tick: u64,
+    hot: Vec<Point>,
+    // Cost counters: total and within the measurement window.
+    msgs: u64,
+    bytes: u64,
+    window_msgs: u64,
+    window_bytes: u64,
+    window_peer_ticks: u64,
+    window_ticks: u64,
+    peer_ticks: u64,
+    join_hops: u64,
+    join_time: u64,
+    joins: u64,
+    totals: Totals,
+    events: Vec<Event>,
+}
+
+impl Sim {
+    /// A simulator; peers are created as the ticks run.
+    pub fn new(cfg: SimConfig) -> Self {
+        let world = cfg.peer.world;
+        let mut rng = Rng::new(cfg.seed);
+        let hot = match cfg.mobility {
+            Mobility::HotSpots { spots, .. } => (0..spots).map(|_| random_point(world, &mut rng)).collect(),
+            _ => Vec::new(),
+        };
+        let pending_joins = if cfg.trace.is_some() { 0 } else { cfg.peers };
+        Self {
+            world,
+            rng,
+            slots: Vec::new(),
+            by_id: HashMap::new(),
+            by_trace: HashMap::new(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            now: Millis(0),
+            tick: 0,
+            next_id: 0,
+            pending_joins,
+            last_join_tick: 0,
+            hot,
+            msgs: 0,
+            bytes: 0,
+            window_msgs: 0,
+            window_bytes: 0,
+            window_peer_ticks: 0,
+            window_ticks: 0,
+            peer_ticks: 0,
+            join_hops: 0,
+            join_time: 0,
+            joins: 0,
+            totals: Totals { consistency_min: 1.0, voronoi_min: 1.0, ..Totals::default() },
+            events: Vec::new(),
+            cfg,
+        }
+    }
+
+    /// The world.
+    pub fn world(&self) -> World {
+        self.world
+    }
+
+    /// The current tick (ticks run so far).
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// The virtual time.
+    pub fn now(&self) -> Millis {
+        self.now
+    }
+
+    /// Total messages sent so far.
+    pub fn messages_sent(&self) -> u64 {
+        self.msgs
+    }
+
+    /// Total bytes sent so far (frames + framing).
+    pub fn bytes_sent(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Whether every initial join (or the whole trace) has been issued.
+    pub fn joins_done(&self) -> bool {
+        self.pending_joins == 0
+    }
+
+    /// The tick of the last join issued.
+    pub fn last_join_tick(&self) -> u64 {
+        self.last_join_tick
+    }
+
+    /// The tick from which samples are averaged.
+    pub fn measure_from(&self) -> u64 {
+        self.cfg.measure_from.unwrap_or_else(|| {
+            let joins = if let Some(t) = &self.cfg.trace {
+                trace_last_entry(t)
+            } else if self.cfg.joins_per_tick == 0 {
+                0
+            } else {
+                (self.cfg.peers as u64).div_ceil(self.cfg.joins_per_tick as u64)
+            };
+            joins + 50
+        })
+    }
+
+    /// Ids of the live peers.
+    pub fn live_ids(&self) -> Vec<PeerId> {
+        self.slots.iter().filter(|s| s.alive).map(|s| s.peer.id()).collect()
+    }
+
+    /// A live peer by id.
+    pub fn peer(&self, id: &PeerId) -> Option<&Peer> {
+        self.by_id.get(id).map(|&i| &self.slots[i].peer).filter(|_| self.slots[self.by_id[id]].alive)
+    }
+
+    /// The live peers.
+    pub fn peers(&self) -> impl Iterator<Item = &Peer> {
+        self.slots.iter().filter(|s| s.alive).map(|s| &s.peer)
+    }
+
+    fn new_id(&mut self) -> PeerId {
+        let id = PeerId::from_seed(self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(self.next_id));
+        self.next_id += 1;
+        id
+    }
+
+    /// Adds a peer at `pos`; it joins through a live peer (or starts the
+    /// world if there is none). Returns its id.
+    pub fn spawn(&mut self, pos: Point) -> PeerId {
+        let id = self.new_id();
+        let info = PeerInfo::new(id, pos, self.cfg.peer.radius, format!("p{}", self.next_id - 1));
+        let mut peer = Peer::new(self.cfg.peer.clone(), info, self.now);
+        let via = self.pick_bootstrap();
+        let mut join_started = None;
+        if let Some(via) = via {
+            peer.join(via, self.now);
+            join_started = Some(self.now);
+        }
+        let walker = Walker::new(peer.info().pos);
+        let slot = self.slots.len();
+        self.slots.push(Slot { peer, walker, alive: true, timer_at: None, join_started, trace_id: None });
+        self.by_id.insert(id, slot);
+        self.last_join_tick = self.tick;
+        self.flush(slot);
+        id
+    }
+
+    fn pick_bootstrap(&mut self) -> Option<PeerId> {
+        let live: Vec<usize> =
+            (0..self.slots.len()).filter(|&i| self.slots[i].alive && self.slots[i].peer.is_joined()).collect();
+        if live.is_empty() {
+            return None;
+        }
+        let i = match self.cfg.bootstrap {
+            Bootstrap::Single => live[0],
+            Bootstrap::Random => live[self.rng.below(live.len() as u64) as usize],
+        };
+        Some(self.slots[i].peer.id())
+    }
+
+    /// Crashes a peer: it vanishes without a word.
+    pub fn crash(&mut self, id: &PeerId) {
+        if let Some(&i) = self.by_id.get(id) {
+            self.slots[i].alive = false;
+        }
+    }
+
+    /// A peer says goodbye and goes.
+    pub fn leave(&mut self, id: &PeerId) {
+        if let Some(&i) = self.by_id.get(id) {
+            if self.slots[i].alive {
+                self.slots[i].peer.leave(self.now);
+                self.flush(i);
+                self.slots[i].alive = false;
+            }
+        }
+    }
+
+    /// Moves a peer (its walker stays where the model put it otherwise).
+    pub fn move_peer(&mut self, id: &PeerId, pos: Point) {
+        if let Some(&i) = self.by_id.get(id) {
+            if self.slots[i].alive {
+                let pos = self.world.wrap(pos);
+                self.slots[i].walker = Walker::new(pos);
+                self.slots[i].peer.move_to(pos, self.now);
+                self.flush(i);
+            }
+        }
+    }
+
+    /// Crashes `count` random live peers at once.
+    pub fn crash_random(&mut self, count: usize) -> Vec<PeerId> {
+        let mut out = Vec::new();
+        for _ in 0..count {
+            let live: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].alive).collect();
+            if live.is_empty() {
+                break;
+            }
+            let i = live[self.rng.below(live.len() as u64) as usize];
+            self.slots[i].alive = false;
+            out.push(self.slots[i].peer.id());
+        }
+        out
+    }
+
+    fn enqueue(&mut self, at: Millis, action: Action) {
+        self.seq += 1;
+        self.queue.push(Reverse(Queued { at, seq: self.seq, action }));
+    }
+
+    fn link_latency(&self, a: &PeerId, b: &PeerId) -> u64 {
+        if self.cfg.jitter_ms == 0 {
+            return self.cfg.latency_ms;
+        }
+        let h = a.short_u64() ^ b.short_u64().rotate_left(17);
+        self.cfg.latency_ms + h % (self.cfg.jitter_ms + 1)
+    }
+
+    /// Drains a peer's transmits and events, and re-arms its timer.
+    fn flush(&mut self, slot: usize) {
+        let from = self.slots[slot].peer.id();
+        let in_window = self.tick >= self.measure_from();
+        while let Some(t) = self.slots[slot].peer.poll_transmit() {
+            let size = encoded_len(&t.msg) as u64 + FRAMING_BYTES;
+            self.msgs += 1;
+            self.bytes += size;
+            if in_window {
+                self.window_msgs += 1;
+                self.window_bytes += size;
+            }
+            let Some(&to) = self.by_id.get(&t.to) else { continue };
+            if !self.slots[to].alive {
+                continue;
+            }
+            let mut lat = self.link_latency(&from, &t.to);
+            if t.msg.is_datagram() {
+                if self.cfg.loss > 0.0 && self.rng.f64() < self.cfg.loss {
+                    continue;
+                }
+                if self.cfg.jitter_ms > 0 {
+                    lat += self.rng.below(self.cfg.jitter_ms + 1);
+                }
+            }
+            let at = self.now.plus(lat.max(1));
+            self.enqueue(at, Action::Deliver { to, from, msg: t.msg });
+        }
+        while let Some(e) = self.slots[slot].peer.poll_event() {
+            if let Event::Joined { hops, .. } = e {
+                self.joins += 1;
+                self.join_hops += u64::from(hops);
+                if let Some(t0) = self.slots[slot].join_started.take() {
+                    self.join_time += self.now.since(t0);
+                }
+            }
+            self.events.push(e);
+        }
+        self.events.clear();
+        if let Some(t) = self.slots[slot].peer.poll_timeout() {
+            let t = t.max(self.now);
+            if self.slots[slot].timer_at.is_none_or(|cur| t < cur) {
+                self.slots[slot].timer_at = Some(t);
+                self.enqueue(t, Action::Timer { slot });
+            }
+        }
+    }
+
+    /// Runs events up to (not including) `until`.
+    fn run_until(&mut self, until: Millis) {
+        while let Some(Reverse(q)) = self.queue.peek() {
+            if q.at >= until {
+                break;
+            }
+            let Reverse(q) = self.queue.pop().expect("peeked");
+            self.now = q.at;
+            match q.action {
+                Action::Deliver { to, from, msg } => {
+                    if !self.slots[to].alive {
+                        continue;
+                    }
+                    self.slots[to].peer.handle(self.now, from, msg);
+                    self.flush(to);
+                }
+                Action::Timer { slot } => {
+                    if !self.slots[slot].alive || self.slots[slot].timer_at != Some(q.at) {
+                        continue;
+                    }
+                    self.slots[slot].timer_at = None;
+                    self.slots[slot].peer.handle_timeout(self.now);
+                    self.flush(slot);
+                }
+            }
+        }
+        self.now = until;
+    }
+
+    /// Runs one tick: joins, churn and moves at its start, then every event
+    /// inside it. Returns false once the configured ticks have run.
+    pub fn step(&mut self) -> bool {
+        if self.tick >= self.cfg.ticks {
+            return false;
+        }
+        self.now = Millis(self.tick * TICK_MS);
+        if self.cfg.trace.is_some() {
+            self.trace_step();
+        } else {
+            self.initial_joins();
+            self.churn();
+            self.walk();
+        }
+        self.run_until(Millis((self.tick + 1) * TICK_MS));
+        let live = self.slots.iter().filter(|s| s.alive).count() as u64;
+        self.peer_ticks += live;
+        self.tick += 1;
+        if self.tick > self.measure_from() {
+            self.window_peer_ticks += live;
+            self.window_ticks += 1;
+        }
+        true
+    }
+
+    /// Runs `n` ticks (fewer if the configured end comes first).
+    pub fn run_ticks(&mut self, n: u64) {
+        for _ in 0..n {
+            if !self.step() {
+                break;
+            }
+        }
+    }
+
+    fn initial_joins(&mut self) {
+        if self.pending_joins == 0 {
+            return;
+        }
+        let n = if self.cfg.joins_per_tick == 0 { self.pending_joins } else { self.cfg.joins_per_tick.min(self.pending_joins) };
+        for _ in 0..n {
+            let pos = random_point(self.world, &mut self.rng);
+            self.spawn(pos);
+            self.pending_joins -= 1;
+        }
+    }
+
+    fn churn(&mut self) {
+        if self.cfg.churn <= 0.0 || self.pending_joins > 0 {
+            return;
+        }
+        let n = self.slots.len();
+        let mut leavers = Vec::new();
+        for i in 0..n {
+            if self.slots[i].alive && self.slots[i].peer.is_joined() && self.rng.f64() < self.cfg.churn {
+                leavers.push((i, self.rng.f64() < 0.5));
+            }
+        }
+        for (i, crash) in leavers {
+            let id = self.slots[i].peer.id();
+            if crash {
+                self.crash(&id);
+            } else {
+                self.leave(&id);
+            }
+            let pos = random_point(self.world, &mut self.rng);
+            self.spawn(pos);
+        }
+    }
+
+    fn walk(&mut self) {
+        if matches!(self.cfg.mobility, Mobility::Still) || self.cfg.speed <= 0.0 {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            if !self.slots[i].alive || !self.slots[i].peer.is_joined() {
+                continue;
+            }
+            let pos = self.slots[i].walker.step(self.world, self.cfg.mobility, &self.hot, self.cfg.speed, &mut self.rng);
+            self.slots[i].peer.move_to(pos, self.now);
+            self.flush(i);
+        }
+    }
+
+    fn trace_step(&mut self) {
+        let Some(trace) = self.cfg.trace.as_ref() else { return };
+        let step = self.tick as usize;
+        let rows: Vec<(u32, Point)> = trace.steps.get(step).cloned().unwrap_or_default();
+        let prev: Vec<u32> = if step > 0 {
+            trace.steps.get(step - 1).map(|r| r.iter().map(|x| x.0).collect()).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        // Leaves: present at the previous step, absent now.
+        let present: std::collections::BTreeSet<u32> = rows.iter().map(|r| r.0).collect();
+        for p in prev {
+            if !present.contains(&p) {
+                if let Some(&slot) = self.by_trace.get(&p) {
+                    let id = self.slots[slot].peer.id();
+                    self.leave(&id);
+                    self.by_trace.remove(&p);
+                }
+            }
+        }
+        for (p, pos) in rows {
+            match self.by_trace.get(&p) {
+                Some(&slot) => {
+                    if self.slots[slot].alive {
+                        self.slots[slot].walker = Walker::new(self.world.wrap(pos));
+                        self.slots[slot].peer.move_to(pos, self.now);
+                        self.flush(slot);
+                    }
+                }
+                None => {
+                    let id = self.spawn(pos);
+                    let slot = self.by_id[&id];
+                    self.slots[slot].trace_id = Some(p);
+                    self.by_trace.insert(p, slot);
+                }
+            }
+        }
+    }
+
+    /// The invariants now, over the peers that are part of the world.
+    pub fn sample(&self) -> Sample {
+        let live: Vec<&Slot> = self.slots.iter().filter(|s| s.alive && s.peer.is_joined()).collect();
+        let truth: Vec<TruePeer> = live
+            .iter()
+            .map(|s| TruePeer { id: s.peer.id(), pos: s.peer.info().pos, radius: s.peer.info().radius })
+            .collect();
+        let views: Vec<Vec<Kept>> = live
+            .iter()
+            .map(|s| s.peer.neighbours().map(|(id, pos, enclosing)| Kept { id, pos, enclosing }).collect())
+            .collect();
+        let opts = Options { stale_tolerance: 2.0 * self.cfg.speed.max(1.0), voronoi: self.cfg.voronoi };
+        invariants::check(self.world, &truth, &views, opts)
+    }
+
+    /// Whether the current tick is one to sample (measured and on the
+    /// sampling period).
+    pub fn should_sample(&self) -> bool {
+        self.tick > self.measure_from() && (self.tick - self.measure_from()) % self.cfg.sample_every.max(1) == 0
+    }
+
+    /// Adds a sample to the report's averages.
+    pub fn record(&mut self, s: &Sample) {
+        let t = &mut self.totals;
+        t.samples += 1;
+        t.consistency += s.consistency;
+        t.consistency_min = t.consistency_min.min(s.consistency);
+        t.should_know += s.should_know_mean;
+        t.should_know_max = t.should_know_max.max(s.should_know_max);
+        t.stale += s.stale_share;
+        t.stale_max = t.stale_max.max(s.stale_share);
+        t.kept += s.kept_mean;
+        t.kept_max = t.kept_max.max(s.kept_max);
+        t.components += s.components as f64;
+        t.components_max = t.components_max.max(s.components);
+        t.hull += s.hull_violations as f64;
+        t.hull_max = t.hull_max.max(s.hull_violations);
+        t.voronoi += s.voronoi_correct;
+        t.voronoi_min = t.voronoi_min.min(s.voronoi_correct);
+        t.drift += s.drift_mean;
+        t.drift_max = t.drift_max.max(s.drift_mean);
+        t.dead_kept_max = t.dead_kept_max.max(s.dead_kept);
+    }
+
+    /// Runs to the end, sampling as configured, and reports.
+    pub fn run(mut self) -> Report {
+        while self.step() {
+            if self.should_sample() {
+                let s = self.sample();
+                self.record(&s);
+            }
+        }
+        self.report()
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> Report {
+        let t = &self.totals;
+        let k = t.samples.max(1) as f64;
+        let peer_ticks = self.window_peer_ticks.max(1) as f64;
+        let secs_per_tick = TICK_MS as f64 / 1000.0;
+        Report {
+            peers: self.slots.iter().filter(|s| s.alive).count(),
+            ticks: self.tick,
+            measure_from: self.measure_from(),
+            samples: t.samples,
+            consistency: if t.samples > 0 { t.consistency / k } else { 0.0 },
+            consistency_min: if t.samples > 0 { t.consistency_min } else { 0.0 },
+            should_know_mean: t.should_know / k,
+            should_know_max: t.should_know_max,
+            stale_share: t.stale / k,
+            stale_share_max: t.stale_max,
+            kept_mean: t.kept / k,
+            kept_max: t.kept_max,
+            components: t.components / k,
+            components_max: t.components_max,
+            hull_violations: t.hull / k,
+            hull_violations_max: t.hull_max,
+            voronoi_correct: if t.samples > 0 { t.voronoi / k } else { 0.0 },
+            voronoi_correct_min: if t.samples > 0 { t.voronoi_min } else { 0.0 },
+            drift_mean: t.drift / k,
+            drift_max: t.drift_max,
+            dead_kept_max: t.dead_kept_max,
+            msgs_per_peer_per_s: self.window_msgs as f64 / peer_ticks / secs_per_tick,
+            bytes_per_peer_per_s: self.window_bytes as f64 / peer_ticks / secs_per_tick,
+            msgs_per_peer_per_tick: self.window_msgs as f64 / peer_ticks,
+            bytes_per_peer_per_tick: self.window_bytes as f64 / peer_ticks,
+            join_hops_mean: if self.joins > 0 { self.join_hops as f64 / self.joins as f64 } else { 0.0 },
+            join_time_ms_mean: if self.joins > 0 { self.join_time as f64 / self.joins as f64 } else { 0.0 },
+            joins: self.joins,
+            peer_ticks: self.peer_ticks,
+            wall_s: 0.0,
+        }
+    }
+}
+
+fn trace_last_entry(t: &Trace) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut last = 0;
+    for (s, rows) in t.steps.iter().enumerate() {
+        for (p, _) in rows {
+            if seen.insert(*p) {
+                last = s as u64;
+            }
+        }
+    }
+    last
+}
