@@ -18,7 +18,9 @@ fn local_view(c: &mut Criterion) {
                 pts.push(p);
             }
         }
-        c.bench_function(&format!("local_adjacency_{k}"), |b| b.iter(|| voronoi::local_adjacency(&pts, world)));
+        c.bench_function(&format!("local_adjacency_{k}"), |b| {
+            b.iter(|| voronoi::local_adjacency(&pts, world))
+        });
     }
 }
 
@@ -26,7 +28,9 @@ fn global(c: &mut Criterion) {
     let world = World::new(1200.0, 1200.0);
     let mut rng = Rng::new(8);
     let pts: Vec<Point> = (0..1000).map(|_| random_point(world, &mut rng)).collect();
-    c.bench_function("torus_adjacency_1000", |b| b.iter(|| voronoi::torus_adjacency(&pts, world, None)));
+    c.bench_function("torus_adjacency_1000", |b| {
+        b.iter(|| voronoi::torus_adjacency(&pts, world, None))
+    });
 }
 
 criterion_group!(benches, local_view, global);

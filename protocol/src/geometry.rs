@@ -200,7 +200,9 @@ mod tests {
         let w = World::new(1000.0, 1000.0);
         let (dx, dy) = w.delta(Point::new(990.0, 5.0), Point::new(10.0, 995.0));
         assert_eq!((dx, dy), (20.0, -10.0));
-        assert!((w.distance(Point::new(0.0, 0.0), Point::new(999.0, 999.0)) - 2f64.sqrt()).abs() < 1e-9);
+        assert!(
+            (w.distance(Point::new(0.0, 0.0), Point::new(999.0, 999.0)) - 2f64.sqrt()).abs() < 1e-9
+        );
     }
 
     #[test]
@@ -215,8 +217,17 @@ mod tests {
     fn gap_of_square_is_a_quarter_turn() {
         let g = max_angular_gap([(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)]);
         assert!((g - std::f64::consts::FRAC_PI_2).abs() < 1e-12);
-        assert!(origin_strictly_inside_hull(&[(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)]));
-        assert!(!origin_strictly_inside_hull(&[(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0)]));
+        assert!(origin_strictly_inside_hull(&[
+            (1.0, 0.0),
+            (0.0, 1.0),
+            (-1.0, 0.0),
+            (0.0, -1.0)
+        ]));
+        assert!(!origin_strictly_inside_hull(&[
+            (1.0, 0.0),
+            (0.0, 1.0),
+            (-1.0, 0.0)
+        ]));
     }
 
     fn coord() -> impl Strategy<Value = f32> {

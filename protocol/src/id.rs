@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use crate::geometry::Point;
 
 /// A peer's identity: the SHA-256 of its public key (32 bytes).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PeerId(pub [u8; 32]);
 
 impl PeerId {
@@ -55,6 +55,28 @@ impl PeerId {
     /// A 64-bit digest of the id, used in anti-entropy digests.
     pub fn short_u64(&self) -> u64 {
         u64::from_le_bytes(self.0[..8].try_into().expect("8 bytes"))
+    }
+}
+
+impl Ord for PeerId {
+    /// Byte order, compared a word at a time (ids are sorted and searched
+    /// on every message).
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        for i in 0..4 {
+            let a = u64::from_be_bytes(self.0[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            let b = u64::from_be_bytes(other.0[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            match a.cmp(&b) {
+                std::cmp::Ordering::Equal => continue,
+                o => return o,
+            }
+        }
+        std::cmp::Ordering::Equal
+    }
+}
+
+impl PartialOrd for PeerId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -110,6 +132,20 @@ mod tests {
         assert_eq!(PeerId::from_hex(&id.to_hex()), Some(id));
         assert_eq!(PeerId::from_hex("zz"), None);
         assert_eq!(id.short(), id.to_hex()[..8]);
+    }
+
+    #[test]
+    fn order_is_byte_order() {
+        let mut ids: Vec<PeerId> = (0..200).map(PeerId::from_seed).collect();
+        let mut bytes: Vec<[u8; 32]> = ids.iter().map(|i| i.0).collect();
+        ids.sort();
+        bytes.sort();
+        assert_eq!(ids.iter().map(|i| i.0).collect::<Vec<_>>(), bytes);
+        let mut a = [0u8; 32];
+        let mut b = [0u8; 32];
+        a[31] = 1;
+        b[30] = 1;
+        assert!(PeerId(a) < PeerId(b));
     }
 
     #[test]

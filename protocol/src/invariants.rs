@@ -9,8 +9,8 @@
 
 use std::collections::HashMap;
 
-use rstar::primitives::GeomWithData;
 use rstar::RTree;
+use rstar::primitives::GeomWithData;
 use serde::Serialize;
 
 use crate::geometry::{Point, World, max_angular_gap, origin_strictly_inside_hull};
@@ -50,7 +50,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Self { stale_tolerance: 10.0, voronoi: true }
+        Self {
+            stale_tolerance: 10.0,
+            voronoi: true,
+        }
     }
 }
 
@@ -89,7 +92,12 @@ pub struct Sample {
 pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Options) -> Sample {
     let n = truth.len();
     assert_eq!(n, views.len(), "one view per live peer");
-    let mut s = Sample { peers: n, consistency: 1.0, voronoi_correct: 1.0, ..Sample::default() };
+    let mut s = Sample {
+        peers: n,
+        consistency: 1.0,
+        voronoi_correct: 1.0,
+        ..Sample::default()
+    };
     if n == 0 {
         return s;
     }
@@ -116,12 +124,20 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
         ks.dedup();
         kept_idx.push(ks);
     }
-    s.drift_mean = if drift_n > 0 { drift_sum / drift_n as f64 } else { 0.0 };
+    s.drift_mean = if drift_n > 0 {
+        drift_sum / drift_n as f64
+    } else {
+        0.0
+    };
     s.kept_mean = kept_idx.iter().map(Vec::len).sum::<usize>() as f64 / n as f64;
     s.kept_max = kept_idx.iter().map(Vec::len).max().unwrap_or(0);
 
     // Awareness.
-    let finder = RangeFinder::new(world, &positions, truth.iter().map(|p| p.radius).fold(0.0f32, f32::max));
+    let finder = RangeFinder::new(
+        world,
+        &positions,
+        truth.iter().map(|p| p.radius).fold(0.0f32, f32::max),
+    );
     let mut should_total = 0usize;
     let mut known_total = 0usize;
     let mut aware_pairs = 0usize;
@@ -146,25 +162,39 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
     if should_total > 0 {
         s.consistency = known_total as f64 / should_total as f64;
     }
-    s.stale_share = if aware_pairs > 0 { stale as f64 / aware_pairs as f64 } else { 0.0 };
+    s.stale_share = if aware_pairs > 0 {
+        stale as f64 / aware_pairs as f64
+    } else {
+        0.0
+    };
 
     s.components = strongly_connected_components(&kept_idx);
 
     // Voronoi (also used to speed up the hull exemption test).
-    let truth_adj = if opts.voronoi || n >= 4 { Some(voronoi::torus_adjacency(&positions, world, None)) } else { None };
+    let truth_adj = if opts.voronoi || n >= 4 {
+        Some(voronoi::torus_adjacency(&positions, world, None))
+    } else {
+        None
+    };
     if opts.voronoi {
         let adj = truth_adj.as_ref().expect("computed");
         let mut correct = 0usize;
         for (i, v) in views.iter().enumerate() {
             let enc: Vec<usize> = {
-                let mut e: Vec<usize> = v.iter().filter(|k| k.enclosing).filter_map(|k| index.get(&k.id).copied()).collect();
+                let mut e: Vec<usize> = v
+                    .iter()
+                    .filter(|k| k.enclosing)
+                    .filter_map(|k| index.get(&k.id).copied())
+                    .collect();
                 e.sort_unstable();
                 e.dedup();
                 e
             };
             let a = &adj[i];
             let all_strict = a.strict.iter().all(|j| enc.binary_search(j).is_ok());
-            let nothing_else = enc.iter().all(|j| a.strict.binary_search(j).is_ok() || a.weak.binary_search(j).is_ok());
+            let nothing_else = enc
+                .iter()
+                .all(|j| a.strict.binary_search(j).is_ok() || a.weak.binary_search(j).is_ok());
             if all_strict && nothing_else {
                 correct += 1;
             }
@@ -175,7 +205,10 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
     // Hull violations.
     if n >= 4 {
         for i in 0..n {
-            let offs: Vec<(f64, f64)> = kept_idx[i].iter().map(|&j| world.delta(positions[i], positions[j])).collect();
+            let offs: Vec<(f64, f64)> = kept_idx[i]
+                .iter()
+                .map(|&j| world.delta(positions[i], positions[j]))
+                .collect();
             if max_angular_gap(offs.iter().copied()) < std::f64::consts::PI - 1e-12
                 || origin_strictly_inside_hull(&offs)
             {
@@ -183,10 +216,17 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
             }
             // Exempt when not strictly inside the hull of all live peers.
             let inside_all = truth_adj.as_ref().is_some_and(|adj| {
-                let o: Vec<(f64, f64)> = adj[i].strict.iter().map(|&j| world.delta(positions[i], positions[j])).collect();
+                let o: Vec<(f64, f64)> = adj[i]
+                    .strict
+                    .iter()
+                    .map(|&j| world.delta(positions[i], positions[j]))
+                    .collect();
                 origin_strictly_inside_hull(&o)
             }) || {
-                let o: Vec<(f64, f64)> = (0..n).filter(|&j| j != i).map(|j| world.delta(positions[i], positions[j])).collect();
+                let o: Vec<(f64, f64)> = (0..n)
+                    .filter(|&j| j != i)
+                    .map(|j| world.delta(positions[i], positions[j]))
+                    .collect();
                 origin_strictly_inside_hull(&o)
             };
             if inside_all {
@@ -285,7 +325,12 @@ impl RangeFinder {
                 }
             }
         }
-        Self { world, tree: RTree::bulk_load(entries), points: points.to_vec(), brute }
+        Self {
+            world,
+            tree: RTree::bulk_load(entries),
+            points: points.to_vec(),
+            brute,
+        }
     }
 
     /// Indices of the points within `r` (torus distance, inclusive) of point
@@ -337,7 +382,11 @@ mod tests {
                 ids.sort_unstable();
                 ids.dedup();
                 ids.into_iter()
-                    .map(|j| Kept { id: truth[j].id, pos: truth[j].pos, enclosing: adj[i].strict.contains(&j) })
+                    .map(|j| Kept {
+                        id: truth[j].id,
+                        pos: truth[j].pos,
+                        enclosing: adj[i].strict.contains(&j),
+                    })
                     .collect()
             })
             .collect();
@@ -367,7 +416,10 @@ mod tests {
 
         // A missing aware neighbour lowers consistency (and nothing else).
         let mut v = views.clone();
-        let victim = v[0].iter().position(|k| !k.enclosing && world.distance(k.pos, truth[0].pos) <= 100.0).unwrap();
+        let victim = v[0]
+            .iter()
+            .position(|k| !k.enclosing && world.distance(k.pos, truth[0].pos) <= 100.0)
+            .unwrap();
         v[0].remove(victim);
         let s = check(world, &truth, &v, opts);
         assert!(s.consistency < 1.0);
@@ -405,7 +457,11 @@ mod tests {
 
         // A view naming a dead peer is counted.
         let mut v = views;
-        v[8].push(Kept { id: PeerId::from_seed(999_999), pos: me, enclosing: false });
+        v[8].push(Kept {
+            id: PeerId::from_seed(999_999),
+            pos: me,
+            enclosing: false,
+        });
         assert_eq!(check(world, &truth, &v, opts).dead_kept, 1);
     }
 
@@ -413,11 +469,14 @@ mod tests {
     fn range_finder_matches_brute_force_across_the_seam() {
         let world = World::new(1000.0, 800.0);
         let mut rng = Rng::new(3);
-        let pts: Vec<Point> = (0..400).map(|_| crate::mobility::random_point(world, &mut rng)).collect();
+        let pts: Vec<Point> = (0..400)
+            .map(|_| crate::mobility::random_point(world, &mut rng))
+            .collect();
         let f = RangeFinder::new(world, &pts, 120.0);
         for i in 0..pts.len() {
-            let mut brute: Vec<usize> =
-                (0..pts.len()).filter(|&j| j != i && world.distance(pts[i], pts[j]) <= 120.0).collect();
+            let mut brute: Vec<usize> = (0..pts.len())
+                .filter(|&j| j != i && world.distance(pts[i], pts[j]) <= 120.0)
+                .collect();
             brute.sort_unstable();
             assert_eq!(f.within(i, 120.0), brute, "point {i}");
         }
@@ -425,8 +484,17 @@ mod tests {
 
     #[test]
     fn scc_counts_components() {
-        assert_eq!(strongly_connected_components(&[vec![1], vec![2], vec![0]]), 1);
-        assert_eq!(strongly_connected_components(&[vec![1], vec![], vec![0]]), 3);
-        assert_eq!(strongly_connected_components(&[vec![1], vec![0], vec![3], vec![2]]), 2);
+        assert_eq!(
+            strongly_connected_components(&[vec![1], vec![2], vec![0]]),
+            1
+        );
+        assert_eq!(
+            strongly_connected_components(&[vec![1], vec![], vec![0]]),
+            3
+        );
+        assert_eq!(
+            strongly_connected_components(&[vec![1], vec![0], vec![3], vec![2]]),
+            2
+        );
     }
 }

@@ -118,7 +118,11 @@ impl Message {
         }
         match self {
             Message::Join { joiner, .. } => info(joiner),
-            Message::JoinReply { peers, observed_addr, .. } => {
+            Message::JoinReply {
+                peers,
+                observed_addr,
+                ..
+            } => {
                 if peers.len() > MAX_RECORDS || observed_addr.len() > MAX_ADDR_LEN {
                     return Err(DecodeError::TooLong);
                 }
@@ -163,7 +167,9 @@ pub enum DecodeError {
     #[error("frame of {0} bytes exceeds the {MAX_FRAME_LEN}-byte limit")]
     TooLarge(usize),
     /// The version is outside the supported range.
-    #[error("unsupported protocol version {0} (supported {OLDEST_SUPPORTED_VERSION}..={PROTOCOL_VERSION})")]
+    #[error(
+        "unsupported protocol version {0} (supported {OLDEST_SUPPORTED_VERSION}..={PROTOCOL_VERSION})"
+    )]
     UnknownVersion(u16),
     /// The payload is not a valid message.
     #[error("malformed message: {0}")]
@@ -247,26 +253,47 @@ mod tests {
     use proptest::prelude::*;
 
     fn info_strategy() -> impl Strategy<Value = PeerInfo> {
-        (any::<[u8; 32]>(), -1e4f32..1e4, -1e4f32..1e4, 0.0f32..1e4, "[a-z]{0,12}", "[0-9.:]{0,21}").prop_map(
-            |(id, x, y, r, name, addr)| PeerInfo {
+        (
+            any::<[u8; 32]>(),
+            -1e4f32..1e4,
+            -1e4f32..1e4,
+            0.0f32..1e4,
+            "[a-z]{0,12}",
+            "[0-9.:]{0,21}",
+        )
+            .prop_map(|(id, x, y, r, name, addr)| PeerInfo {
                 id: PeerId(id),
                 pos: Point::new(x, y),
                 radius: r,
                 name,
                 addr,
-            },
-        )
+            })
     }
 
     fn message_strategy() -> impl Strategy<Value = Message> {
         prop_oneof![
-            (info_strategy(), any::<u8>()).prop_map(|(joiner, hops)| Message::Join { joiner, hops }),
-            (any::<u8>(), prop::collection::vec(info_strategy(), 0..8), "[0-9.:]{0,21}")
-                .prop_map(|(hops, peers, observed_addr)| Message::JoinReply { hops, peers, observed_addr }),
+            (info_strategy(), any::<u8>())
+                .prop_map(|(joiner, hops)| Message::Join { joiner, hops }),
+            (
+                any::<u8>(),
+                prop::collection::vec(info_strategy(), 0..8),
+                "[0-9.:]{0,21}"
+            )
+                .prop_map(|(hops, peers, observed_addr)| Message::JoinReply {
+                    hops,
+                    peers,
+                    observed_addr
+                }),
             (info_strategy(), any::<u32>()).prop_map(|(info, seq)| Message::Hello { info, seq }),
-            (any::<u32>(), -1e4f32..1e4, -1e4f32..1e4, 0.0f32..1e3)
-                .prop_map(|(seq, x, y, radius)| Message::Move { seq, pos: Point::new(x, y), radius }),
-            prop::collection::vec(info_strategy(), 0..8).prop_map(|peers| Message::Discover { peers }),
+            (any::<u32>(), -1e4f32..1e4, -1e4f32..1e4, 0.0f32..1e3).prop_map(
+                |(seq, x, y, radius)| Message::Move {
+                    seq,
+                    pos: Point::new(x, y),
+                    radius
+                }
+            ),
+            prop::collection::vec(info_strategy(), 0..8)
+                .prop_map(|peers| Message::Discover { peers }),
             prop::collection::vec(any::<[u8; 4]>(), 0..40).prop_map(|ids| Message::Digest { ids }),
             Just(Message::Ping),
             Just(Message::Leave),
@@ -307,14 +334,22 @@ mod tests {
     #[test]
     fn non_finite_positions_are_rejected() {
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
-            let m = Message::Move { seq: 1, pos: Point::new(bad, 0.0), radius: 10.0 };
+            let m = Message::Move {
+                seq: 1,
+                pos: Point::new(bad, 0.0),
+                radius: 10.0,
+            };
             assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadPosition));
             let mut i = PeerInfo::new(PeerId::from_seed(1), Point::new(0.0, 0.0), 10.0, "x");
             i.pos.y = bad;
             let m = Message::Discover { peers: vec![i] };
             assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadPosition));
         }
-        let m = Message::Move { seq: 1, pos: Point::new(1.0, 0.0), radius: f32::NAN };
+        let m = Message::Move {
+            seq: 1,
+            pos: Point::new(1.0, 0.0),
+            radius: f32::NAN,
+        };
         assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadRadius));
     }
 
@@ -322,7 +357,10 @@ mod tests {
     fn unknown_versions_are_rejected() {
         let mut bytes = encode(&Message::Ping).unwrap();
         bytes[..2].copy_from_slice(&(PROTOCOL_VERSION + 1).to_le_bytes());
-        assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(PROTOCOL_VERSION + 1)));
+        assert_eq!(
+            decode(&bytes),
+            Err(DecodeError::UnknownVersion(PROTOCOL_VERSION + 1))
+        );
         bytes[..2].copy_from_slice(&0u16.to_le_bytes());
         assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(0)));
         assert_eq!(decode(&[1]), Err(DecodeError::Truncated));
@@ -347,7 +385,11 @@ mod tests {
 
     #[test]
     fn move_is_small() {
-        let m = Message::Move { seq: 70_000, pos: Point::new(1234.5, 99.25), radius: 100.0 };
+        let m = Message::Move {
+            seq: 70_000,
+            pos: Point::new(1234.5, 99.25),
+            radius: 100.0,
+        };
         assert!(encoded_len(&m) <= 20, "{}", encoded_len(&m));
     }
 }

@@ -36,7 +36,14 @@ impl Walker {
 
     /// Advances by `step` units toward the waypoint, choosing a new one when
     /// reached. Returns the new position.
-    pub fn step(&mut self, world: World, mobility: Mobility, hot: &[Point], step: f64, rng: &mut Rng) -> Point {
+    pub fn step(
+        &mut self,
+        world: World,
+        mobility: Mobility,
+        hot: &[Point],
+        step: f64,
+        rng: &mut Rng,
+    ) -> Point {
         if matches!(mobility, Mobility::Still) || step <= 0.0 {
             return self.pos;
         }

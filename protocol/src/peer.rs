@@ -6,13 +6,13 @@
 //! plus buffer covers it. Everything it learns from third parties is a hint
 //! until the peer itself speaks on its own (authenticated) link.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 
+use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
 use crate::message::{MAX_NAME_LEN, MAX_RECORDS, Message};
 use crate::voronoi;
-use crate::Millis;
 
 /// How the awareness radius is chosen.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -215,7 +215,10 @@ pub struct Peer {
     seq: u32,
     radius_target: f32,
     state: State,
-    known: BTreeMap<PeerId, Known>,
+    known: Table,
+    /// Snapshot of the enclosing neighbours (id, position, radius) as of the
+    /// last recompute, for the per-move discovery check.
+    enclosing: Vec<(PeerId, Point, f32)>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     recompute_at: Option<Millis>,
@@ -226,14 +229,22 @@ pub struct Peer {
 }
 
 fn phase(id: &PeerId, period: u64) -> u64 {
-    if period == 0 { 0 } else { id.short_u64() % period }
+    if period == 0 {
+        0
+    } else {
+        id.short_u64() % period
+    }
 }
 
 impl Peer {
     /// A peer alone in a new world at `me.pos`; call [`Peer::join`] to join an
     /// existing one instead.
     pub fn new(config: Config, mut me: PeerInfo, now: Millis) -> Self {
-        me.pos = if me.pos.is_finite() { config.world.wrap(me.pos) } else { Point::default() };
+        me.pos = if me.pos.is_finite() {
+            config.world.wrap(me.pos)
+        } else {
+            Point::default()
+        };
         me.radius = config.radius;
         me.name.truncate(MAX_NAME_LEN);
         let next_maintenance = now.plus(phase(&me.id, config.maintenance_ms).max(1));
@@ -244,7 +255,8 @@ impl Peer {
             me,
             seq: 0,
             state: State::Alone,
-            known: BTreeMap::new(),
+            known: Table::default(),
+            enclosing: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             recompute_at: None,
@@ -302,7 +314,9 @@ impl Peer {
 
     /// Kept peers as (id, believed position, enclosing), without cloning.
     pub fn neighbours(&self) -> impl Iterator<Item = (PeerId, Point, bool)> + '_ {
-        self.known.iter().map(|(id, k)| (*id, k.info.pos, k.enclosing))
+        self.known
+            .iter()
+            .map(|(id, k)| (*id, k.info.pos, k.enclosing))
     }
 
     /// Whether `id` is kept.
@@ -335,8 +349,18 @@ impl Peer {
         if bootstrap == self.me.id {
             return;
         }
-        self.state = State::Joining { via: bootstrap, sent: now };
-        self.send(bootstrap, Message::Join { joiner: self.me.clone(), hops: 0 }, now);
+        self.state = State::Joining {
+            via: bootstrap,
+            sent: now,
+        };
+        self.send(
+            bootstrap,
+            Message::Join {
+                joiner: self.me.clone(),
+                hops: 0,
+            },
+            now,
+        );
     }
 
     /// Says goodbye to every kept peer and forgets them.
@@ -346,6 +370,7 @@ impl Peer {
             self.send(id, Message::Leave, now);
         }
         self.known.clear();
+        self.enclosing.clear();
         self.state = State::Left;
         self.recompute_at = None;
     }
@@ -364,7 +389,11 @@ impl Peer {
         }
         self.me.pos = pos;
         self.seq = self.seq.wrapping_add(1);
-        let msg = Message::Move { seq: self.seq, pos, radius: self.me.radius };
+        let msg = Message::Move {
+            seq: self.seq,
+            pos,
+            radius: self.me.radius,
+        };
         let ids: Vec<PeerId> = self.known.keys().copied().collect();
         for id in ids {
             self.send(id, msg.clone(), now);
@@ -378,14 +407,20 @@ impl Peer {
             .known
             .iter()
             .filter(|(_, k)| k.confirmed)
-            .min_by(|a, b| world.distance_sq(a.1.info.pos, pos).total_cmp(&world.distance_sq(b.1.info.pos, pos)))
+            .min_by(|a, b| {
+                world
+                    .distance_sq(a.1.info.pos, pos)
+                    .total_cmp(&world.distance_sq(b.1.info.pos, pos))
+            })
             .map(|(id, _)| *id);
         let ids: Vec<PeerId> = self.known.keys().copied().collect();
         for id in &ids {
             self.send(*id, Message::Leave, now);
-            self.events.push_back(Event::NeighbourRemoved(*id, RemoveReason::OutOfRange));
+            self.events
+                .push_back(Event::NeighbourRemoved(*id, RemoveReason::OutOfRange));
         }
         self.known.clear();
+        self.enclosing.clear();
         self.me.pos = pos;
         self.seq = self.seq.wrapping_add(1);
         self.recompute_at = None;
@@ -411,9 +446,11 @@ impl Peer {
         }
         match msg {
             Message::Join { joiner, hops } => self.on_join(now, from, joiner, hops),
-            Message::JoinReply { hops, peers, observed_addr } => {
-                self.on_join_reply(now, from, hops, peers, observed_addr)
-            }
+            Message::JoinReply {
+                hops,
+                peers,
+                observed_addr,
+            } => self.on_join_reply(now, from, hops, peers, observed_addr),
             Message::Hello { info, seq } => {
                 if info.id != from {
                     self.reject(from, "hello claims another id");
@@ -427,7 +464,8 @@ impl Peer {
             Message::Ping => {}
             Message::Leave => {
                 if self.known.remove(&from).is_some() {
-                    self.events.push_back(Event::NeighbourRemoved(from, RemoveReason::Left));
+                    self.events
+                        .push_back(Event::NeighbourRemoved(from, RemoveReason::Left));
                     self.after_loss(now);
                 }
             }
@@ -455,8 +493,12 @@ impl Peer {
         }
         if now >= self.next_anti_entropy {
             self.next_anti_entropy = now.plus(self.config.anti_entropy_ms.max(1));
-            let targets: Vec<PeerId> =
-                self.known.iter().filter(|(_, k)| k.enclosing && k.confirmed).map(|(id, _)| *id).collect();
+            let targets: Vec<PeerId> = self
+                .known
+                .iter()
+                .filter(|(_, k)| k.enclosing && k.confirmed)
+                .map(|(id, _)| *id)
+                .collect();
             for id in targets {
                 self.send_digest(id, now);
             }
@@ -537,16 +579,29 @@ impl Peer {
         if let Some(k) = self.known.get_mut(&to) {
             k.hello_sent = true;
         }
-        self.send(to, Message::Hello { info: self.me.clone(), seq: self.seq }, now);
+        self.send(
+            to,
+            Message::Hello {
+                info: self.me.clone(),
+                seq: self.seq,
+            },
+            now,
+        );
     }
 
     /// Records this peer should know that `to` (at `pos`, radius `r`) lacks:
     /// within range of it, or Voronoi-adjacent to it in this peer's view.
-    fn records_for(&self, to: PeerId, pos: Point, r: f32, has: impl Fn(&PeerId) -> bool) -> Vec<PeerInfo> {
+    fn records_for(
+        &self,
+        to: PeerId,
+        pos: Point,
+        r: f32,
+        has: impl Fn(&PeerId) -> bool,
+    ) -> Vec<PeerInfo> {
         let mut ids: Vec<PeerId> = Vec::new();
         let mut pts = vec![pos, self.me.pos];
         let mut order = vec![self.me.id];
-        for (id, k) in &self.known {
+        for (id, k) in self.known.iter() {
             if *id == to {
                 continue;
             }
@@ -597,7 +652,14 @@ impl Peer {
         match best {
             Some((d, next)) if (d < my_d || !can_accept) && hops < self.config.max_join_hops => {
                 self.stats.joins_forwarded += 1;
-                self.send(next, Message::Join { joiner, hops: hops.saturating_add(1) }, now);
+                self.send(
+                    next,
+                    Message::Join {
+                        joiner,
+                        hops: hops.saturating_add(1),
+                    },
+                    now,
+                );
             }
             _ if can_accept => {
                 self.stats.joins_accepted += 1;
@@ -606,16 +668,34 @@ impl Peer {
                 peers.dedup_by(|a, b| a.id == b.id);
                 peers.truncate(MAX_RECORDS);
                 let observed_addr = joiner.addr.clone();
-                self.send(joiner.id, Message::JoinReply { hops, peers, observed_addr }, now);
+                self.send(
+                    joiner.id,
+                    Message::JoinReply {
+                        hops,
+                        peers,
+                        observed_addr,
+                    },
+                    now,
+                );
             }
             _ => {} // joining ourselves, nobody to forward to: the joiner retries
         }
     }
 
-    fn on_join_reply(&mut self, now: Millis, from: PeerId, hops: u8, peers: Vec<PeerInfo>, observed: String) {
+    fn on_join_reply(
+        &mut self,
+        now: Millis,
+        from: PeerId,
+        hops: u8,
+        peers: Vec<PeerInfo>,
+        observed: String,
+    ) {
         if let State::Joining { .. } = self.state {
             self.state = State::Joined;
-            self.events.push_back(Event::Joined { acceptor: from, hops });
+            self.events.push_back(Event::Joined {
+                acceptor: from,
+                hops,
+            });
             if !observed.is_empty() {
                 self.observed_addr = Some(observed);
             }
@@ -623,7 +703,12 @@ impl Peer {
         self.on_discover(now, from, peers);
         // Ask the new neighbours for what the acceptor could not see.
         self.recompute(now);
-        let targets: Vec<PeerId> = self.known.iter().filter(|(_, k)| k.enclosing).map(|(id, _)| *id).collect();
+        let targets: Vec<PeerId> = self
+            .known
+            .iter()
+            .filter(|(_, k)| k.enclosing)
+            .map(|(id, _)| *id)
+            .collect();
         for id in targets {
             self.send_digest(id, now);
         }
@@ -664,7 +749,13 @@ impl Peer {
             // A peer that keeps us but that we do not know: if it is in
             // range, learn it (it will send its full record).
             if self.is_joined() && self.in_range(self.me.pos, self.me.radius, pos, radius) {
-                let info = PeerInfo { id: from, pos, radius, name: String::new(), addr: String::new() };
+                let info = PeerInfo {
+                    id: from,
+                    pos,
+                    radius,
+                    name: String::new(),
+                    addr: String::new(),
+                };
                 self.insert(info, seq, true, now);
                 self.send_hello(from, now);
             }
@@ -680,22 +771,44 @@ impl Peer {
         k.seq = seq;
         self.events.push_back(Event::NeighbourMoved(from, pos));
         self.mark_dirty(now);
-        // Tell the mover about our enclosing neighbours that just came into
-        // its range (judged against its previous position, so each is told
-        // once); peers on its far side are told by others.
-        let mut tell = Vec::new();
-        for (id, n) in &self.known {
-            if *id == from || !n.enclosing {
+        // Discovery, judged against the mover's previous position so each
+        // pair is told once: this peer answers for the pairs that involve
+        // one of its enclosing neighbours. If a neighbour y comes into range
+        // of the mover x: when y is enclosing here, x is told about y; when
+        // x is enclosing here, y is told about x.
+        let mover_enclosing = self.known.get(&from).is_some_and(|k| k.enclosing);
+        let mut tell_mover = Vec::new();
+        let mut tell_others = Vec::new();
+        for n in self.known.values() {
+            if n.info.id == from || !(n.enclosing || mover_enclosing) {
                 continue;
             }
-            if self.in_range(pos, radius, n.info.pos, n.info.radius)
-                && !self.in_range(old, old_r, n.info.pos, n.info.radius)
-            {
-                tell.push(n.info.clone());
+            let (npos, nr) = (n.info.pos, n.info.radius);
+            if self.in_range(pos, radius, npos, nr) && !self.in_range(old, old_r, npos, nr) {
+                if n.enclosing {
+                    tell_mover.push(n.info.clone());
+                }
+                if mover_enclosing {
+                    tell_others.push(n.info.id);
+                }
             }
         }
-        if !tell.is_empty() {
-            self.send(from, Message::Discover { peers: tell }, now);
+        if !tell_mover.is_empty() {
+            self.send(from, Message::Discover { peers: tell_mover }, now);
+        }
+        if !tell_others.is_empty() {
+            let mover = self.known.get(&from).map(|k| k.info.clone());
+            if let Some(mover) = mover {
+                for id in tell_others {
+                    self.send(
+                        id,
+                        Message::Discover {
+                            peers: vec![mover.clone()],
+                        },
+                        now,
+                    );
+                }
+            }
         }
     }
 
@@ -762,7 +875,12 @@ impl Peer {
     /// the hole.
     fn after_loss(&mut self, now: Millis) {
         self.recompute(now);
-        let targets: Vec<PeerId> = self.known.iter().filter(|(_, k)| k.enclosing).map(|(id, _)| *id).collect();
+        let targets: Vec<PeerId> = self
+            .known
+            .iter()
+            .filter(|(_, k)| k.enclosing)
+            .map(|(id, _)| *id)
+            .collect();
         for id in targets {
             self.repair_digest(id, now);
         }
@@ -807,20 +925,26 @@ impl Peer {
         }
         for id in &drop {
             self.known.remove(id);
-            self.events.push_back(Event::NeighbourRemoved(*id, RemoveReason::OutOfRange));
+            self.events
+                .push_back(Event::NeighbourRemoved(*id, RemoveReason::OutOfRange));
         }
         // Greet kept hints not greeted yet.
-        let greet: Vec<PeerId> =
-            self.known.iter().filter(|(_, k)| !k.hello_sent && !k.confirmed).map(|(id, _)| *id).collect();
+        let greet: Vec<PeerId> = self
+            .known
+            .iter()
+            .filter(|(_, k)| !k.hello_sent && !k.confirmed)
+            .map(|(id, _)| *id)
+            .collect();
         for id in greet {
             self.send_hello(id, now);
         }
         // A new enclosing neighbour beyond our radius may know of peers on
         // its side that we lack (sparse worlds): ask it.
         for id in new_enclosing {
-            let far = self.known.get(&id).is_some_and(|k| {
-                self.config.world.distance(me_pos, k.info.pos) > f64::from(me_r)
-            });
+            let far = self
+                .known
+                .get(&id)
+                .is_some_and(|k| self.config.world.distance(me_pos, k.info.pos) > f64::from(me_r));
             if far {
                 self.repair_digest(id, now);
             }
@@ -834,7 +958,9 @@ impl Peer {
                 let x = fan[j];
                 let a = fan[(j + m - 1) % m];
                 let b = fan[(j + 1) % m];
-                let Some(kx) = self.known.get(&x) else { continue };
+                let Some(kx) = self.known.get(&x) else {
+                    continue;
+                };
                 if !kx.confirmed {
                     continue;
                 }
@@ -863,6 +989,12 @@ impl Peer {
             }
         }
         self.enforce_cap();
+        self.enclosing = self
+            .known
+            .values()
+            .filter(|k| k.enclosing)
+            .map(|k| (k.info.id, k.info.pos, k.info.radius))
+            .collect();
     }
 
     fn enforce_cap(&mut self) {
@@ -882,7 +1014,8 @@ impl Peer {
         let excess = self.known.len() - cap;
         for (_, id) in by_dist.into_iter().take(excess) {
             self.known.remove(&id);
-            self.events.push_back(Event::NeighbourRemoved(id, RemoveReason::OutOfRange));
+            self.events
+                .push_back(Event::NeighbourRemoved(id, RemoveReason::OutOfRange));
         }
     }
 
@@ -898,7 +1031,9 @@ impl Peer {
         let dead: Vec<(PeerId, bool)> = self
             .known
             .iter()
-            .filter(|(_, k)| now.since(k.last_heard) > timeout || (!k.confirmed && now.since(k.added) > timeout))
+            .filter(|(_, k)| {
+                now.since(k.last_heard) > timeout || (!k.confirmed && now.since(k.added) > timeout)
+            })
             .map(|(id, k)| (*id, k.confirmed))
             .collect();
         let lost = !dead.is_empty();
@@ -907,15 +1042,20 @@ impl Peer {
             if confirmed {
                 self.stats.timeouts += 1;
             }
-            self.events.push_back(Event::NeighbourRemoved(id, RemoveReason::TimedOut));
+            self.events
+                .push_back(Event::NeighbourRemoved(id, RemoveReason::TimedOut));
         }
         if lost {
             self.after_loss(now);
         }
         // Heartbeats.
         let hb = self.config.heartbeat_ms;
-        let quiet: Vec<PeerId> =
-            self.known.iter().filter(|(_, k)| k.confirmed && now.since(k.last_sent) >= hb).map(|(id, _)| *id).collect();
+        let quiet: Vec<PeerId> = self
+            .known
+            .iter()
+            .filter(|(_, k)| k.confirmed && now.since(k.last_sent) >= hb)
+            .map(|(id, _)| *id)
+            .collect();
         for id in quiet {
             self.send(id, Message::Ping, now);
         }
@@ -946,12 +1086,22 @@ impl Peer {
     }
 
     fn adapt_radius(&mut self, now: Millis) {
-        let RadiusMode::Adaptive { min_peers, max_peers, min_radius, max_radius } = self.config.radius_mode else {
+        let RadiusMode::Adaptive {
+            min_peers,
+            max_peers,
+            min_radius,
+            max_radius,
+        } = self.config.radius_mode
+        else {
             return;
         };
         let world = self.config.world;
         let r = f64::from(self.me.radius);
-        let inside = self.known.values().filter(|k| world.distance(self.me.pos, k.info.pos) <= r).count();
+        let inside = self
+            .known
+            .values()
+            .filter(|k| world.distance(self.me.pos, k.info.pos) <= r)
+            .count();
         let mut target = self.radius_target;
         if inside < min_peers {
             target *= 1.1;
@@ -964,7 +1114,11 @@ impl Peer {
             self.me.radius = target;
             // Announce through a move to the same spot.
             self.seq = self.seq.wrapping_add(1);
-            let msg = Message::Move { seq: self.seq, pos: self.me.pos, radius: target };
+            let msg = Message::Move {
+                seq: self.seq,
+                pos: self.me.pos,
+                radius: target,
+            };
             let ids: Vec<PeerId> = self.known.keys().copied().collect();
             for id in ids {
                 self.send(id, msg.clone(), now);
@@ -986,5 +1140,57 @@ fn e_reason(e: &crate::message::DecodeError) -> &'static str {
         D::BadRadius => "bad radius",
         D::TooLong => "field too long",
         _ => "invalid message",
+    }
+}
+
+/// The kept peers, sorted by id in one contiguous vector: iteration is what
+/// the hot paths do, and it stays cache-friendly.
+#[derive(Debug, Default)]
+struct Table(Vec<Known>);
+
+impl Table {
+    fn find(&self, id: &PeerId) -> Result<usize, usize> {
+        self.0.binary_search_by(|k| k.info.id.cmp(id))
+    }
+    fn get(&self, id: &PeerId) -> Option<&Known> {
+        self.find(id).ok().map(|i| &self.0[i])
+    }
+    fn get_mut(&mut self, id: &PeerId) -> Option<&mut Known> {
+        self.find(id).ok().map(|i| &mut self.0[i])
+    }
+    fn contains_key(&self, id: &PeerId) -> bool {
+        self.find(id).is_ok()
+    }
+    fn insert(&mut self, id: PeerId, k: Known) {
+        debug_assert_eq!(id, k.info.id);
+        match self.find(&id) {
+            Ok(i) => self.0[i] = k,
+            Err(i) => self.0.insert(i, k),
+        }
+    }
+    fn remove(&mut self, id: &PeerId) -> Option<Known> {
+        self.find(id).ok().map(|i| self.0.remove(i))
+    }
+    fn clear(&mut self) {
+        self.0.clear();
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn iter(&self) -> impl Iterator<Item = (&PeerId, &Known)> {
+        self.0.iter().map(|k| (&k.info.id, k))
+    }
+    fn keys(&self) -> impl Iterator<Item = &PeerId> {
+        self.0.iter().map(|k| &k.info.id)
+    }
+    fn values(&self) -> impl Iterator<Item = &Known> {
+        self.0.iter()
+    }
+}
+
+impl std::ops::Index<&PeerId> for Table {
+    type Output = Known;
+    fn index(&self, id: &PeerId) -> &Known {
+        self.get(id).expect("known peer")
     }
 }

@@ -7,18 +7,17 @@
 //! datagrams). The same configuration and seed give the same result, bit for
 //! bit: no wall clock, no unseeded randomness, no hash-order iteration.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
+use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
 use crate::invariants::{self, Kept, Options, Sample, TruePeer};
 use crate::message::{Message, encoded_len};
 use crate::mobility::{Mobility, Walker, random_point};
 use crate::peer::{Config, Event, Peer};
-use crate::Millis;
 
 /// Virtual milliseconds per tick.
 pub const TICK_MS: u64 = 100;
@@ -102,13 +101,28 @@ impl Trace {
             if line.is_empty() {
                 continue;
             }
-            let bad = |why: &str| TraceError::Row { line: n + 2, why: why.to_string() };
+            let bad = |why: &str| TraceError::Row {
+                line: n + 2,
+                why: why.to_string(),
+            };
             let mut it = line.split(',');
             let mut field = |name: &str| it.next().ok_or_else(|| bad(&format!("missing {name}")));
-            let peer: u32 = field("peer")?.trim().parse().map_err(|_| bad("peer is not an integer"))?;
-            let step: usize = field("step")?.trim().parse().map_err(|_| bad("step is not an integer"))?;
-            let x: f32 = field("x")?.trim().parse().map_err(|_| bad("x is not a number"))?;
-            let y: f32 = field("y")?.trim().parse().map_err(|_| bad("y is not a number"))?;
+            let peer: u32 = field("peer")?
+                .trim()
+                .parse()
+                .map_err(|_| bad("peer is not an integer"))?;
+            let step: usize = field("step")?
+                .trim()
+                .parse()
+                .map_err(|_| bad("step is not an integer"))?;
+            let x: f32 = field("x")?
+                .trim()
+                .parse()
+                .map_err(|_| bad("x is not a number"))?;
+            let y: f32 = field("y")?
+                .trim()
+                .parse()
+                .map_err(|_| bad("y is not a number"))?;
             if !x.is_finite() || !y.is_finite() {
                 return Err(bad("position is not finite"));
             }
@@ -271,31 +285,14 @@ struct Slot {
 
 #[derive(Debug)]
 enum Action {
-    Deliver { to: usize, from: PeerId, msg: Message },
-    Timer { slot: usize },
-}
-
-struct Queued {
-    at: Millis,
-    seq: u64,
-    action: Action,
-}
-
-impl PartialEq for Queued {
-    fn eq(&self, o: &Self) -> bool {
-        (self.at, self.seq) == (o.at, o.seq)
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(o))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-        (self.at, self.seq).cmp(&(o.at, o.seq))
-    }
+    Deliver {
+        to: usize,
+        from: PeerId,
+        msg: Message,
+    },
+    Timer {
+        slot: usize,
+    },
 }
 
 #[derive(Default)]
@@ -328,8 +325,9 @@ pub struct Sim {
     slots: Vec<Slot>,
     by_id: HashMap<PeerId, usize>,
     by_trace: HashMap<u32, usize>,
-    queue: BinaryHeap<Reverse<Queued>>,
-    seq: u64,
+    /// Pending actions by delivery time; FIFO within one millisecond, which
+    /// keeps control messages in order per link.
+    queue: BTreeMap<Millis, Vec<Action>>,
     now: Millis,
     tick: u64,
     next_id: u64,
@@ -357,7 +355,9 @@ impl Sim {
         let world = cfg.peer.world;
         let mut rng = Rng::new(cfg.seed);
         let hot = match cfg.mobility {
-            Mobility::HotSpots { spots, .. } => (0..spots).map(|_| random_point(world, &mut rng)).collect(),
+            Mobility::HotSpots { spots, .. } => {
+                (0..spots).map(|_| random_point(world, &mut rng)).collect()
+            }
             _ => Vec::new(),
         };
         let pending_joins = if cfg.trace.is_some() { 0 } else { cfg.peers };
@@ -367,8 +367,7 @@ impl Sim {
             slots: Vec::new(),
             by_id: HashMap::new(),
             by_trace: HashMap::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: BTreeMap::new(),
             now: Millis(0),
             tick: 0,
             next_id: 0,
@@ -385,7 +384,11 @@ impl Sim {
             join_hops: 0,
             join_time: 0,
             joins: 0,
-            totals: Totals { consistency_min: 1.0, voronoi_min: 1.0, ..Totals::default() },
+            totals: Totals {
+                consistency_min: 1.0,
+                voronoi_min: 1.0,
+                ..Totals::default()
+            },
             events: Vec::new(),
             cfg,
         }
@@ -442,12 +445,19 @@ impl Sim {
 
     /// Ids of the live peers.
     pub fn live_ids(&self) -> Vec<PeerId> {
-        self.slots.iter().filter(|s| s.alive).map(|s| s.peer.id()).collect()
+        self.slots
+            .iter()
+            .filter(|s| s.alive)
+            .map(|s| s.peer.id())
+            .collect()
     }
 
     /// A live peer by id.
     pub fn peer(&self, id: &PeerId) -> Option<&Peer> {
-        self.by_id.get(id).map(|&i| &self.slots[i].peer).filter(|_| self.slots[self.by_id[id]].alive)
+        self.by_id
+            .get(id)
+            .map(|&i| &self.slots[i].peer)
+            .filter(|_| self.slots[self.by_id[id]].alive)
     }
 
     /// The live peers.
@@ -456,7 +466,12 @@ impl Sim {
     }
 
     fn new_id(&mut self) -> PeerId {
-        let id = PeerId::from_seed(self.cfg.seed.wrapping_mul(1_000_003).wrapping_add(self.next_id));
+        let id = PeerId::from_seed(
+            self.cfg
+                .seed
+                .wrapping_mul(1_000_003)
+                .wrapping_add(self.next_id),
+        );
         self.next_id += 1;
         id
     }
@@ -465,7 +480,12 @@ impl Sim {
     /// world if there is none). Returns its id.
     pub fn spawn(&mut self, pos: Point) -> PeerId {
         let id = self.new_id();
-        let info = PeerInfo::new(id, pos, self.cfg.peer.radius, format!("p{}", self.next_id - 1));
+        let info = PeerInfo::new(
+            id,
+            pos,
+            self.cfg.peer.radius,
+            format!("p{}", self.next_id - 1),
+        );
         let mut peer = Peer::new(self.cfg.peer.clone(), info, self.now);
         let via = self.pick_bootstrap();
         let mut join_started = None;
@@ -475,7 +495,14 @@ impl Sim {
         }
         let walker = Walker::new(peer.info().pos);
         let slot = self.slots.len();
-        self.slots.push(Slot { peer, walker, alive: true, timer_at: None, join_started, trace_id: None });
+        self.slots.push(Slot {
+            peer,
+            walker,
+            alive: true,
+            timer_at: None,
+            join_started,
+            trace_id: None,
+        });
         self.by_id.insert(id, slot);
         self.last_join_tick = self.tick;
         self.flush(slot);
@@ -483,8 +510,9 @@ impl Sim {
     }
 
     fn pick_bootstrap(&mut self) -> Option<PeerId> {
-        let live: Vec<usize> =
-            (0..self.slots.len()).filter(|&i| self.slots[i].alive && self.slots[i].peer.is_joined()).collect();
+        let live: Vec<usize> = (0..self.slots.len())
+            .filter(|&i| self.slots[i].alive && self.slots[i].peer.is_joined())
+            .collect();
         if live.is_empty() {
             return None;
         }
@@ -529,7 +557,9 @@ impl Sim {
     pub fn crash_random(&mut self, count: usize) -> Vec<PeerId> {
         let mut out = Vec::new();
         for _ in 0..count {
-            let live: Vec<usize> = (0..self.slots.len()).filter(|&i| self.slots[i].alive).collect();
+            let live: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| self.slots[i].alive)
+                .collect();
             if live.is_empty() {
                 break;
             }
@@ -541,8 +571,7 @@ impl Sim {
     }
 
     fn enqueue(&mut self, at: Millis, action: Action) {
-        self.seq += 1;
-        self.queue.push(Reverse(Queued { at, seq: self.seq, action }));
+        self.queue.entry(at).or_default().push(action);
     }
 
     fn link_latency(&self, a: &PeerId, b: &PeerId) -> u64 {
@@ -565,7 +594,9 @@ impl Sim {
                 self.window_msgs += 1;
                 self.window_bytes += size;
             }
-            let Some(&to) = self.by_id.get(&t.to) else { continue };
+            let Some(&to) = self.by_id.get(&t.to) else {
+                continue;
+            };
             if !self.slots[to].alive {
                 continue;
             }
@@ -579,7 +610,14 @@ impl Sim {
                 }
             }
             let at = self.now.plus(lat.max(1));
-            self.enqueue(at, Action::Deliver { to, from, msg: t.msg });
+            self.enqueue(
+                at,
+                Action::Deliver {
+                    to,
+                    from,
+                    msg: t.msg,
+                },
+            );
         }
         while let Some(e) = self.slots[slot].peer.poll_event() {
             if let Event::Joined { hops, .. } = e {
@@ -593,7 +631,7 @@ impl Sim {
         }
         self.events.clear();
         if let Some(t) = self.slots[slot].peer.poll_timeout() {
-            let t = t.max(self.now);
+            let t = t.max(self.now.plus(1));
             if self.slots[slot].timer_at.is_none_or(|cur| t < cur) {
                 self.slots[slot].timer_at = Some(t);
                 self.enqueue(t, Action::Timer { slot });
@@ -603,31 +641,36 @@ impl Sim {
 
     /// Runs events up to (not including) `until`.
     fn run_until(&mut self, until: Millis) {
-        while let Some(Reverse(q)) = self.queue.peek() {
-            if q.at >= until {
+        while let Some(entry) = self.queue.first_entry() {
+            let at = *entry.key();
+            if at >= until {
                 break;
             }
-            let Reverse(q) = self.queue.pop().expect("peeked");
-            self.now = q.at;
-            match q.action {
-                Action::Deliver { to, from, msg } => {
-                    if !self.slots[to].alive {
-                        continue;
-                    }
+            let batch = entry.remove();
+            self.now = at;
+            for action in batch {
+                self.apply(at, action);
+            }
+        }
+        self.now = until;
+    }
+
+    fn apply(&mut self, at: Millis, action: Action) {
+        match action {
+            Action::Deliver { to, from, msg } => {
+                if self.slots[to].alive {
                     self.slots[to].peer.handle(self.now, from, msg);
                     self.flush(to);
                 }
-                Action::Timer { slot } => {
-                    if !self.slots[slot].alive || self.slots[slot].timer_at != Some(q.at) {
-                        continue;
-                    }
+            }
+            Action::Timer { slot } => {
+                if self.slots[slot].alive && self.slots[slot].timer_at == Some(at) {
                     self.slots[slot].timer_at = None;
                     self.slots[slot].peer.handle_timeout(self.now);
                     self.flush(slot);
                 }
             }
         }
-        self.now = until;
     }
 
     /// Runs one tick: joins, churn and moves at its start, then every event
@@ -668,7 +711,11 @@ impl Sim {
         if self.pending_joins == 0 {
             return;
         }
-        let n = if self.cfg.joins_per_tick == 0 { self.pending_joins } else { self.cfg.joins_per_tick.min(self.pending_joins) };
+        let n = if self.cfg.joins_per_tick == 0 {
+            self.pending_joins
+        } else {
+            self.cfg.joins_per_tick.min(self.pending_joins)
+        };
         for _ in 0..n {
             let pos = random_point(self.world, &mut self.rng);
             self.spawn(pos);
@@ -683,7 +730,10 @@ impl Sim {
         let n = self.slots.len();
         let mut leavers = Vec::new();
         for i in 0..n {
-            if self.slots[i].alive && self.slots[i].peer.is_joined() && self.rng.f64() < self.cfg.churn {
+            if self.slots[i].alive
+                && self.slots[i].peer.is_joined()
+                && self.rng.f64() < self.cfg.churn
+            {
                 leavers.push((i, self.rng.f64() < 0.5));
             }
         }
@@ -707,18 +757,30 @@ impl Sim {
             if !self.slots[i].alive || !self.slots[i].peer.is_joined() {
                 continue;
             }
-            let pos = self.slots[i].walker.step(self.world, self.cfg.mobility, &self.hot, self.cfg.speed, &mut self.rng);
+            let pos = self.slots[i].walker.step(
+                self.world,
+                self.cfg.mobility,
+                &self.hot,
+                self.cfg.speed,
+                &mut self.rng,
+            );
             self.slots[i].peer.move_to(pos, self.now);
             self.flush(i);
         }
     }
 
     fn trace_step(&mut self) {
-        let Some(trace) = self.cfg.trace.as_ref() else { return };
+        let Some(trace) = self.cfg.trace.as_ref() else {
+            return;
+        };
         let step = self.tick as usize;
         let rows: Vec<(u32, Point)> = trace.steps.get(step).cloned().unwrap_or_default();
         let prev: Vec<u32> = if step > 0 {
-            trace.steps.get(step - 1).map(|r| r.iter().map(|x| x.0).collect()).unwrap_or_default()
+            trace
+                .steps
+                .get(step - 1)
+                .map(|r| r.iter().map(|x| x.0).collect())
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
@@ -754,23 +816,40 @@ impl Sim {
 
     /// The invariants now, over the peers that are part of the world.
     pub fn sample(&self) -> Sample {
-        let live: Vec<&Slot> = self.slots.iter().filter(|s| s.alive && s.peer.is_joined()).collect();
+        let live: Vec<&Slot> = self
+            .slots
+            .iter()
+            .filter(|s| s.alive && s.peer.is_joined())
+            .collect();
         let truth: Vec<TruePeer> = live
             .iter()
-            .map(|s| TruePeer { id: s.peer.id(), pos: s.peer.info().pos, radius: s.peer.info().radius })
+            .map(|s| TruePeer {
+                id: s.peer.id(),
+                pos: s.peer.info().pos,
+                radius: s.peer.info().radius,
+            })
             .collect();
         let views: Vec<Vec<Kept>> = live
             .iter()
-            .map(|s| s.peer.neighbours().map(|(id, pos, enclosing)| Kept { id, pos, enclosing }).collect())
+            .map(|s| {
+                s.peer
+                    .neighbours()
+                    .map(|(id, pos, enclosing)| Kept { id, pos, enclosing })
+                    .collect()
+            })
             .collect();
-        let opts = Options { stale_tolerance: 2.0 * self.cfg.speed.max(1.0), voronoi: self.cfg.voronoi };
+        let opts = Options {
+            stale_tolerance: 2.0 * self.cfg.speed.max(1.0),
+            voronoi: self.cfg.voronoi,
+        };
         invariants::check(self.world, &truth, &views, opts)
     }
 
     /// Whether the current tick is one to sample (measured and on the
     /// sampling period).
     pub fn should_sample(&self) -> bool {
-        self.tick > self.measure_from() && (self.tick - self.measure_from()) % self.cfg.sample_every.max(1) == 0
+        self.tick > self.measure_from()
+            && (self.tick - self.measure_from()) % self.cfg.sample_every.max(1) == 0
     }
 
     /// Adds a sample to the report's averages.
@@ -818,8 +897,16 @@ impl Sim {
             ticks: self.tick,
             measure_from: self.measure_from(),
             samples: t.samples,
-            consistency: if t.samples > 0 { t.consistency / k } else { 0.0 },
-            consistency_min: if t.samples > 0 { t.consistency_min } else { 0.0 },
+            consistency: if t.samples > 0 {
+                t.consistency / k
+            } else {
+                0.0
+            },
+            consistency_min: if t.samples > 0 {
+                t.consistency_min
+            } else {
+                0.0
+            },
             should_know_mean: t.should_know / k,
             should_know_max: t.should_know_max,
             stale_share: t.stale / k,
@@ -839,8 +926,16 @@ impl Sim {
             bytes_per_peer_per_s: self.window_bytes as f64 / peer_ticks / secs_per_tick,
             msgs_per_peer_per_tick: self.window_msgs as f64 / peer_ticks,
             bytes_per_peer_per_tick: self.window_bytes as f64 / peer_ticks,
-            join_hops_mean: if self.joins > 0 { self.join_hops as f64 / self.joins as f64 } else { 0.0 },
-            join_time_ms_mean: if self.joins > 0 { self.join_time as f64 / self.joins as f64 } else { 0.0 },
+            join_hops_mean: if self.joins > 0 {
+                self.join_hops as f64 / self.joins as f64
+            } else {
+                0.0
+            },
+            join_time_ms_mean: if self.joins > 0 {
+                self.join_time as f64 / self.joins as f64
+            } else {
+                0.0
+            },
             joins: self.joins,
             peer_ticks: self.peer_ticks,
             wall_s: 0.0,

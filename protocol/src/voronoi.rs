@@ -38,7 +38,7 @@ impl HasPosition for Vertex {
 }
 
 /// Voronoi adjacency of one point.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Adjacency {
     /// Indices of points whose cells share a positive-length edge with it.
     pub strict: Vec<usize>,
@@ -48,13 +48,20 @@ pub struct Adjacency {
     /// distinct spot, images of the point itself left out): consecutive
     /// entries span a Delaunay triangle with the point.
     pub fan: Vec<usize>,
+    /// Twice the largest circumradius of the Delaunay triangles around the
+    /// point (infinite when not computed): points farther than this cannot
+    /// change its cell.
+    pub reach: f64,
 }
 
 /// Computes the Voronoi adjacency on the torus of `points[i]` for each `i` in
 /// `wanted` (all points when `None`). Coordinates may be anywhere; they are
 /// wrapped. Non-finite points must be filtered out by the caller.
 pub fn torus_adjacency(points: &[Point], world: World, wanted: Option<&[usize]>) -> Vec<Adjacency> {
-    let pts: Vec<(f64, f64)> = points.iter().map(|p| (f64::from(p.x), f64::from(p.y))).collect();
+    let pts: Vec<(f64, f64)> = points
+        .iter()
+        .map(|p| (f64::from(p.x), f64::from(p.y)))
+        .collect();
     adjacency_impl(&pts, world, wanted, None)
 }
 
@@ -63,7 +70,10 @@ pub fn torus_adjacency(points: &[Point], world: World, wanted: Option<&[usize]>)
 /// padding starts at zero (in a dense world no image is ever needed).
 pub fn local_adjacency(points: &[Point], world: World) -> Adjacency {
     if points.is_empty() {
-        return Adjacency::default();
+        return Adjacency {
+            reach: f64::INFINITY,
+            ..Adjacency::default()
+        };
     }
     let centre = Point::new(world.width / 2.0, world.height / 2.0);
     let me = points[0];
@@ -76,6 +86,29 @@ pub fn local_adjacency(points: &[Point], world: World) -> Adjacency {
             (f64::from(centre.x) + dx, f64::from(centre.y) + dy)
         })
         .collect();
+    // Only the nearest points can shape the cell: triangulate those first,
+    // and all of them only when a farther point could still matter.
+    const FIRST: usize = 16;
+    if shifted.len() > FIRST + 1 {
+        let (cx, cy) = (f64::from(centre.x), f64::from(centre.y));
+        let d2 = |i: usize| (shifted[i].0 - cx).powi(2) + (shifted[i].1 - cy).powi(2);
+        let mut order: Vec<usize> = (1..shifted.len()).collect();
+        order.sort_by(|&a, &b| d2(a).total_cmp(&d2(b)).then(a.cmp(&b)));
+        let subset: Vec<(f64, f64)> = std::iter::once(shifted[0])
+            .chain(order[..FIRST].iter().map(|&i| shifted[i]))
+            .collect();
+        let mut adj = adjacency_impl(&subset, world, Some(&[0]), Some(0.0)).swap_remove(0);
+        let next = d2(order[FIRST]).sqrt();
+        if adj.reach.is_finite() && next > adj.reach {
+            let map = |v: &mut Vec<usize>| v.iter_mut().for_each(|i| *i = order[*i - 1]);
+            map(&mut adj.strict);
+            map(&mut adj.weak);
+            map(&mut adj.fan);
+            adj.strict.sort_unstable();
+            adj.weak.sort_unstable();
+            return adj;
+        }
+    }
     adjacency_impl(&shifted, world, Some(&[0]), Some(0.0)).swap_remove(0)
 }
 
@@ -86,7 +119,13 @@ fn adjacency_impl(
     initial_margin: Option<f64>,
 ) -> Vec<Adjacency> {
     let n = points.len();
-    let mut out = vec![Adjacency::default(); n];
+    let mut out = vec![
+        Adjacency {
+            reach: f64::INFINITY,
+            ..Adjacency::default()
+        };
+        n
+    ];
     if n < 2 {
         return out;
     }
@@ -136,16 +175,21 @@ fn adjacency_impl(
         let tri = triangulate(&spots, w, h, if full { w.max(h) } else { margin });
         match adjacency_of(&tri, &wanted_spots, w, h, margin, full) {
             Some(adj) => {
-                for (s, (strict, weak, fan)) in adj {
+                for (s, (strict, weak, fan), reach) in adj {
                     let expand = |v: &[u32]| -> Vec<usize> {
-                        v.iter().flat_map(|&t| members[t as usize].iter().copied()).collect()
+                        v.iter()
+                            .flat_map(|&t| members[t as usize].iter().copied())
+                            .collect()
                     };
                     let strict = expand(&strict);
                     let weak = expand(&weak);
                     let fan: Vec<usize> = fan.iter().map(|&t| members[t as usize][0]).collect();
                     for &i in &members[s as usize] {
                         out[i].fan = fan.clone();
-                        out[i].strict.extend(strict.iter().copied().filter(|&j| j != i));
+                        out[i].reach = reach;
+                        out[i]
+                            .strict
+                            .extend(strict.iter().copied().filter(|&j| j != i));
                         out[i].weak.extend(weak.iter().copied().filter(|&j| j != i));
                     }
                 }
@@ -179,7 +223,9 @@ fn triangulate(spots: &[(f64, f64)], w: f64, h: f64, margin: f64) -> DelaunayTri
             for j in -1i32..=1 {
                 let (ix, iy) = (x + f64::from(i) * w, y + f64::from(j) * h);
                 let central = i == 0 && j == 0;
-                if central || (ix >= -margin && ix <= w + margin && iy >= -margin && iy <= h + margin) {
+                if central
+                    || (ix >= -margin && ix <= w + margin && iy >= -margin && iy <= h + margin)
+                {
                     verts.push(Vertex {
                         pos: spade::mitigate_underflow(Point2::new(ix, iy)),
                         spot: s as u32,
@@ -191,10 +237,10 @@ fn triangulate(spots: &[(f64, f64)], w: f64, h: f64, margin: f64) -> DelaunayTri
     }
     // All coordinates are finite and distinct (spots are deduplicated and
     // images of distinct spots are distinct), so loading cannot fail.
-    DelaunayTriangulation::bulk_load_stable(verts).expect("finite, distinct vertices")
+    DelaunayTriangulation::bulk_load(verts).expect("finite, distinct vertices")
 }
 
-type SpotAdjacency = Vec<(u32, (Vec<u32>, Vec<u32>, Vec<u32>))>;
+type SpotAdjacency = Vec<(u32, (Vec<u32>, Vec<u32>, Vec<u32>), f64)>;
 
 /// Reads the adjacency of the wanted spots' central vertices; `None` when the
 /// padding does not prove it (a circumcircle reaches out of the padded box, or
@@ -223,14 +269,14 @@ fn adjacency_of(
         let mut strict = Vec::new();
         let mut weak = Vec::new();
         let mut fan = Vec::new();
+        let mut reach = 0.0f64;
         for e in v.out_edges() {
             let face = e.face().as_inner()?;
-            if !full {
-                let (c, r2) = face.circumcircle();
-                if !inside(c, r2) {
-                    return None;
-                }
+            let (c, r2) = face.circumcircle();
+            if !full && !inside(c, r2) {
+                return None;
             }
+            reach = reach.max(2.0 * r2.sqrt());
             let other = e.to().data().spot;
             if other == s {
                 continue; // an image of itself
@@ -263,7 +309,7 @@ fn adjacency_of(
         weak.sort_unstable();
         weak.dedup();
         weak.retain(|t| strict.binary_search(t).is_err());
-        result.push((s, (strict, weak, fan)));
+        result.push((s, (strict, weak, fan), reach));
     }
     Some(result)
 }
@@ -421,10 +467,16 @@ mod tests {
             // Every strict neighbour of the reference is found, and the fast
             // one calls nothing adjacent that the reference does not.
             for j in &s.strict {
-                prop_assert!(f.strict.contains(j), "point {i}: missing strict {j}: fast {f:?} slow {s:?}");
+                prop_assert!(
+                    f.strict.contains(j),
+                    "point {i}: missing strict {j}: fast {f:?} slow {s:?}"
+                );
             }
             for j in f.strict.iter().chain(&f.weak) {
-                prop_assert!(s.strict.contains(j) || s.weak.contains(j), "point {i}: extra {j}: fast {f:?} slow {s:?}");
+                prop_assert!(
+                    s.strict.contains(j) || s.weak.contains(j),
+                    "point {i}: extra {j}: fast {f:?} slow {s:?}"
+                );
             }
         }
         Ok(())
@@ -435,7 +487,15 @@ mod tests {
         let w = World::new(100.0, 100.0);
         let a = torus_adjacency(&[Point::new(10.0, 10.0), Point::new(60.0, 40.0)], w, None);
         assert_eq!(a[0].strict, vec![1]);
-        let a = torus_adjacency(&[Point::new(10.0, 10.0), Point::new(60.0, 40.0), Point::new(30.0, 80.0)], w, None);
+        let a = torus_adjacency(
+            &[
+                Point::new(10.0, 10.0),
+                Point::new(60.0, 40.0),
+                Point::new(30.0, 80.0),
+            ],
+            w,
+            None,
+        );
         assert_eq!(a[2].strict, vec![0, 1]);
     }
 
@@ -455,7 +515,12 @@ mod tests {
     #[test]
     fn same_spot_points_share_neighbours() {
         let w = World::new(100.0, 100.0);
-        let pts = [Point::new(10.0, 10.0), Point::new(10.0, 10.0), Point::new(50.0, 50.0), Point::new(80.0, 20.0)];
+        let pts = [
+            Point::new(10.0, 10.0),
+            Point::new(10.0, 10.0),
+            Point::new(50.0, 50.0),
+            Point::new(80.0, 20.0),
+        ];
         let a = torus_adjacency(&pts, w, None);
         assert_eq!(a[0].weak, vec![1]);
         assert_eq!(a[1].weak, vec![0]);
@@ -468,15 +533,37 @@ mod tests {
         let w = World::new(500.0, 300.0);
         let mut s = 12345u64;
         let mut next = || {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (s >> 33) as f32 / (1u64 << 31) as f32
         };
-        let pts: Vec<Point> = (0..40).map(|_| Point::new(next() * 500.0, next() * 300.0)).collect();
+        let pts: Vec<Point> = (0..40)
+            .map(|_| Point::new(next() * 500.0, next() * 300.0))
+            .collect();
         check(&pts, w).unwrap();
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn local_view_matches_global_triangulation(
+            pts in prop::collection::vec((0.0f32..400.0, 0.0f32..400.0), 2..80),
+            grid in any::<bool>(),
+        ) {
+            // Dense sets (where the nearest-first shortcut applies) and
+            // integer grids (cocircular points everywhere).
+            let pts: Vec<Point> = pts
+                .into_iter()
+                .map(|(x, y)| if grid { Point::new((x / 25.0).floor() * 25.0, (y / 25.0).floor() * 25.0) } else { Point::new(x, y) })
+                .collect();
+            let world = World::new(400.0, 400.0);
+            let global = torus_adjacency(&pts, world, Some(&[0]));
+            let local = local_adjacency(&pts, world);
+            prop_assert_eq!(&local.strict, &global[0].strict);
+            prop_assert_eq!(&local.weak, &global[0].weak);
+        }
+
         #[test]
         fn random_sets_match_brute_force(pts in prop::collection::vec((0.0f32..200.0, 0.0f32..150.0), 1..10)) {
             let pts: Vec<Point> = pts.into_iter().map(|(x, y)| Point::new(x, y)).collect();

@@ -1,0 +1,274 @@
+//! `peerworld-node sim`: reads the arguments and any trace file, drives the
+//! (pure) simulator, measures wall time and prints the report.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use peerworld_protocol::World;
+use peerworld_protocol::mobility::Mobility;
+use peerworld_protocol::sim::{Bootstrap, Report, Sim, SimConfig, TICK_MS, Trace};
+
+/// Arguments of `sim`.
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Number of peers (ignored with --trace).
+    #[arg(long, default_value_t = 1000)]
+    peers: usize,
+    /// Ticks to run (a tick is 100 ms of virtual time).
+    #[arg(long, default_value_t = 300)]
+    ticks: u64,
+    /// Walking speed in units per tick.
+    #[arg(long, default_value_t = 5.0)]
+    speed: f64,
+    /// Awareness radius.
+    #[arg(long, default_value_t = 100.0)]
+    radius: f32,
+    /// Detection buffer beyond the radius.
+    #[arg(long, default_value_t = 32.0)]
+    buffer: f32,
+    /// World size as W,H.
+    #[arg(long, default_value = "1200,1200", value_parser = parse_world)]
+    world: World,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Per peer per tick probability of leaving (half crash, half goodbye).
+    #[arg(long, default_value_t = 0.0)]
+    churn: f64,
+    /// Replay a movement trace (CSV `peer,step,x,y`, plain or .xz).
+    #[arg(long)]
+    trace: Option<PathBuf>,
+    /// Base one-way latency in milliseconds.
+    #[arg(long, default_value_t = 5)]
+    latency_ms: u64,
+    /// Latency spread in milliseconds (per link, and again per datagram).
+    #[arg(long)]
+    jitter_ms: Option<u64>,
+    /// Probability that a datagram (position update, ping) is lost.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// First tick averaged (default: 50 ticks after the last initial join).
+    #[arg(long)]
+    measure_from: Option<u64>,
+    /// Mobility model.
+    #[arg(long, value_enum, default_value_t = MobilityArg::Waypoint)]
+    mobility: MobilityArg,
+    /// Initial joins per tick (0: all at once).
+    #[arg(long, default_value_t = 20)]
+    joins_per_tick: usize,
+    /// Newcomers join through a random live peer instead of the oldest one.
+    #[arg(long)]
+    random_bootstrap: bool,
+    /// Sample the invariants every this many ticks.
+    #[arg(long, default_value_t = 1)]
+    sample_every: u64,
+    /// Skip the Voronoi-correctness check (one global triangulation per sample).
+    #[arg(long)]
+    no_voronoi: bool,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MobilityArg {
+    /// Nobody moves.
+    Still,
+    /// Random waypoint.
+    Waypoint,
+    /// Random waypoint biased toward a few hot spots.
+    Hotspots,
+}
+
+fn parse_world(s: &str) -> Result<World, String> {
+    let (w, h) = s.split_once(',').ok_or("expected W,H")?;
+    let w: f32 = w.trim().parse().map_err(|_| "W is not a number")?;
+    let h: f32 = h.trim().parse().map_err(|_| "H is not a number")?;
+    let world = World::new(w, h);
+    if !world.is_valid() {
+        return Err("world sides must be positive and finite".into());
+    }
+    Ok(world)
+}
+
+fn read_trace(path: &PathBuf) -> anyhow::Result<Trace> {
+    let raw = std::fs::read(path).with_context(|| format!("reading trace {}", path.display()))?;
+    let text = if raw.starts_with(&[0xFD, b'7', b'z', b'X', b'Z', 0x00]) {
+        let mut out = Vec::new();
+        lzma_rs::xz_decompress(&mut raw.as_slice(), &mut out)
+            .map_err(|e| anyhow::anyhow!("decompressing {}: {e:?}", path.display()))?;
+        String::from_utf8(out).context("trace is not UTF-8")?
+    } else {
+        let mut s = String::new();
+        raw.as_slice()
+            .read_to_string(&mut s)
+            .context("trace is not UTF-8")?;
+        s
+    };
+    Ok(Trace::parse(&text)?)
+}
+
+/// Runs the simulator as the arguments say.
+pub fn run(a: SimArgs) -> anyhow::Result<()> {
+    if !(0.0..=1.0).contains(&a.churn) || !(0.0..=1.0).contains(&a.loss) {
+        bail!("--churn and --loss are probabilities in [0, 1]");
+    }
+    if !(a.radius.is_finite() && a.radius > 0.0) || !(a.speed.is_finite() && a.speed >= 0.0) {
+        bail!("--radius must be positive and --speed non-negative");
+    }
+    if a.trace.is_none() && a.peers == 0 {
+        bail!("--peers must be at least 1");
+    }
+    let trace = a.trace.as_ref().map(read_trace).transpose()?;
+    let mut cfg = SimConfig {
+        peers: a.peers,
+        ticks: a.ticks,
+        speed: a.speed,
+        mobility: match a.mobility {
+            MobilityArg::Still => Mobility::Still,
+            MobilityArg::Waypoint => Mobility::RandomWaypoint,
+            MobilityArg::Hotspots => Mobility::HotSpots {
+                spots: 5,
+                spread: a.world.width.min(a.world.height) / 20.0,
+            },
+        },
+        seed: a.seed,
+        churn: a.churn,
+        latency_ms: a.latency_ms,
+        jitter_ms: a.jitter_ms.unwrap_or((a.latency_ms / 2).min(3)),
+        loss: a.loss,
+        joins_per_tick: a.joins_per_tick,
+        bootstrap: if a.random_bootstrap {
+            Bootstrap::Random
+        } else {
+            Bootstrap::Single
+        },
+        measure_from: a.measure_from,
+        sample_every: a.sample_every.max(1),
+        voronoi: !a.no_voronoi,
+        trace,
+        ..SimConfig::default()
+    };
+    cfg.peer.world = a.world;
+    cfg.peer.radius = a.radius;
+    cfg.peer.buffer = a.buffer;
+
+    let mut sim = Sim::new(cfg);
+    let start = Instant::now();
+    let mut sample_time = Duration::ZERO;
+    let mut last_progress = Instant::now();
+    while sim.step() {
+        if sim.should_sample() {
+            let t = Instant::now();
+            let s = sim.sample();
+            sample_time += t.elapsed();
+            sim.record(&s);
+        }
+        if last_progress.elapsed() > Duration::from_secs(2) {
+            last_progress = Instant::now();
+            eprintln!(
+                "tick {}/{}  peers {}  {:.1}s elapsed",
+                sim.tick(),
+                a.ticks,
+                sim.live_ids().len(),
+                start.elapsed().as_secs_f64()
+            );
+        }
+    }
+    let wall = start.elapsed().as_secs_f64();
+    let mut report = sim.report();
+    report.wall_s = wall;
+    let step_s = (wall - sample_time.as_secs_f64()).max(1e-9);
+    if a.json {
+        let mut v = serde_json::to_value(&report)?;
+        let o = v.as_object_mut().expect("report is an object");
+        o.insert(
+            "duration_s".into(),
+            (report.ticks as f64 * TICK_MS as f64 / 1000.0).into(),
+        );
+        o.insert("sample_wall_s".into(), sample_time.as_secs_f64().into());
+        o.insert(
+            "peer_ticks_per_s".into(),
+            (report.peer_ticks as f64 / step_s).into(),
+        );
+        println!("{}", serde_json::to_string(&v)?);
+    } else {
+        print_table(&report, sample_time.as_secs_f64(), step_s);
+    }
+    Ok(())
+}
+
+fn print_table(r: &Report, sample_s: f64, step_s: f64) {
+    let pct = |x: f64| format!("{:.4} %", x * 100.0);
+    let rows: Vec<(&str, String)> = vec![
+        ("peers", r.peers.to_string()),
+        (
+            "ticks (measured from)",
+            format!("{} ({})", r.ticks, r.measure_from),
+        ),
+        ("samples", r.samples.to_string()),
+        (
+            "consistency mean / min",
+            format!("{} / {}", pct(r.consistency), pct(r.consistency_min)),
+        ),
+        (
+            "should-know per peer",
+            format!("{:.1} (max {})", r.should_know_mean, r.should_know_max),
+        ),
+        (
+            "kept per peer mean / max",
+            format!("{:.1} / {}", r.kept_mean, r.kept_max),
+        ),
+        (
+            "components mean / max",
+            format!("{:.2} / {}", r.components, r.components_max),
+        ),
+        (
+            "hull violations mean / max",
+            format!("{:.2} / {}", r.hull_violations, r.hull_violations_max),
+        ),
+        (
+            "voronoi correct mean / min",
+            format!(
+                "{} / {}",
+                pct(r.voronoi_correct),
+                pct(r.voronoi_correct_min)
+            ),
+        ),
+        (
+            "stale share mean / max",
+            format!("{} / {}", pct(r.stale_share), pct(r.stale_share_max)),
+        ),
+        (
+            "drift mean / worst",
+            format!("{:.3} / {:.3}", r.drift_mean, r.drift_max),
+        ),
+        (
+            "msgs per peer per s",
+            format!("{:.1}", r.msgs_per_peer_per_s),
+        ),
+        (
+            "bytes per peer per s / tick",
+            format!(
+                "{:.0} / {:.1}",
+                r.bytes_per_peer_per_s, r.bytes_per_peer_per_tick
+            ),
+        ),
+        ("join hops mean", format!("{:.2}", r.join_hops_mean)),
+        ("join time mean", format!("{:.0} ms", r.join_time_ms_mean)),
+        (
+            "wall time (sampling)",
+            format!("{:.2} s ({:.2} s)", r.wall_s, sample_s),
+        ),
+        (
+            "peer-ticks per s (no sampling)",
+            format!("{:.0}", r.peer_ticks as f64 / step_s),
+        ),
+    ];
+    for (k, v) in rows {
+        println!("{k:<32} {v}");
+    }
+}
