@@ -48,12 +48,19 @@ pub enum Message {
         /// The joiner's address as seen by the acceptor (empty if unknown).
         observed_addr: String,
     },
-    /// Introduces the sender (its own record) to a peer it now keeps.
+    /// Introduces the sender to a peer it now keeps, or announces a new
+    /// radius; the sender's id is the authenticated one of the link.
     Hello {
-        /// The sender's own record.
-        info: PeerInfo,
         /// The sender's current move sequence number.
         seq: u32,
+        /// The sender's position.
+        pos: Point,
+        /// The sender's awareness radius.
+        radius: f32,
+        /// The sender's display name.
+        name: String,
+        /// Where to dial the sender (may be empty).
+        addr: String,
     },
     /// The sender's new position (sent as a datagram: may be lost/reordered).
     Move {
@@ -61,14 +68,15 @@ pub enum Message {
         seq: u32,
         /// New position.
         pos: Point,
-        /// Current awareness radius.
-        radius: f32,
     },
     /// Records of peers the receiver should know (hints: believed only once
-    /// the peer itself says hello).
+    /// the peer itself speaks).
     Discover {
         /// The records.
         peers: Vec<PeerInfo>,
+        /// Whether the peers named were told about the receiver too (then
+        /// they will speak first and no hello is needed).
+        mutual: bool,
     },
     /// Anti-entropy: the short ids of the peers the sender keeps; the receiver
     /// answers with a `Discover` of what the sender lacks.
@@ -128,17 +136,31 @@ impl Message {
                 }
                 peers.iter().try_for_each(info)
             }
-            Message::Hello { info: i, .. } => info(i),
-            Message::Move { pos, radius, .. } => {
+            Message::Hello {
+                pos,
+                radius,
+                name,
+                addr,
+                ..
+            } => {
                 if !pos.is_finite() {
                     Err(DecodeError::BadPosition)
                 } else if !radius.is_finite() || *radius < 0.0 {
                     Err(DecodeError::BadRadius)
+                } else if name.len() > MAX_NAME_LEN || addr.len() > MAX_ADDR_LEN {
+                    Err(DecodeError::TooLong)
                 } else {
                     Ok(())
                 }
             }
-            Message::Discover { peers } => {
+            Message::Move { pos, .. } => {
+                if pos.is_finite() {
+                    Ok(())
+                } else {
+                    Err(DecodeError::BadPosition)
+                }
+            }
+            Message::Discover { peers, .. } => {
                 if peers.len() > MAX_RECORDS {
                     return Err(DecodeError::TooLong);
                 }
@@ -284,16 +306,19 @@ mod tests {
                     peers,
                     observed_addr
                 }),
-            (info_strategy(), any::<u32>()).prop_map(|(info, seq)| Message::Hello { info, seq }),
-            (any::<u32>(), -1e4f32..1e4, -1e4f32..1e4, 0.0f32..1e3).prop_map(
-                |(seq, x, y, radius)| Message::Move {
-                    seq,
-                    pos: Point::new(x, y),
-                    radius
-                }
-            ),
-            prop::collection::vec(info_strategy(), 0..8)
-                .prop_map(|peers| Message::Discover { peers }),
+            (info_strategy(), any::<u32>()).prop_map(|(i, seq)| Message::Hello {
+                seq,
+                pos: i.pos,
+                radius: i.radius,
+                name: i.name,
+                addr: i.addr
+            }),
+            (any::<u32>(), -1e4f32..1e4, -1e4f32..1e4).prop_map(|(seq, x, y)| Message::Move {
+                seq,
+                pos: Point::new(x, y)
+            }),
+            (prop::collection::vec(info_strategy(), 0..8), any::<bool>())
+                .prop_map(|(peers, mutual)| Message::Discover { peers, mutual }),
             prop::collection::vec(any::<[u8; 4]>(), 0..40).prop_map(|ids| Message::Digest { ids }),
             Just(Message::Ping),
             Just(Message::Leave),
@@ -337,18 +362,22 @@ mod tests {
             let m = Message::Move {
                 seq: 1,
                 pos: Point::new(bad, 0.0),
-                radius: 10.0,
             };
             assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadPosition));
             let mut i = PeerInfo::new(PeerId::from_seed(1), Point::new(0.0, 0.0), 10.0, "x");
             i.pos.y = bad;
-            let m = Message::Discover { peers: vec![i] };
+            let m = Message::Discover {
+                peers: vec![i],
+                mutual: false,
+            };
             assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadPosition));
         }
-        let m = Message::Move {
+        let m = Message::Hello {
             seq: 1,
             pos: Point::new(1.0, 0.0),
             radius: f32::NAN,
+            name: String::new(),
+            addr: String::new(),
         };
         assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadRadius));
     }
@@ -377,8 +406,11 @@ mod tests {
         assert!(decode(&bytes).is_err());
         let long_name = "n".repeat(MAX_NAME_LEN + 1);
         let m = Message::Hello {
-            info: PeerInfo::new(PeerId::from_seed(1), Point::new(0.0, 0.0), 1.0, long_name),
             seq: 0,
+            pos: Point::new(0.0, 0.0),
+            radius: 1.0,
+            name: long_name,
+            addr: String::new(),
         };
         assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::TooLong));
     }
@@ -388,8 +420,8 @@ mod tests {
         let m = Message::Move {
             seq: 70_000,
             pos: Point::new(1234.5, 99.25),
-            radius: 100.0,
         };
-        assert!(encoded_len(&m) <= 20, "{}", encoded_len(&m));
+        // version 2 + tag 1 + seq 5 + position 8
+        assert_eq!(encoded_len(&m), 16);
     }
 }

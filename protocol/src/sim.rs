@@ -270,6 +270,8 @@ pub struct Report {
     pub joins: u64,
     /// Peer-ticks simulated (live peers summed over ticks).
     pub peer_ticks: u64,
+    /// Bytes per peer per tick by message kind (measured ticks).
+    pub bytes_by_kind: BTreeMap<&'static str, f64>,
     /// Wall time in seconds (filled by the caller; 0 inside the simulator).
     pub wall_s: f64,
 }
@@ -341,6 +343,7 @@ pub struct Sim {
     window_bytes: u64,
     window_peer_ticks: u64,
     window_ticks: u64,
+    window_by_kind: BTreeMap<&'static str, u64>,
     peer_ticks: u64,
     join_hops: u64,
     join_time: u64,
@@ -380,6 +383,7 @@ impl Sim {
             window_bytes: 0,
             window_peer_ticks: 0,
             window_ticks: 0,
+            window_by_kind: BTreeMap::new(),
             peer_ticks: 0,
             join_hops: 0,
             join_time: 0,
@@ -593,6 +597,7 @@ impl Sim {
             if in_window {
                 self.window_msgs += 1;
                 self.window_bytes += size;
+                *self.window_by_kind.entry(t.msg.kind()).or_default() += size;
             }
             let Some(&to) = self.by_id.get(&t.to) else {
                 continue;
@@ -938,6 +943,11 @@ impl Sim {
             },
             joins: self.joins,
             peer_ticks: self.peer_ticks,
+            bytes_by_kind: self
+                .window_by_kind
+                .iter()
+                .map(|(k, v)| (*k, *v as f64 / peer_ticks))
+                .collect(),
             wall_s: 0.0,
         }
     }

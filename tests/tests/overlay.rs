@@ -1,0 +1,346 @@
+//! The overlay's must-hold properties, checked in the deterministic simulator.
+//!
+//! Unless a test says otherwise: world 1200×1200, radius 100 (about 22 peers
+//! should be known by each), fixed seeds, and "settled" = 50 ticks after the
+//! last join or event.
+
+use peerworld_protocol::invariants::Sample;
+use peerworld_protocol::mobility::Mobility;
+use peerworld_protocol::sim::{Report, Sim, SimConfig};
+use peerworld_protocol::{Point, World};
+
+fn config(peers: usize, world: f32, mobility: Mobility, ticks: u64) -> SimConfig {
+    let mut cfg = SimConfig {
+        peers,
+        ticks,
+        mobility,
+        seed: 42,
+        ..SimConfig::default()
+    };
+    cfg.peer.world = World::new(world, world);
+    cfg.peer.radius = 100.0;
+    cfg
+}
+
+/// Ticks the initial joins take.
+fn join_ticks(cfg: &SimConfig) -> u64 {
+    (cfg.peers as u64).div_ceil(cfg.joins_per_tick.max(1) as u64)
+}
+
+fn assert_converged(s: &Sample, what: &str) {
+    assert_eq!(s.consistency, 1.0, "{what}: consistency {s:?}");
+    assert_eq!(s.voronoi_correct, 1.0, "{what}: voronoi {s:?}");
+    assert_eq!(s.components, 1, "{what}: components {s:?}");
+    assert_eq!(s.dead_kept, 0, "{what}: dead peers kept {s:?}");
+}
+
+#[test]
+fn thousand_still_peers_joined_through_one_bootstrap_converge() {
+    let cfg = config(1000, 1200.0, Mobility::Still, 0);
+    let settle = join_ticks(&cfg) + 50;
+    let mut sim = Sim::new(SimConfig {
+        ticks: settle,
+        ..cfg
+    });
+    sim.run_ticks(settle);
+    let s = sim.sample();
+    assert_eq!(s.peers, 1000);
+    assert!(s.should_know_mean >= 10.0, "{s:?}");
+    assert_converged(&s, "still 1000");
+    assert_eq!(s.hull_violations, 0, "{s:?}");
+    assert!(
+        s.kept_max <= 3 * s.should_know_max + 12,
+        "kept_max {} vs largest should-know {}",
+        s.kept_max,
+        s.should_know_max
+    );
+}
+
+#[test]
+fn thousand_walking_peers_stay_consistent() {
+    let mut cfg = config(1000, 1200.0, Mobility::RandomWaypoint, 0);
+    cfg.speed = 5.0;
+    let from = join_ticks(&cfg) + 50;
+    cfg.ticks = from + 300;
+    cfg.measure_from = Some(from);
+    let r: Report = Sim::new(cfg).run();
+    assert_eq!(r.samples, 300);
+    assert!(r.should_know_mean >= 10.0, "{r:?}");
+    assert!(r.consistency >= 0.995, "mean consistency {}", r.consistency);
+    assert_eq!(r.hull_violations_max, 0, "{r:?}");
+    assert_eq!(r.components_max, 1, "{r:?}");
+    // No "everyone keeps everyone".
+    assert!(r.kept_max <= 3 * r.should_know_max + 12, "{r:?}");
+}
+
+#[test]
+fn cost_per_peer_does_not_grow_with_the_world() {
+    // Same density: 1 000 peers in 1200², 10 000 in (1200·√10)².
+    let run = |peers: usize, side: f32| {
+        let mut cfg = config(peers, side, Mobility::RandomWaypoint, 0);
+        cfg.joins_per_tick = peers / 25;
+        let from = join_ticks(&cfg) + 50;
+        cfg.ticks = from + 40;
+        cfg.measure_from = Some(from);
+        cfg.voronoi = false;
+        cfg.sample_every = 20;
+        Sim::new(cfg).run()
+    };
+    let small = run(1000, 1200.0);
+    let large = run(10_000, 1200.0 * 10f32.sqrt());
+    let ratio = large.bytes_per_peer_per_tick / small.bytes_per_peer_per_tick;
+    assert!(
+        (0.85..=1.15).contains(&ratio),
+        "bytes per peer per tick: 1k {} vs 10k {} (ratio {ratio})",
+        small.bytes_per_peer_per_tick,
+        large.bytes_per_peer_per_tick
+    );
+    assert!(large.consistency >= 0.995, "{large:?}");
+}
+
+#[test]
+fn survivors_repair_after_a_tenth_crash_at_once() {
+    let cfg = config(1000, 1200.0, Mobility::Still, 0);
+    let settle = join_ticks(&cfg) + 50;
+    let timeout_ticks = cfg.peer.failure_timeout_ms / 100;
+    let total = settle + timeout_ticks + 20;
+    let mut sim = Sim::new(SimConfig {
+        ticks: total,
+        ..cfg
+    });
+    sim.run_ticks(settle);
+    let crashed = sim.crash_random(100);
+    assert_eq!(crashed.len(), 100);
+    // Right after the crash the views still hold the dead.
+    assert!(sim.sample().dead_kept > 0);
+    sim.run_ticks(timeout_ticks + 20);
+    let s = sim.sample();
+    assert_eq!(s.peers, 900);
+    assert_converged(&s, "after crash");
+    for p in sim.peers() {
+        for id in &crashed {
+            assert!(!p.knows(id), "{} still keeps crashed {}", p.id(), id);
+        }
+    }
+}
+
+#[test]
+fn graceful_leave_leaves_no_dangling_neighbour() {
+    let cfg = config(300, 700.0, Mobility::Still, 0);
+    let settle = join_ticks(&cfg) + 50;
+    let mut sim = Sim::new(SimConfig {
+        ticks: settle + 100,
+        ..cfg
+    });
+    sim.run_ticks(settle);
+    let leavers: Vec<_> = sim.live_ids().into_iter().step_by(30).collect();
+    for id in &leavers {
+        sim.leave(id);
+    }
+    // Well inside the failure timeout: the goodbye did the work.
+    sim.run_ticks(5);
+    let s = sim.sample();
+    assert_eq!(s.dead_kept, 0, "{s:?}");
+    for p in sim.peers() {
+        for id in &leavers {
+            assert!(!p.knows(id));
+        }
+    }
+    sim.run_ticks(20);
+    assert_converged(&sim.sample(), "after leaves");
+}
+
+/// Runs a still world to convergence, then measures messages over a window.
+fn sparse_run(points: Vec<Point>, world: f32) -> (Sample, f64, f64) {
+    let mut cfg = config(0, world, Mobility::Still, 1000);
+    cfg.joins_per_tick = 1;
+    let mut sim = Sim::new(cfg);
+    for p in &points {
+        sim.spawn(*p);
+        sim.run_ticks(1);
+    }
+    sim.run_ticks(100);
+    let s = sim.sample();
+    let n = points.len() as f64;
+    let window = |sim: &mut Sim| {
+        let before = sim.messages_sent();
+        sim.run_ticks(100);
+        (sim.messages_sent() - before) as f64 / n / 10.0
+    };
+    let first = window(&mut sim);
+    let second = window(&mut sim);
+    (s, first, second)
+}
+
+#[test]
+fn sparse_world_converges_without_looping() {
+    let mut rng = peerworld_protocol::sim::Rng::new(5);
+    let world = World::new(10_000.0, 10_000.0);
+    let pts: Vec<Point> = (0..20)
+        .map(|_| peerworld_protocol::mobility::random_point(world, &mut rng))
+        .collect();
+    let (s, first, second) = sparse_run(pts, 10_000.0);
+    assert_eq!(s.voronoi_correct, 1.0, "{s:?}");
+    assert_eq!(s.components, 1, "{s:?}");
+    // Steady state: heartbeats and anti-entropy only, no repair loop.
+    let bound = s.kept_mean * 1.5 + 5.0;
+    assert!(
+        first <= bound && second <= bound,
+        "msgs/peer/s {first}, {second} (bound {bound})"
+    );
+}
+
+#[test]
+fn tight_cluster_converges_without_looping() {
+    let mut rng = peerworld_protocol::sim::Rng::new(6);
+    let pts: Vec<Point> = (0..50)
+        .map(|_| {
+            Point::new(
+                5000.0 + (rng.f64() * 100.0) as f32,
+                5000.0 + (rng.f64() * 100.0) as f32,
+            )
+        })
+        .filter(|p| (f64::from(p.x) - 5050.0).hypot(f64::from(p.y) - 5050.0) <= 50.0)
+        .chain((0..50).map(|i| Point::new(5040.0 + (i % 5) as f32, 5040.0 + (i / 5 % 5) as f32)))
+        .take(50)
+        .collect();
+    assert_eq!(pts.len(), 50);
+    let (s, first, second) = sparse_run(pts, 10_000.0);
+    assert_eq!(s.voronoi_correct, 1.0, "{s:?}");
+    assert_eq!(s.components, 1, "{s:?}");
+    assert_eq!(s.consistency, 1.0, "{s:?}");
+    let bound = s.kept_mean * 1.5 + 5.0;
+    assert!(
+        first <= bound && second <= bound,
+        "msgs/peer/s {first}, {second} (bound {bound})"
+    );
+}
+
+fn small_world(points: &[(f32, f32)], world: f32) -> Sample {
+    let mut cfg = config(0, world, Mobility::Still, 1000);
+    cfg.joins_per_tick = 1;
+    let mut sim = Sim::new(cfg);
+    for &(x, y) in points {
+        sim.spawn(Point::new(x, y));
+        sim.run_ticks(2);
+    }
+    sim.run_ticks(60);
+    sim.sample()
+}
+
+#[test]
+fn one_two_and_three_peers() {
+    let s = small_world(&[(10.0, 10.0)], 1000.0);
+    assert_eq!((s.peers, s.components, s.consistency), (1, 1, 1.0));
+    let s = small_world(&[(10.0, 10.0), (60.0, 10.0)], 1000.0);
+    assert_converged(&s, "two peers");
+    assert!(s.should_know_mean >= 1.0);
+    let s = small_world(&[(10.0, 10.0), (60.0, 10.0), (600.0, 700.0)], 1000.0);
+    assert_converged(&s, "three peers");
+}
+
+#[test]
+fn peers_on_the_same_spot() {
+    let pts = [
+        (500.0, 500.0),
+        (500.0, 500.0),
+        (500.0, 500.0),
+        (520.0, 500.0),
+        (480.0, 530.0),
+        (500.0, 500.0),
+    ];
+    let s = small_world(&pts, 1000.0);
+    assert_converged(&s, "same spot");
+    assert!(s.should_know_mean >= 4.0);
+}
+
+#[test]
+fn peers_across_the_torus_seam() {
+    // Two groups on either side of the corner seam know each other.
+    let pts = [
+        (5.0, 5.0),
+        (995.0, 5.0),
+        (5.0, 995.0),
+        (995.0, 995.0),
+        (40.0, 20.0),
+        (960.0, 980.0),
+        (20.0, 960.0),
+    ];
+    let s = small_world(&pts, 1000.0);
+    assert_converged(&s, "seam");
+    assert!(s.should_know_mean >= 5.0, "{s:?}");
+}
+
+#[test]
+fn integer_grid_positions_converge() {
+    // Cocircular points everywhere: a regular grid.
+    let pts: Vec<(f32, f32)> = (0..36)
+        .map(|i| (100.0 + (i % 6) as f32 * 50.0, 100.0 + (i / 6) as f32 * 50.0))
+        .collect();
+    let s = small_world(&pts, 1000.0);
+    assert_converged(&s, "grid");
+}
+
+#[test]
+fn same_seed_gives_identical_reports() {
+    let run = || {
+        let mut cfg = config(300, 700.0, Mobility::RandomWaypoint, 120);
+        cfg.churn = 0.002;
+        cfg.loss = 0.05;
+        Sim::new(cfg).run()
+    };
+    let a = run();
+    let b = run();
+    assert!(a.samples > 0);
+    assert_eq!(
+        serde_json::to_string(&a).unwrap(),
+        serde_json::to_string(&b).unwrap()
+    );
+}
+
+#[test]
+fn churn_keeps_the_world_connected() {
+    let mut cfg = config(500, 850.0, Mobility::RandomWaypoint, 0);
+    cfg.churn = 0.001; // 0.5 leavers per tick
+    let from = join_ticks(&cfg) + 50;
+    cfg.ticks = from + 200;
+    cfg.measure_from = Some(from);
+    let r = Sim::new(cfg).run();
+    assert!(r.should_know_mean >= 10.0, "{r:?}");
+    assert!(r.consistency >= 0.99, "{r:?}");
+    assert!(r.components <= 1.05, "{r:?}");
+}
+
+#[test]
+fn teleport_rejoins_at_the_new_place() {
+    let mut cfg = config(300, 700.0, Mobility::Still, 0);
+    cfg.peer.teleport_distance = 200.0;
+    let settle = join_ticks(&cfg) + 50;
+    let mut sim = Sim::new(SimConfig {
+        ticks: settle + 200,
+        ..cfg
+    });
+    sim.run_ticks(settle);
+    let id = sim.live_ids()[7];
+    let before = sim.peer(&id).unwrap().info().pos;
+    let target = Point::new((before.x + 350.0) % 700.0, (before.y + 350.0) % 700.0);
+    let joins = sim.report().joins;
+    sim.move_peer(&id, target);
+    sim.run_ticks(30);
+    let s = sim.sample();
+    assert_converged(&s, "after teleport");
+    assert_eq!(sim.report().joins, joins + 1, "the jump re-joined");
+    assert_eq!(sim.peer(&id).unwrap().info().pos, target);
+}
+
+#[test]
+fn loss_of_position_updates_is_tolerated() {
+    let mut cfg = config(500, 850.0, Mobility::RandomWaypoint, 0);
+    cfg.loss = 0.1;
+    let from = join_ticks(&cfg) + 50;
+    cfg.ticks = from + 100;
+    cfg.measure_from = Some(from);
+    let r = Sim::new(cfg).run();
+    assert!(r.consistency >= 0.99, "{r:?}");
+    assert_eq!(r.components_max, 1, "{r:?}");
+}
