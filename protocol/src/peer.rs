@@ -584,6 +584,12 @@ impl Peer {
         self.mark_dirty(now);
     }
 
+    /// Heard from directly within one and a half heartbeats (every kept
+    /// peer speaks at least once a heartbeat).
+    fn fresh(&self, k: &Known, now: Millis) -> bool {
+        k.confirmed && now.since(k.last_heard) <= self.config.heartbeat_ms * 3 / 2
+    }
+
     fn send_hello(&mut self, to: PeerId, now: Millis) {
         if let Some(k) = self.known.get_mut(&to) {
             k.hello_sent = true;
@@ -606,6 +612,7 @@ impl Peer {
     /// within range of it, or Voronoi-adjacent to it in this peer's view.
     fn records_for(
         &self,
+        now: Millis,
         to: PeerId,
         pos: Point,
         r: f32,
@@ -615,7 +622,9 @@ impl Peer {
         let mut pts = vec![pos, self.me.pos];
         let mut order = vec![self.me.id];
         for (id, k) in self.known.iter() {
-            if *id == to {
+            // Only vouch for peers heard from lately: relaying the dead
+            // would keep them alive as hints forever.
+            if *id == to || !self.fresh(k, now) {
                 continue;
             }
             pts.push(k.info.pos);
@@ -682,7 +691,7 @@ impl Peer {
             _ if can_accept => {
                 self.stats.joins_accepted += 1;
                 let mut peers = vec![self.me.clone()];
-                peers.extend(self.records_for(joiner.id, joiner.pos, joiner.radius, |_| false));
+                peers.extend(self.records_for(now, joiner.id, joiner.pos, joiner.radius, |_| false));
                 peers.dedup_by(|a, b| a.id == b.id);
                 peers.truncate(MAX_RECORDS);
                 let observed_addr = joiner.addr.clone();
@@ -804,7 +813,7 @@ impl Peer {
         let mut tell_mover = Vec::new();
         let mut tell_others = Vec::new();
         for n in self.known.values() {
-            if n.info.id == from || !(n.enclosing || mover_enclosing) {
+            if n.info.id == from || !(n.enclosing || mover_enclosing) || !self.fresh(n, now) {
                 continue;
             }
             let (npos, nr) = (n.info.pos, n.info.radius);
@@ -880,7 +889,7 @@ impl Peer {
         };
         let (pos, r) = (k.info.pos, k.info.radius);
         let has = |id: &PeerId| ids.binary_search(&short4(id)).is_ok();
-        let records = self.records_for(from, pos, r, has);
+        let records = self.records_for(now, from, pos, r, has);
         if !records.is_empty() {
             self.send(
                 from,
@@ -1020,7 +1029,7 @@ impl Peer {
                         continue;
                     }
                     if let Some(kn) = self.known.get(&n) {
-                        if !self.in_range(xpos, xr, kn.info.pos, kn.info.radius) {
+                        if self.fresh(kn, now) && !self.in_range(xpos, xr, kn.info.pos, kn.info.radius) {
                             tell.push(kn.info.clone());
                         }
                     }
