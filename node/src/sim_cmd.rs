@@ -116,7 +116,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
     if !(0.0..=1.0).contains(&a.churn) || !(0.0..=1.0).contains(&a.loss) {
         bail!("--churn and --loss are probabilities in [0, 1]");
     }
-    if !(a.radius.is_finite() && a.radius > 0.0) || !(a.speed.is_finite() && a.speed >= 0.0) {
+    if !(a.radius.is_finite() && a.radius > 0.0 && a.speed.is_finite() && a.speed >= 0.0) {
         bail!("--radius must be positive and --speed non-negative");
     }
     if a.trace.is_none() && a.peers == 0 {

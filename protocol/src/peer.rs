@@ -490,10 +490,10 @@ impl Peer {
         if self.state == State::Left {
             return;
         }
-        if let Some(at) = self.recompute_at {
-            if now >= at {
-                self.recompute(now);
-            }
+        if let Some(at) = self.recompute_at
+            && now >= at
+        {
+            self.recompute(now);
         }
         if now >= self.next_maintenance {
             self.next_maintenance = now.plus(self.config.maintenance_ms.max(1));
@@ -691,7 +691,8 @@ impl Peer {
             _ if can_accept => {
                 self.stats.joins_accepted += 1;
                 let mut peers = vec![self.me.clone()];
-                peers.extend(self.records_for(now, joiner.id, joiner.pos, joiner.radius, |_| false));
+                peers
+                    .extend(self.records_for(now, joiner.id, joiner.pos, joiner.radius, |_| false));
                 peers.dedup_by(|a, b| a.id == b.id);
                 peers.truncate(MAX_RECORDS);
                 let observed_addr = joiner.addr.clone();
@@ -1028,10 +1029,11 @@ impl Peer {
                     if n == x || kx.told.contains(&n.short_u64()) {
                         continue;
                     }
-                    if let Some(kn) = self.known.get(&n) {
-                        if self.fresh(kn, now) && !self.in_range(xpos, xr, kn.info.pos, kn.info.radius) {
-                            tell.push(kn.info.clone());
-                        }
+                    if let Some(kn) = self.known.get(&n)
+                        && self.fresh(kn, now)
+                        && !self.in_range(xpos, xr, kn.info.pos, kn.info.radius)
+                    {
+                        tell.push(kn.info.clone());
                     }
                 }
                 if let Some(kx) = self.known.get_mut(&x) {
@@ -1082,10 +1084,10 @@ impl Peer {
 
     fn maintenance(&mut self, now: Millis) {
         // Join retry.
-        if let State::Joining { via, sent } = self.state {
-            if now.since(sent) >= self.config.join_retry_ms {
-                self.join(via, now);
-            }
+        if let State::Joining { via, sent } = self.state
+            && now.since(sent) >= self.config.join_retry_ms
+        {
+            self.join(via, now);
         }
         // Failure detection: silent neighbours, and hints nobody confirmed.
         let timeout = self.config.failure_timeout_ms;

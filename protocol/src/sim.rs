@@ -536,24 +536,24 @@ impl Sim {
 
     /// A peer says goodbye and goes.
     pub fn leave(&mut self, id: &PeerId) {
-        if let Some(&i) = self.by_id.get(id) {
-            if self.slots[i].alive {
-                self.slots[i].peer.leave(self.now);
-                self.flush(i);
-                self.slots[i].alive = false;
-            }
+        if let Some(&i) = self.by_id.get(id)
+            && self.slots[i].alive
+        {
+            self.slots[i].peer.leave(self.now);
+            self.flush(i);
+            self.slots[i].alive = false;
         }
     }
 
     /// Moves a peer (its walker stays where the model put it otherwise).
     pub fn move_peer(&mut self, id: &PeerId, pos: Point) {
-        if let Some(&i) = self.by_id.get(id) {
-            if self.slots[i].alive {
-                let pos = self.world.wrap(pos);
-                self.slots[i].walker = Walker::new(pos);
-                self.slots[i].peer.move_to(pos, self.now);
-                self.flush(i);
-            }
+        if let Some(&i) = self.by_id.get(id)
+            && self.slots[i].alive
+        {
+            let pos = self.world.wrap(pos);
+            self.slots[i].walker = Walker::new(pos);
+            self.slots[i].peer.move_to(pos, self.now);
+            self.flush(i);
         }
     }
 
@@ -792,12 +792,12 @@ impl Sim {
         // Leaves: present at the previous step, absent now.
         let present: std::collections::BTreeSet<u32> = rows.iter().map(|r| r.0).collect();
         for p in prev {
-            if !present.contains(&p) {
-                if let Some(&slot) = self.by_trace.get(&p) {
-                    let id = self.slots[slot].peer.id();
-                    self.leave(&id);
-                    self.by_trace.remove(&p);
-                }
+            if !present.contains(&p)
+                && let Some(&slot) = self.by_trace.get(&p)
+            {
+                let id = self.slots[slot].peer.id();
+                self.leave(&id);
+                self.by_trace.remove(&p);
             }
         }
         for (p, pos) in rows {
@@ -854,7 +854,7 @@ impl Sim {
     /// sampling period).
     pub fn should_sample(&self) -> bool {
         self.tick > self.measure_from()
-            && (self.tick - self.measure_from()) % self.cfg.sample_every.max(1) == 0
+            && (self.tick - self.measure_from()).is_multiple_of(self.cfg.sample_every.max(1))
     }
 
     /// Adds a sample to the report's averages.

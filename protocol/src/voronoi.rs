@@ -352,13 +352,12 @@ fn collect_cocircular(
         let face = tri.face(f);
         out.extend(face.vertices().iter().map(|v| v.data().spot));
         for e in face.adjacent_edges() {
-            if edge_is_zero_length(tri, e.fix()) {
-                if let Some(g) = e.rev().face().as_inner() {
-                    if !seen.contains(&g.fix()) {
-                        seen.push(g.fix());
-                        stack.push(g.fix());
-                    }
-                }
+            if edge_is_zero_length(tri, e.fix())
+                && let Some(g) = e.rev().face().as_inner()
+                && !seen.contains(&g.fix())
+            {
+                seen.push(g.fix());
+                stack.push(g.fix());
             }
         }
     }
