@@ -584,10 +584,18 @@ impl Peer {
         self.mark_dirty(now);
     }
 
-    /// Heard from directly within one and a half heartbeats (every kept
-    /// peer speaks at least once a heartbeat).
+    /// Whether this peer may vouch for `k` to others: heard from directly
+    /// within one and a half heartbeats (every kept peer speaks at least once
+    /// a heartbeat), or a hint received as recently (hints must travel on
+    /// before the peer speaks, or pairs are learned too late at high latency;
+    /// the window keeps a crashed peer from living on as a hint relayed from
+    /// peer to peer for long).
     fn fresh(&self, k: &Known, now: Millis) -> bool {
-        k.confirmed && now.since(k.last_heard) <= self.config.heartbeat_ms * 3 / 2
+        if k.confirmed {
+            now.since(k.last_heard) <= self.config.heartbeat_ms * 3 / 2
+        } else {
+            now.since(k.added) <= self.config.heartbeat_ms * 3 / 2
+        }
     }
 
     fn send_hello(&mut self, to: PeerId, now: Millis) {
