@@ -88,6 +88,9 @@ pub enum Message {
     Ping,
     /// The sender leaves the world.
     Leave,
+    /// The sender does not keep the receiver (it sent a move to a peer that
+    /// finds it out of range): stop sending, drop the sender unless needed.
+    Forget,
 }
 
 impl Message {
@@ -107,6 +110,7 @@ impl Message {
             Message::Digest { .. } => "digest",
             Message::Ping => "ping",
             Message::Leave => "leave",
+            Message::Forget => "forget",
         }
     }
 
@@ -173,7 +177,7 @@ impl Message {
                     Ok(())
                 }
             }
-            Message::Ping | Message::Leave => Ok(()),
+            Message::Ping | Message::Leave | Message::Forget => Ok(()),
         }
     }
 }
@@ -322,6 +326,7 @@ mod tests {
             prop::collection::vec(any::<[u8; 4]>(), 0..40).prop_map(|ids| Message::Digest { ids }),
             Just(Message::Ping),
             Just(Message::Leave),
+            Just(Message::Forget),
         ]
     }
 

@@ -470,6 +470,15 @@ impl Peer {
             Message::Discover { peers, mutual } => self.on_discover(now, from, peers, mutual),
             Message::Digest { ids } => self.on_digest(now, from, &ids),
             Message::Ping => {}
+            Message::Forget => {
+                // Keep it only if it is enclosing for us: we still need it.
+                if self.known.get(&from).is_some_and(|k| !k.enclosing) {
+                    self.known.remove(&from);
+                    self.events
+                        .push_back(Event::NeighbourRemoved(from, RemoveReason::OutOfRange));
+                    self.mark_dirty(now);
+                }
+            }
             Message::Leave => {
                 if self.known.remove(&from).is_some() {
                     self.events
@@ -799,6 +808,10 @@ impl Peer {
                 };
                 self.insert(info, seq, true, now);
                 self.send_hello(from, now);
+            } else {
+                // It keeps us on a stale belief: tell it, or it would hold
+                // our frozen position until the failure timeout.
+                self.send(from, Message::Forget, now);
             }
             return;
         };
@@ -991,16 +1004,7 @@ impl Peer {
             self.events
                 .push_back(Event::NeighbourRemoved(*id, RemoveReason::OutOfRange));
         }
-        // Greet kept hints not greeted yet.
-        let greet: Vec<PeerId> = self
-            .known
-            .iter()
-            .filter(|(_, k)| !k.hello_sent && !k.confirmed && k.greet_at.is_none_or(|t| now >= t))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in greet {
-            self.send_hello(id, now);
-        }
+        self.greet_hints(now);
         // A new enclosing neighbour beyond our radius may know of peers on
         // its side that we lack (sparse worlds): ask it.
         for id in new_enclosing {
@@ -1068,6 +1072,20 @@ impl Peer {
             .collect();
     }
 
+    /// Says hello to kept hints not greeted yet (a mutual hint only once its
+    /// grace period is over: it should speak first).
+    fn greet_hints(&mut self, now: Millis) {
+        let greet: Vec<PeerId> = self
+            .known
+            .iter()
+            .filter(|(_, k)| !k.hello_sent && !k.confirmed && k.greet_at.is_none_or(|t| now >= t))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in greet {
+            self.send_hello(id, now);
+        }
+    }
+
     fn enforce_cap(&mut self) {
         let cap = self.config.max_kept;
         if self.known.len() <= cap {
@@ -1119,16 +1137,7 @@ impl Peer {
         if lost {
             self.after_loss(now);
         }
-        // Hints told to both sides that never spoke: greet them ourselves.
-        let greet: Vec<PeerId> = self
-            .known
-            .iter()
-            .filter(|(_, k)| !k.confirmed && !k.hello_sent && k.greet_at.is_some_and(|t| now >= t))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in greet {
-            self.send_hello(id, now);
-        }
+        self.greet_hints(now);
         // Heartbeats.
         let hb = self.config.heartbeat_ms;
         let quiet: Vec<PeerId> = self
