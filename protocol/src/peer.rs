@@ -219,9 +219,9 @@ pub struct Peer {
     radius_target: f32,
     state: State,
     known: Table,
-    /// Snapshot of the enclosing neighbours (id, position, radius) as of the
-    /// last recompute, for the per-move discovery check.
-    enclosing: Vec<(PeerId, Point, f32)>,
+    /// Ids of the enclosing neighbours as of the last recompute: the
+    /// per-move discovery check walks these, not every kept peer.
+    enclosing: Vec<PeerId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,
     recompute_at: Option<Millis>,
@@ -835,7 +835,14 @@ impl Peer {
         let mover_enclosing = self.known.get(&from).is_some_and(|k| k.enclosing);
         let mut tell_mover = Vec::new();
         let mut tell_others = Vec::new();
-        for n in self.known.values() {
+        // Most movers are not enclosing here: then only pairs with one of
+        // our few enclosing neighbours count.
+        let candidates: Box<dyn Iterator<Item = &Known>> = if mover_enclosing {
+            Box::new(self.known.values())
+        } else {
+            Box::new(self.enclosing.iter().filter_map(|id| self.known.get(id)))
+        };
+        for n in candidates {
             if n.info.id == from || !(n.enclosing || mover_enclosing) || !self.fresh(n, now) {
                 continue;
             }
@@ -1065,7 +1072,7 @@ impl Peer {
             .known
             .values()
             .filter(|k| k.enclosing)
-            .map(|k| (k.info.id, k.info.pos, k.info.radius))
+            .map(|k| k.info.id)
             .collect();
     }
 
