@@ -228,6 +228,8 @@ pub struct Peer {
     next_maintenance: Millis,
     next_anti_entropy: Millis,
     observed_addr: Option<String>,
+    /// When and through whom to re-check the join placement.
+    probe: Option<(Millis, PeerId)>,
     stats: Stats,
 }
 
@@ -266,6 +268,7 @@ impl Peer {
             next_maintenance,
             next_anti_entropy,
             observed_addr: None,
+            probe: None,
             stats: Stats::default(),
         }
     }
@@ -735,8 +738,11 @@ impl Peer {
         peers: Vec<PeerInfo>,
         observed: String,
     ) {
-        if let State::Joining { .. } = self.state {
+        if let State::Joining { via, .. } = self.state {
             self.state = State::Joined;
+            // Check the placement once more, from the same entry point, when
+            // the neighbourhood has settled (see `probe`).
+            self.probe = Some((now.plus(self.config.join_retry_ms), via));
             self.events.push_back(Event::Joined {
                 acceptor: from,
                 hops,
@@ -1118,6 +1124,27 @@ impl Peer {
             && now.since(sent) >= self.config.join_retry_ms
         {
             self.join(via, now);
+        }
+        // Join probe: while many peers join at once, views disagree and
+        // greedy forwarding can stop at a peer that is not the true owner of
+        // the joiner's spot; the joiner then lives beside a neighbourhood it
+        // never hears of, and nothing else bridges two groups that were in
+        // range of each other from the start. A second greedy walk from the
+        // entry point, once views have settled, ends at the true owner and
+        // its reply introduces whoever was missed.
+        if let Some((at, via)) = self.probe
+            && now >= at
+            && self.state == State::Joined
+        {
+            self.probe = None;
+            self.send(
+                via,
+                Message::Join {
+                    joiner: self.me.clone(),
+                    hops: 0,
+                },
+                now,
+            );
         }
         // Failure detection: silent neighbours, and hints nobody confirmed.
         let timeout = self.config.failure_timeout_ms;

@@ -96,6 +96,10 @@ fn cost_per_peer_does_not_grow_with_the_world() {
         large.bytes_per_peer_per_tick
     );
     assert!(large.consistency >= 0.995, "{large:?}");
+    // 400 joins a tick: views disagree while they land; the join probe must
+    // leave no isolated group behind.
+    assert_eq!(large.components_max, 1, "{large:?}");
+    assert_eq!(large.hull_violations_max, 0, "{large:?}");
 }
 
 #[test]
