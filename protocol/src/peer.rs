@@ -754,12 +754,8 @@ impl Peer {
         self.on_discover(now, from, peers, false);
         // Ask the new neighbours for what the acceptor could not see.
         self.recompute(now);
-        let targets: Vec<PeerId> = self
-            .known
-            .iter()
-            .filter(|(_, k)| k.enclosing)
-            .map(|(id, _)| *id)
-            .collect();
+        // `recompute` just refreshed the enclosing list.
+        let targets = self.enclosing.clone();
         for id in targets {
             self.send_digest(id, now);
         }
@@ -961,12 +957,8 @@ impl Peer {
     /// the hole.
     fn after_loss(&mut self, now: Millis) {
         self.recompute(now);
-        let targets: Vec<PeerId> = self
-            .known
-            .iter()
-            .filter(|(_, k)| k.enclosing)
-            .map(|(id, _)| *id)
-            .collect();
+        // `recompute` just refreshed the enclosing list.
+        let targets = self.enclosing.clone();
         for id in targets {
             self.repair_digest(id, now);
         }
