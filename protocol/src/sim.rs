@@ -342,14 +342,12 @@ pub struct Sim {
     window_msgs: u64,
     window_bytes: u64,
     window_peer_ticks: u64,
-    window_ticks: u64,
     window_by_kind: BTreeMap<&'static str, u64>,
     peer_ticks: u64,
     join_hops: u64,
     join_time: u64,
     joins: u64,
     totals: Totals,
-    events: Vec<Event>,
 }
 
 impl Sim {
@@ -382,7 +380,6 @@ impl Sim {
             window_msgs: 0,
             window_bytes: 0,
             window_peer_ticks: 0,
-            window_ticks: 0,
             window_by_kind: BTreeMap::new(),
             peer_ticks: 0,
             join_hops: 0,
@@ -393,7 +390,6 @@ impl Sim {
                 voronoi_min: 1.0,
                 ..Totals::default()
             },
-            events: Vec::new(),
             cfg,
         }
     }
@@ -632,9 +628,7 @@ impl Sim {
                     self.join_time += self.now.since(t0);
                 }
             }
-            self.events.push(e);
         }
-        self.events.clear();
         if let Some(t) = self.slots[slot].peer.poll_timeout() {
             let t = t.max(self.now.plus(1));
             if self.slots[slot].timer_at.is_none_or(|cur| t < cur) {
@@ -698,7 +692,6 @@ impl Sim {
         self.tick += 1;
         if self.tick > self.measure_from() {
             self.window_peer_ticks += live;
-            self.window_ticks += 1;
         }
         true
     }

@@ -155,15 +155,22 @@ fn graceful_leave_leaves_no_dangling_neighbour() {
 }
 
 /// Runs a still world to convergence, then measures messages over a window.
-fn sparse_run(points: Vec<Point>, world: f32) -> (Sample, f64, f64) {
+/// A still world whose peers join one by one at the given spots, `gap` ticks
+/// apart, then run `settle` ticks.
+fn still_world(points: &[Point], world: f32, gap: u64, settle: u64) -> Sim {
     let mut cfg = config(0, world, Mobility::Still, 1000);
     cfg.joins_per_tick = 1;
     let mut sim = Sim::new(cfg);
-    for p in &points {
+    for p in points {
         sim.spawn(*p);
-        sim.run_ticks(1);
+        sim.run_ticks(gap);
     }
-    sim.run_ticks(100);
+    sim.run_ticks(settle);
+    sim
+}
+
+fn sparse_run(points: Vec<Point>, world: f32) -> (Sample, f64, f64) {
+    let mut sim = still_world(&points, world, 1, 100);
     let s = sim.sample();
     let n = points.len() as f64;
     let window = |sim: &mut Sim| {
@@ -221,15 +228,8 @@ fn tight_cluster_converges_without_looping() {
 }
 
 fn small_world(points: &[(f32, f32)], world: f32) -> Sample {
-    let mut cfg = config(0, world, Mobility::Still, 1000);
-    cfg.joins_per_tick = 1;
-    let mut sim = Sim::new(cfg);
-    for &(x, y) in points {
-        sim.spawn(Point::new(x, y));
-        sim.run_ticks(2);
-    }
-    sim.run_ticks(60);
-    sim.sample()
+    let points: Vec<Point> = points.iter().map(|&(x, y)| Point::new(x, y)).collect();
+    still_world(&points, world, 2, 60).sample()
 }
 
 #[test]
