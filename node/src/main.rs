@@ -1,6 +1,8 @@
 //! `peerworld-node`: the headless node, the simulator and the local swarm.
 
+mod run_cmd;
 mod sim_cmd;
+mod swarm_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -20,20 +22,17 @@ struct Cli {
 enum Command {
     /// Run the overlay in the deterministic simulator and report its invariants.
     Sim(sim_cmd::SimArgs),
-    /// Run one node over QUIC (not built yet).
-    Run,
-    /// Run N nodes over loopback QUIC (not built yet).
-    Swarm,
+    /// Run one node over QUIC (a world's seed, a member, or a wandering bot).
+    Run(run_cmd::RunArgs),
+    /// Run N nodes over loopback QUIC in this process and check the invariants.
+    Swarm(swarm_cmd::SwarmArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Sim(args) => sim_cmd::run(args),
-        Command::Run | Command::Swarm => {
-            anyhow::bail!(
-                "the QUIC node is not built yet (issue 3); `peerworld-node sim` runs the overlay today"
-            )
-        }
+        Command::Run(args) => run_cmd::run(args),
+        Command::Swarm(args) => swarm_cmd::run(args),
     }
 }

@@ -88,6 +88,104 @@ pub struct Sample {
     pub dead_kept: usize,
 }
 
+/// Means and worst values over a series of samples.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Summary {
+    /// Samples taken.
+    pub samples: u64,
+    /// Mean awareness consistency (0 without samples).
+    pub consistency: f64,
+    /// Worst sample.
+    pub consistency_min: f64,
+    /// Mean should-know set size.
+    pub should_know_mean: f64,
+    /// Largest should-know set seen.
+    pub should_know_max: usize,
+    /// Mean stale share.
+    pub stale_share: f64,
+    /// Worst stale share.
+    pub stale_share_max: f64,
+    /// Mean kept peers per peer.
+    pub kept_mean: f64,
+    /// Most kept peers of any peer in any sample.
+    pub kept_max: usize,
+    /// Mean strongly connected components.
+    pub components: f64,
+    /// Worst sample.
+    pub components_max: usize,
+    /// Mean hull violations.
+    pub hull_violations: f64,
+    /// Worst sample.
+    pub hull_violations_max: usize,
+    /// Mean Voronoi correctness (0 without samples).
+    pub voronoi_correct: f64,
+    /// Worst sample.
+    pub voronoi_correct_min: f64,
+    /// Mean drift.
+    pub drift_mean: f64,
+    /// Worst sample's mean drift.
+    pub drift_max: f64,
+    /// Most kept entries naming dead peers in a sample.
+    pub dead_kept_max: usize,
+}
+
+/// Accumulates samples into a [`Summary`].
+#[derive(Clone, Debug, Default)]
+pub struct Tally {
+    sum: Summary,
+}
+
+impl Tally {
+    /// Adds a sample.
+    pub fn record(&mut self, s: &Sample) {
+        let t = &mut self.sum;
+        let first = t.samples == 0;
+        t.samples += 1;
+        t.consistency += s.consistency;
+        t.consistency_min = if first {
+            s.consistency
+        } else {
+            t.consistency_min.min(s.consistency)
+        };
+        t.should_know_mean += s.should_know_mean;
+        t.should_know_max = t.should_know_max.max(s.should_know_max);
+        t.stale_share += s.stale_share;
+        t.stale_share_max = t.stale_share_max.max(s.stale_share);
+        t.kept_mean += s.kept_mean;
+        t.kept_max = t.kept_max.max(s.kept_max);
+        t.components += s.components as f64;
+        t.components_max = t.components_max.max(s.components);
+        t.hull_violations += s.hull_violations as f64;
+        t.hull_violations_max = t.hull_violations_max.max(s.hull_violations);
+        t.voronoi_correct += s.voronoi_correct;
+        t.voronoi_correct_min = if first {
+            s.voronoi_correct
+        } else {
+            t.voronoi_correct_min.min(s.voronoi_correct)
+        };
+        t.drift_mean += s.drift_mean;
+        t.drift_max = t.drift_max.max(s.drift_mean);
+        t.dead_kept_max = t.dead_kept_max.max(s.dead_kept);
+    }
+
+    /// The means and worst values so far.
+    pub fn summary(&self) -> Summary {
+        let t = &self.sum;
+        let k = t.samples.max(1) as f64;
+        Summary {
+            consistency: t.consistency / k,
+            should_know_mean: t.should_know_mean / k,
+            stale_share: t.stale_share / k,
+            kept_mean: t.kept_mean / k,
+            components: t.components / k,
+            hull_violations: t.hull_violations / k,
+            voronoi_correct: t.voronoi_correct / k,
+            drift_mean: t.drift_mean / k,
+            ..t.clone()
+        }
+    }
+}
+
 /// Computes the invariants. `views[i]` is the view of `truth[i]`.
 pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Options) -> Sample {
     let n = truth.len();

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
-use crate::invariants::{self, Kept, Options, Sample, TruePeer};
+use crate::invariants::{self, Kept, Options, Sample, Tally, TruePeer};
 use crate::message::{Message, encoded_len};
 use crate::mobility::{Mobility, Walker, random_point};
 use crate::peer::{Config, Event, Peer};
@@ -297,28 +297,6 @@ enum Action {
     },
 }
 
-#[derive(Default)]
-struct Totals {
-    samples: u64,
-    consistency: f64,
-    consistency_min: f64,
-    should_know: f64,
-    should_know_max: usize,
-    stale: f64,
-    stale_max: f64,
-    kept: f64,
-    kept_max: usize,
-    components: f64,
-    components_max: usize,
-    hull: f64,
-    hull_max: usize,
-    voronoi: f64,
-    voronoi_min: f64,
-    drift: f64,
-    drift_max: f64,
-    dead_kept_max: usize,
-}
-
 /// The simulator.
 pub struct Sim {
     cfg: SimConfig,
@@ -347,7 +325,7 @@ pub struct Sim {
     join_hops: u64,
     join_time: u64,
     joins: u64,
-    totals: Totals,
+    totals: Tally,
 }
 
 impl Sim {
@@ -385,11 +363,7 @@ impl Sim {
             join_hops: 0,
             join_time: 0,
             joins: 0,
-            totals: Totals {
-                consistency_min: 1.0,
-                voronoi_min: 1.0,
-                ..Totals::default()
-            },
+            totals: Tally::default(),
             cfg,
         }
     }
@@ -852,25 +826,7 @@ impl Sim {
 
     /// Adds a sample to the report's averages.
     pub fn record(&mut self, s: &Sample) {
-        let t = &mut self.totals;
-        t.samples += 1;
-        t.consistency += s.consistency;
-        t.consistency_min = t.consistency_min.min(s.consistency);
-        t.should_know += s.should_know_mean;
-        t.should_know_max = t.should_know_max.max(s.should_know_max);
-        t.stale += s.stale_share;
-        t.stale_max = t.stale_max.max(s.stale_share);
-        t.kept += s.kept_mean;
-        t.kept_max = t.kept_max.max(s.kept_max);
-        t.components += s.components as f64;
-        t.components_max = t.components_max.max(s.components);
-        t.hull += s.hull_violations as f64;
-        t.hull_max = t.hull_max.max(s.hull_violations);
-        t.voronoi += s.voronoi_correct;
-        t.voronoi_min = t.voronoi_min.min(s.voronoi_correct);
-        t.drift += s.drift_mean;
-        t.drift_max = t.drift_max.max(s.drift_mean);
-        t.dead_kept_max = t.dead_kept_max.max(s.dead_kept);
+        self.totals.record(s);
     }
 
     /// Runs to the end, sampling as configured, and reports.
@@ -886,8 +842,7 @@ impl Sim {
 
     /// The report so far.
     pub fn report(&self) -> Report {
-        let t = &self.totals;
-        let k = t.samples.max(1) as f64;
+        let t = self.totals.summary();
         let peer_ticks = self.window_peer_ticks.max(1) as f64;
         let secs_per_tick = TICK_MS as f64 / 1000.0;
         Report {
@@ -895,29 +850,21 @@ impl Sim {
             ticks: self.tick,
             measure_from: self.measure_from(),
             samples: t.samples,
-            consistency: if t.samples > 0 {
-                t.consistency / k
-            } else {
-                0.0
-            },
-            consistency_min: if t.samples > 0 {
-                t.consistency_min
-            } else {
-                0.0
-            },
-            should_know_mean: t.should_know / k,
+            consistency: t.consistency,
+            consistency_min: t.consistency_min,
+            should_know_mean: t.should_know_mean,
             should_know_max: t.should_know_max,
-            stale_share: t.stale / k,
-            stale_share_max: t.stale_max,
-            kept_mean: t.kept / k,
+            stale_share: t.stale_share,
+            stale_share_max: t.stale_share_max,
+            kept_mean: t.kept_mean,
             kept_max: t.kept_max,
-            components: t.components / k,
+            components: t.components,
             components_max: t.components_max,
-            hull_violations: t.hull / k,
-            hull_violations_max: t.hull_max,
-            voronoi_correct: if t.samples > 0 { t.voronoi / k } else { 0.0 },
-            voronoi_correct_min: if t.samples > 0 { t.voronoi_min } else { 0.0 },
-            drift_mean: t.drift / k,
+            hull_violations: t.hull_violations,
+            hull_violations_max: t.hull_violations_max,
+            voronoi_correct: t.voronoi_correct,
+            voronoi_correct_min: t.voronoi_correct_min,
+            drift_mean: t.drift_mean,
             drift_max: t.drift_max,
             dead_kept_max: t.dead_kept_max,
             msgs_per_peer_per_s: self.window_msgs as f64 / peer_ticks / secs_per_tick,

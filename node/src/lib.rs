@@ -1,0 +1,60 @@
+//! peerworld's node: the QUIC driver around `peerworld_protocol::Peer`.
+//!
+//! [`Node::spawn`] binds one quinn endpoint (dialing and accepting, TLS 1.3
+//! with self-signed certificates whose key hash is the [`PeerId`]) and starts
+//! the driver task that owns the overlay state machine. The returned
+//! [`NodeHandle`] moves the avatar, watches the view and shuts the node down.
+//! [`status`] serves `/status`, `/metrics` and `/healthz`; [`swarm`] runs many
+//! nodes in one process and checks the overlay's invariants over real QUIC.
+
+pub mod identity;
+mod link;
+pub mod metrics;
+mod node;
+mod socket;
+pub mod status;
+pub mod swarm;
+
+pub use identity::Identity;
+pub use metrics::{Metrics, MetricsSnapshot};
+pub use node::{ConnState, Neighbour, Node, NodeConfig, NodeHandle, Snapshot, Walk};
+
+/// Errors of the node library.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The identity key or certificate could not be made, read or written.
+    #[error("identity: {0}")]
+    Identity(String),
+    /// A socket could not be bound or used.
+    #[error("socket {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A configuration value is out of range.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The node's driver has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+    /// Must be called from inside a tokio runtime.
+    #[error("no tokio runtime: {0}")]
+    NoRuntime(String),
+}
+
+/// QUIC application close codes.
+pub mod close_code {
+    /// Normal close (goodbye, idle link, duplicate connection).
+    pub const NORMAL: u32 = 0;
+    /// A frame did not decode.
+    pub const MALFORMED: u32 = 0x10;
+    /// A frame exceeded the size limit.
+    pub const TOO_LARGE: u32 = 0x11;
+    /// A frame carried an unsupported protocol version.
+    pub const BAD_VERSION: u32 = 0x12;
+    /// The node has too many connections.
+    pub const BUSY: u32 = 0x13;
+}

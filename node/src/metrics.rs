@@ -1,0 +1,113 @@
+//! Counters shared by the driver, the connection tasks and the status server.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+
+macro_rules! counters {
+    ($( #[doc = $help:literal] $name:ident ),* $(,)?) => {
+        /// Live counters (atomics, bumped from any task).
+        #[derive(Debug, Default)]
+        pub struct Metrics {
+            $( #[doc = $help] pub $name: AtomicU64, )*
+        }
+
+        /// A copy of the counters at one instant.
+        #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+        pub struct MetricsSnapshot {
+            $( #[doc = $help] pub $name: u64, )*
+        }
+
+        impl Metrics {
+            /// Reads every counter.
+            pub fn snapshot(&self) -> MetricsSnapshot {
+                MetricsSnapshot { $( $name: self.$name.load(Ordering::Relaxed), )* }
+            }
+        }
+
+        impl MetricsSnapshot {
+            /// `(name, help, value)` of every counter.
+            pub fn fields(&self) -> Vec<(&'static str, &'static str, u64)> {
+                vec![ $( (stringify!($name), $help.trim(), self.$name), )* ]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Messages sent (streams and datagrams).
+    msgs_sent,
+    /// Bytes sent: encoded frames, plus the 4-byte length prefix on streams.
+    bytes_sent,
+    /// Messages received and decoded.
+    msgs_recv,
+    /// Bytes received: encoded frames, plus the 4-byte length prefix on streams.
+    bytes_recv,
+    /// Position updates and pings sent as QUIC datagrams.
+    datagrams_sent,
+    /// Datagrams received.
+    datagrams_recv,
+    /// Frames that failed to decode (malformed, too large, unknown version).
+    decode_errors,
+    /// Of those, frames over the size limit.
+    oversized_frames,
+    /// Of those, frames with an unsupported protocol version.
+    bad_versions,
+    /// Connections accepted.
+    conns_accepted,
+    /// Connections dialed.
+    conns_dialed,
+    /// Dials that failed or timed out.
+    dials_failed,
+    /// Handshakes refused (bad certificate, wrong id, too many connections).
+    handshakes_refused,
+    /// Duplicate connections closed (both sides dialed at once).
+    duplicate_conns,
+    /// Messages dropped: no address to dial, queue full, or too many dials.
+    send_dropped,
+    /// Messages the overlay refused (wrong claimed id, bad values).
+    rejected,
+    /// Joins completed by this node.
+    joins,
+    /// Joins this node accepted for others.
+    joins_accepted,
+    /// Joins this node forwarded.
+    joins_forwarded,
+    /// Neighbours dropped after the failure timeout.
+    timeouts,
+    /// Repair requests sent (hull gaps, lost neighbours).
+    repairs,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets a counter (for values copied from the overlay's own stats).
+    pub fn set(counter: &AtomicU64, n: u64) {
+        counter.store(n, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_counter_has_help_and_snapshots() {
+        let m = Metrics::default();
+        Metrics::add(&m.decode_errors, 3);
+        let s = m.snapshot();
+        assert_eq!(s.decode_errors, 3);
+        let fields = s.fields();
+        assert_eq!(fields.len(), 21);
+        assert!(fields.iter().all(|(_, help, _)| !help.is_empty()));
+        assert!(
+            fields
+                .iter()
+                .any(|&(name, _, v)| name == "decode_errors" && v == 3)
+        );
+    }
+}

@@ -1,0 +1,143 @@
+//! The status server: `GET /status` (JSON, field names are a contract),
+//! `GET /metrics` (Prometheus text format) and `GET /healthz`.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Value, json};
+
+use crate::{Error, NodeHandle, Snapshot};
+
+/// The `/status` document of a snapshot (the contract of DESIGN.md plus
+/// `state`, `addr`, `links`, `uptime_ms` and the full counters).
+pub fn status_json(s: &Snapshot, metrics: &crate::MetricsSnapshot) -> Value {
+    let neighbours: Vec<Value> = s
+        .neighbours
+        .iter()
+        .map(|n| {
+            json!({
+                "id": n.info.id.to_hex(),
+                "name": n.info.name,
+                "pos": [n.info.pos.x, n.info.pos.y],
+                "radius": n.info.radius,
+                "enclosing": n.enclosing,
+                "aware": n.aware,
+                "confirmed": n.confirmed,
+                "age_ms": n.age_ms,
+                "addr": n.info.addr,
+            })
+        })
+        .collect();
+    json!({
+        "id": s.me.id.to_hex(),
+        "name": s.me.name,
+        "addr": s.me.addr,
+        "pos": [s.me.pos.x, s.me.pos.y],
+        "radius": s.me.radius,
+        "world": [s.world.width, s.world.height],
+        "joined": s.joined,
+        "state": s.state,
+        "uptime_ms": s.uptime_ms,
+        "links": s.links,
+        "neighbours": neighbours,
+        "stats": {
+            "msgs_sent": metrics.msgs_sent,
+            "bytes_sent": metrics.bytes_sent,
+            "msgs_recv": metrics.msgs_recv,
+            "bytes_recv": metrics.bytes_recv,
+            "counters": metrics,
+        },
+    })
+}
+
+/// The `/metrics` text (Prometheus exposition format 0.0.4).
+pub fn metrics_text(s: &Snapshot, metrics: &crate::MetricsSnapshot) -> String {
+    let mut out = String::new();
+    let gauges = [
+        (
+            "neighbours",
+            "Peers kept by the overlay.",
+            s.neighbours.len(),
+        ),
+        (
+            "neighbours_enclosing",
+            "Kept peers that are Voronoi neighbours.",
+            s.neighbours.iter().filter(|n| n.enclosing).count(),
+        ),
+        (
+            "neighbours_aware",
+            "Kept peers within the awareness radius.",
+            s.neighbours.iter().filter(|n| n.aware).count(),
+        ),
+        ("links", "Open QUIC connections.", s.links),
+        ("joined", "1 when part of a world.", usize::from(s.joined)),
+    ];
+    for (name, help, v) in gauges {
+        let _ = writeln!(out, "# HELP peerworld_{name} {help}");
+        let _ = writeln!(out, "# TYPE peerworld_{name} gauge");
+        let _ = writeln!(out, "peerworld_{name} {v}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP peerworld_radius Awareness radius in world units."
+    );
+    let _ = writeln!(out, "# TYPE peerworld_radius gauge");
+    let _ = writeln!(out, "peerworld_radius {}", s.me.radius);
+    for (name, help, v) in metrics.fields() {
+        let _ = writeln!(out, "# HELP peerworld_{name}_total {help}");
+        let _ = writeln!(out, "# TYPE peerworld_{name}_total counter");
+        let _ = writeln!(out, "peerworld_{name}_total {v}");
+    }
+    out
+}
+
+async fn status(State(node): State<NodeHandle>) -> Response {
+    axum::Json(status_json(&node.snapshot(), &node.metrics())).into_response()
+}
+
+async fn metrics(State(node): State<NodeHandle>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        metrics_text(&node.snapshot(), &node.metrics()),
+    )
+        .into_response()
+}
+
+async fn healthz(State(node): State<NodeHandle>) -> Response {
+    if node.is_closed() {
+        (StatusCode::SERVICE_UNAVAILABLE, "stopped\n").into_response()
+    } else {
+        (StatusCode::OK, "ok\n").into_response()
+    }
+}
+
+/// Binds `addr` and serves the node's status until it stops. Returns the
+/// bound address.
+pub async fn serve(addr: SocketAddr, node: NodeHandle) -> Result<SocketAddr, Error> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| Error::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| Error::Bind { addr, source })?;
+    let app = Router::new()
+        .route("/status", get(status))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .with_state(node.clone());
+    tokio::spawn(async move {
+        let stopped = async move { node.closed().await };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await
+        {
+            tracing::warn!(error = %e, "status server failed");
+        }
+    });
+    Ok(bound)
+}
