@@ -873,11 +873,12 @@ impl Driver {
         let len = frame.len();
         if let Some(link) = self.links.get_mut(&to) {
             link.last_used = Instant::now();
-            if msg.is_datagram() && link.conn.max_datagram_size().is_some_and(|max| len <= max) {
-                if link.conn.send_datagram(frame.clone()).is_ok() {
-                    self.count_sent(len, true);
-                    return;
-                }
+            if msg.is_datagram()
+                && link.conn.max_datagram_size().is_some_and(|max| len <= max)
+                && link.conn.send_datagram(frame.clone()).is_ok()
+            {
+                self.count_sent(len, true);
+                return;
             }
             if link.tx.try_send(frame).is_ok() {
                 self.count_sent(len + LEN_PREFIX, false);

@@ -317,7 +317,7 @@ mod tests {
     fn bad_values_are_clear_errors() {
         assert!(parse_pair("1,NaN").is_err());
         assert!(parse_pair("12").is_err());
-        let cli = Cli::try_parse_from(["x", "--radius", "-5"]).unwrap();
+        let cli = Cli::try_parse_from(["x", "--radius=-5"]).unwrap();
         let err = settings(cli.run).unwrap_err().to_string();
         assert!(err.contains("radius"), "{err}");
         let dir = std::env::temp_dir().join(format!("pw-cfg-bad-{}", std::process::id()));

@@ -1,0 +1,465 @@
+//! The node over real QUIC on 127.0.0.1: convergence, walking, crashes,
+//! identities, hostile input and the status API. These tests run in real
+//! time, so they run one at a time (a shared lock) and each ends within 60 s.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use peerworld_node::swarm::{Swarm, SwarmConfig};
+use peerworld_node::{Identity, Node, NodeConfig, NodeHandle, close_code, status};
+use peerworld_protocol::invariants::{Options, Sample};
+use peerworld_protocol::message::{self, Message};
+use peerworld_protocol::{Config, PeerId, PeerInfo, Point, World};
+use quinn::crypto::rustls::QuicClientConfig;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs a real-time test on its own runtime, alone, within 60 s.
+fn real_time<F: Future<Output = ()>>(test: impl FnOnce() -> F) {
+    let _guard = serial();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(60), test())
+            .await
+            .expect("the test did not finish within 60 s");
+    });
+}
+
+const WORLD: World = World::new(1000.0, 1000.0);
+const RADIUS: f32 = 300.0;
+
+fn swarm_config(peers: usize, speed: f32, seed: u64) -> SwarmConfig {
+    let mut cfg = SwarmConfig::new(peers, WORLD, RADIUS);
+    cfg.speed = speed;
+    cfg.seed = seed;
+    cfg.joins_per_s = 40.0;
+    cfg
+}
+
+fn perfect(s: &Sample) -> bool {
+    s.consistency >= 1.0
+        && s.components == 1
+        && s.hull_violations == 0
+        && s.voronoi_correct >= 1.0
+        && s.dead_kept == 0
+}
+
+/// Samples every 250 ms until `ok` holds; returns the last sample and when.
+async fn wait_for(
+    swarm: &Swarm,
+    within: Duration,
+    ok: impl Fn(&Sample) -> bool,
+) -> (Sample, Duration) {
+    let t0 = Instant::now();
+    loop {
+        let s = swarm.sample(Options::default());
+        if ok(&s) || t0.elapsed() >= within {
+            return (s, t0.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[test]
+fn twenty_nodes_join_through_one_bootstrap_and_converge() {
+    real_time(|| async {
+        let swarm = Swarm::start(&swarm_config(20, 0.0, 7)).await.unwrap();
+        let (s, took) = wait_for(&swarm, Duration::from_secs(30), perfect).await;
+        assert!(
+            perfect(&s),
+            "not converged after {took:?}: {s:?} (all joined: {})",
+            swarm.all_joined()
+        );
+        assert!(s.should_know_mean >= 4.0, "too sparse to mean much: {s:?}");
+        assert_eq!(s.peers, 20);
+        assert_eq!(swarm.decode_errors(), 0);
+        swarm.shutdown().await;
+    });
+}
+
+#[test]
+fn twenty_walking_nodes_stay_consistent() {
+    real_time(|| async {
+        let swarm = Swarm::start(&swarm_config(20, 40.0, 8)).await.unwrap();
+        let (s, _) = wait_for(&swarm, Duration::from_secs(20), |s| {
+            s.consistency >= 1.0 && s.components == 1
+        })
+        .await;
+        assert!(s.consistency >= 1.0, "did not converge: {s:?}");
+        let mut sum = 0.0;
+        let mut worst: f64 = 1.0;
+        let mut should_know = 0.0;
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let s = swarm.sample(Options::default());
+            assert_eq!(s.components, 1, "split while walking: {s:?}");
+            sum += s.consistency;
+            should_know += s.should_know_mean;
+            worst = worst.min(s.consistency);
+        }
+        let mean = sum / 20.0;
+        assert!(
+            should_know / 20.0 >= 4.0,
+            "too sparse: {}",
+            should_know / 20.0
+        );
+        assert!(
+            mean >= 0.99,
+            "mean consistency {mean:.4} (worst {worst:.4})"
+        );
+        swarm.shutdown().await;
+    });
+}
+
+#[test]
+fn five_of_twenty_crash_silently_and_survivors_repair() {
+    real_time(|| async {
+        let mut swarm = Swarm::start(&swarm_config(20, 0.0, 9)).await.unwrap();
+        let (s, _) = wait_for(&swarm, Duration::from_secs(30), perfect).await;
+        assert!(perfect(&s), "not converged before the crash: {s:?}");
+        let dead = swarm.crash(5);
+        assert_eq!(dead.len(), 5);
+        assert_eq!(swarm.alive(), 15);
+        let before = swarm.sample(Options::default());
+        assert!(
+            before.dead_kept > 0,
+            "the crash went unnoticed by the checker"
+        );
+        let limit = Duration::from_millis(Config::default().failure_timeout_ms + 5_000);
+        let (s, took) = wait_for(&swarm, limit + Duration::from_secs(2), |s| {
+            s.consistency >= 1.0 && s.components == 1 && s.dead_kept == 0 && s.hull_violations == 0
+        })
+        .await;
+        assert!(
+            s.dead_kept == 0 && s.consistency >= 1.0 && s.components == 1 && took <= limit,
+            "not repaired within {limit:?} (took {took:?}): {s:?}"
+        );
+        swarm.shutdown().await;
+    });
+}
+
+fn node_config(world: World) -> NodeConfig {
+    let mut c = NodeConfig::new("127.0.0.1:0".parse().unwrap());
+    c.overlay = Config {
+        world,
+        radius: RADIUS,
+        ..Config::default()
+    };
+    c
+}
+
+async fn wait_until(within: Duration, ok: impl Fn() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < within {
+        if ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ok()
+}
+
+fn knows(node: &NodeHandle, id: PeerId) -> bool {
+    node.snapshot()
+        .neighbours
+        .iter()
+        .any(|n| n.info.id == id && n.confirmed)
+}
+
+#[test]
+fn restarted_node_keeps_its_id_through_the_identity_file() {
+    real_time(|| async {
+        let dir = std::env::temp_dir().join(format!("pw-restart-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = dir.join("b.key");
+        let mut a = node_config(WORLD);
+        a.pos = Some(Point::new(100.0, 100.0));
+        let a = Node::spawn(a).unwrap();
+        let start_b = || {
+            let mut b = node_config(WORLD);
+            b.pos = Some(Point::new(200.0, 150.0));
+            b.bootstrap = vec![a.local_addr()];
+            b.identity = Some(Identity::load_or_create(&key).unwrap());
+            Node::spawn(b).unwrap()
+        };
+        let b = start_b();
+        let first_id = b.id();
+        assert!(wait_until(Duration::from_secs(10), || knows(&a, first_id)).await);
+        b.shutdown();
+        b.closed().await;
+        assert!(
+            wait_until(Duration::from_secs(5), || !knows(&a, first_id)).await,
+            "a still keeps b after its goodbye"
+        );
+        let b = start_b();
+        assert_eq!(b.id(), first_id, "the restarted node has another id");
+        assert!(wait_until(Duration::from_secs(10), || knows(&a, first_id)).await);
+        assert!(wait_until(Duration::from_secs(10), || knows(&b, a.id())).await);
+        b.shutdown();
+        a.shutdown();
+        b.closed().await;
+        a.closed().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+fn client_endpoint() -> quinn::Endpoint {
+    quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap()
+}
+
+async fn dial(
+    endpoint: &quinn::Endpoint,
+    identity: &Identity,
+    expected: Option<PeerId>,
+    addr: SocketAddr,
+) -> Result<quinn::Connection, String> {
+    let tls = identity
+        .client_config(expected)
+        .map_err(|e| e.to_string())?;
+    let tls = QuicClientConfig::try_from(tls).map_err(|e| e.to_string())?;
+    let config = quinn::ClientConfig::new(Arc::new(tls));
+    let connecting = endpoint
+        .connect_with(config, addr, "peerworld")
+        .map_err(|e| e.to_string())?;
+    let conn = connecting.await.map_err(|e| e.to_string())?;
+    // The server may refuse our certificate after the client side finished:
+    // a refused connection closes at once.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    match conn.close_reason() {
+        Some(reason) => Err(reason.to_string()),
+        None => Ok(conn),
+    }
+}
+
+#[test]
+fn certificates_that_do_not_prove_the_claimed_id_are_refused() {
+    real_time(|| async {
+        let a = Node::spawn(node_config(WORLD)).unwrap();
+        let endpoint = client_endpoint();
+        // A client whose certificate names an id its key does not hash to.
+        let forged = Identity::forged_claiming(a.id()).unwrap();
+        let refused = dial(&endpoint, &forged, None, a.local_addr()).await;
+        assert!(refused.is_err(), "a forged certificate was accepted");
+        assert!(
+            wait_until(Duration::from_secs(2), || a.metrics().handshakes_refused
+                >= 1)
+            .await,
+            "the refusal was not counted"
+        );
+        // A server that is not the peer the dialer meant to reach.
+        let honest = Identity::generate().unwrap();
+        let wrong = dial(
+            &endpoint,
+            &honest,
+            Some(PeerId::from_seed(5)),
+            a.local_addr(),
+        )
+        .await;
+        assert!(wrong.is_err(), "connected to a server proving another id");
+        // And the honest case works.
+        let ok = dial(&endpoint, &honest, Some(a.id()), a.local_addr()).await;
+        assert!(ok.is_ok(), "honest dial failed: {ok:?}");
+        a.shutdown();
+        a.closed().await;
+    });
+}
+
+async fn closed_with(conn: &quinn::Connection) -> Option<u64> {
+    match tokio::time::timeout(Duration::from_secs(5), conn.closed()).await {
+        Ok(quinn::ConnectionError::ApplicationClosed(c)) => Some(c.error_code.into_inner()),
+        _ => None,
+    }
+}
+
+#[test]
+fn hostile_input_is_counted_and_the_node_keeps_working() {
+    real_time(|| async {
+        let mut ac = node_config(WORLD);
+        ac.pos = Some(Point::new(500.0, 500.0));
+        let a = Node::spawn(ac).unwrap();
+        let endpoint = client_endpoint();
+        let me = Identity::generate().unwrap();
+
+        // Plain UDP garbage at the QUIC port: dropped by quinn, no crash.
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        for i in 0..50u8 {
+            udp.send_to(&[i; 200], a.local_addr()).unwrap();
+        }
+
+        // A garbage datagram on an authenticated connection.
+        let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
+            .await
+            .unwrap();
+        conn.send_datagram(vec![0x01, 0x00, 0xff, 0xff, 0xff].into())
+            .unwrap();
+        assert_eq!(
+            closed_with(&conn).await,
+            Some(u64::from(close_code::MALFORMED))
+        );
+
+        // An oversized frame announced on a stream.
+        let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
+            .await
+            .unwrap();
+        let mut s = conn.open_uni().await.unwrap();
+        s.write_all(&(10_000_000u32).to_le_bytes()).await.unwrap();
+        s.write_all(&[0u8; 64]).await.unwrap();
+        assert_eq!(
+            closed_with(&conn).await,
+            Some(u64::from(close_code::TOO_LARGE))
+        );
+
+        // A frame from an unknown protocol version.
+        let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
+            .await
+            .unwrap();
+        let mut frame = message::encode(&Message::Ping).unwrap();
+        frame[0..2].copy_from_slice(&999u16.to_le_bytes());
+        let mut s = conn.open_uni().await.unwrap();
+        s.write_all(&(frame.len() as u32).to_le_bytes())
+            .await
+            .unwrap();
+        s.write_all(&frame).await.unwrap();
+        assert_eq!(
+            closed_with(&conn).await,
+            Some(u64::from(close_code::BAD_VERSION))
+        );
+
+        // A well-formed join claiming someone else's id: refused, counted.
+        let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
+            .await
+            .unwrap();
+        let liar = PeerInfo::new(
+            PeerId::from_seed(99),
+            Point::new(510.0, 510.0),
+            RADIUS,
+            "liar",
+        );
+        let frame = message::encode(&Message::Join {
+            joiner: liar,
+            hops: 0,
+        })
+        .unwrap();
+        let mut s = conn.open_uni().await.unwrap();
+        s.write_all(&(frame.len() as u32).to_le_bytes())
+            .await
+            .unwrap();
+        s.write_all(&frame).await.unwrap();
+        assert!(
+            wait_until(Duration::from_secs(3), || a.metrics().rejected >= 1).await,
+            "the lie was not counted: {:?}",
+            a.metrics()
+        );
+
+        let m = a.metrics();
+        assert_eq!(m.decode_errors, 3, "{m:?}");
+        assert_eq!(m.oversized_frames, 1, "{m:?}");
+        assert_eq!(m.bad_versions, 1, "{m:?}");
+        assert!(!a.is_closed());
+        assert!(!knows(&a, PeerId::from_seed(99)));
+
+        // Still serving: an honest node joins through it.
+        let mut bc = node_config(WORLD);
+        bc.pos = Some(Point::new(520.0, 480.0));
+        bc.bootstrap = vec![a.local_addr()];
+        let b = Node::spawn(bc).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(10), || knows(&a, b.id())
+                && knows(&b, a.id()))
+            .await
+        );
+        b.shutdown();
+        a.shutdown();
+        b.closed().await;
+        a.closed().await;
+    });
+}
+
+async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body.to_string())
+}
+
+#[test]
+fn status_and_metrics_follow_the_contract() {
+    real_time(|| async {
+        let mut ac = node_config(WORLD);
+        ac.name = "alpha".into();
+        ac.pos = Some(Point::new(300.0, 300.0));
+        let a = Node::spawn(ac).unwrap();
+        let mut bc = node_config(WORLD);
+        bc.pos = Some(Point::new(350.0, 320.0));
+        bc.bootstrap = vec![a.local_addr()];
+        let b = Node::spawn(bc).unwrap();
+        assert!(wait_until(Duration::from_secs(10), || knows(&a, b.id())).await);
+        let bound = status::serve("127.0.0.1:0".parse().unwrap(), a.clone())
+            .await
+            .unwrap();
+
+        let (code, body) = http_get(bound, "/status").await;
+        assert_eq!(code, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["id"].as_str().unwrap(), a.id().to_hex());
+        assert_eq!(v["id"].as_str().unwrap().len(), 64);
+        assert_eq!(v["name"], "alpha");
+        assert_eq!(v["pos"][0].as_f64(), Some(300.0));
+        assert_eq!(v["pos"][1].as_f64(), Some(300.0));
+        assert_eq!(v["radius"].as_f64(), Some(f64::from(RADIUS)));
+        assert_eq!(v["world"][0].as_f64(), Some(1000.0));
+        assert_eq!(v["joined"], true);
+        let n = &v["neighbours"][0];
+        assert_eq!(n["id"].as_str().unwrap(), b.id().to_hex());
+        for key in ["name", "pos", "radius", "enclosing", "aware", "age_ms"] {
+            assert!(!n[key].is_null(), "neighbour field {key} missing: {n}");
+        }
+        assert_eq!(n["aware"], true);
+        for key in ["msgs_sent", "bytes_sent", "msgs_recv", "bytes_recv"] {
+            assert!(v["stats"][key].as_u64().unwrap() > 0, "stats.{key}: {v}");
+        }
+
+        let (code, body) = http_get(bound, "/metrics").await;
+        assert_eq!(code, 200);
+        let lines = body.lines().map(|l| Ok(l.to_string()));
+        let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text");
+        let value = |name: &str| {
+            scrape
+                .samples
+                .iter()
+                .find(|s| s.metric == name)
+                .map(|s| match s.value {
+                    prometheus_parse::Value::Counter(v)
+                    | prometheus_parse::Value::Gauge(v)
+                    | prometheus_parse::Value::Untyped(v) => v,
+                    _ => f64::NAN,
+                })
+        };
+        assert_eq!(value("peerworld_neighbours"), Some(1.0));
+        assert!(value("peerworld_msgs_sent_total").unwrap() > 0.0);
+        assert_eq!(value("peerworld_decode_errors_total"), Some(0.0));
+        assert!(scrape.samples.len() >= 20);
+
+        let (code, body) = http_get(bound, "/healthz").await;
+        assert_eq!((code, body.trim()), (200, "ok"));
+        b.shutdown();
+        a.shutdown();
+        b.closed().await;
+        a.closed().await;
+    });
+}
