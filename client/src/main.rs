@@ -1,10 +1,222 @@
-//! The peerworld client. The Bevy window is not built yet; until it is, this
-//! binary says so and points at the simulator.
+//! `peerworld`: the Bevy client.
 
-fn main() {
-    eprintln!(
-        "peerworld: the Bevy client is not built yet.\n\
-         Try the simulator instead: cargo run --release -p peerworld-node -- sim --peers 1000 --ticks 300"
-    );
-    std::process::exit(2);
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bevy::log::LogPlugin;
+use bevy::prelude::*;
+use bevy::window::WindowResolution;
+use clap::Parser;
+use peerworld_client::avatar::AvatarPlugin;
+use peerworld_client::input::WalkPlugin;
+use peerworld_client::net::{NetPlugin, NetRuntime, NetSetup};
+use peerworld_client::render::RenderPlugin;
+use peerworld_client::screenshot::{ScreenshotPlan, ScreenshotPlugin};
+use peerworld_node::Identity;
+use peerworld_protocol::World;
+
+/// Walk a shared peer-to-peer world.
+///
+/// With no arguments, opens an embedded world: a seed node and a dozen
+/// wandering bots on this machine (real nodes over loopback QUIC) and your
+/// avatar. `--join HOST:PORT` joins an existing world instead (for example
+/// one hosted by `peerworld-node run`).
+///
+/// Keys: WASD or arrows walk (or click a point to walk to it), V toggles the
+/// Voronoi cells of the known peers, L the links to enclosing neighbours.
+#[derive(Parser, Debug)]
+#[command(name = "peerworld", version)]
+struct Cli {
+    /// Join the world a node at HOST:PORT belongs to (no embedded world).
+    #[arg(long)]
+    join: Option<String>,
+    /// Your name, shown above your avatar [default: your login name].
+    #[arg(long)]
+    name: Option<String>,
+    /// UDP address of your node [default: 127.0.0.1:0 in the embedded world,
+    /// 0.0.0.0:0 when joining].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Wandering bots in the embedded world.
+    #[arg(long, default_value_t = 12)]
+    bots: usize,
+    /// Awareness radius [default: 600 in the embedded world, where it
+    /// covers the whole small world so every bot is a neighbour; 100 when
+    /// joining].
+    #[arg(long)]
+    radius: Option<f32>,
+    /// World size W,H; must match the world you join [default: 1000,640
+    /// embedded (about one window), 10000,10000 when joining].
+    #[arg(long, value_parser = parse_world)]
+    world: Option<World>,
+    /// Key file that keeps your id across launches [default: identity.key in
+    /// your data directory, e.g. ~/.local/share/peerworld/].
+    #[arg(long)]
+    identity: Option<PathBuf>,
+    /// Save a PNG of the window once joined and the peers are drawn, then exit.
+    #[arg(long)]
+    screenshot: Option<PathBuf>,
+    /// Peers that must be drawn before the screenshot [default: all bots].
+    #[arg(long)]
+    min_peers: Option<usize>,
+    /// Seconds before screenshot mode gives up (exit code 2).
+    #[arg(long, default_value_t = 60.0)]
+    timeout: f64,
+    /// Window width in pixels.
+    #[arg(long, default_value_t = 1280)]
+    width: u32,
+    /// Window height in pixels.
+    #[arg(long, default_value_t = 720)]
+    height: u32,
+    /// Speed of the embedded world's bots, units per second.
+    #[arg(long, default_value_t = 40.0)]
+    bot_speed: f32,
+}
+
+fn parse_world(s: &str) -> Result<World, String> {
+    let (w, h) = s.split_once(',').ok_or("expected W,H")?;
+    let w: f32 = w.trim().parse().map_err(|_| "W is not a number")?;
+    let h: f32 = h.trim().parse().map_err(|_| "H is not a number")?;
+    let world = World::new(w, h);
+    world
+        .is_valid()
+        .then_some(world)
+        .ok_or_else(|| "world sides must be positive".to_string())
+}
+
+fn has_display() -> bool {
+    std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty())
+        || std::env::var_os("WAYLAND_DISPLAY").is_some_and(|d| !d.is_empty())
+}
+
+/// Turns the renderer's known start-up panics into one clear line.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("Unable to find a GPU") || msg.contains("find a suitable adapter") {
+            eprintln!(
+                "peerworld: no Vulkan driver found; install one (e.g. mesa-vulkan-drivers for software rendering)"
+            );
+            std::process::exit(1);
+        }
+        if msg.contains("event loop") {
+            eprintln!("peerworld: cannot open a window ({msg}); is DISPLAY set?");
+            std::process::exit(1);
+        }
+        default(info);
+    }));
+}
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    let cli = Cli::parse();
+    if !has_display() {
+        eprintln!(
+            "peerworld: no display (DISPLAY / WAYLAND_DISPLAY unset); run it in a desktop session or under xvfb-run"
+        );
+        return Ok(std::process::ExitCode::from(1));
+    }
+    install_panic_hook();
+    let join = match &cli.join {
+        Some(j) => Some(
+            std::net::ToSocketAddrs::to_socket_addrs(j)
+                .with_context(|| format!("--join {j:?}: expected HOST:PORT"))?
+                .next()
+                .with_context(|| format!("--join {j:?} resolves to no address"))?,
+        ),
+        None => None,
+    };
+    let world = cli.world.unwrap_or(if join.is_some() {
+        World::new(10_000.0, 10_000.0)
+    } else {
+        World::new(1000.0, 640.0)
+    });
+    let radius = cli
+        .radius
+        .unwrap_or(if join.is_some() { 100.0 } else { 600.0 });
+    if !(radius.is_finite() && radius > 0.0) {
+        anyhow::bail!("--radius must be positive");
+    }
+    let name = cli.name.clone().unwrap_or_else(|| {
+        std::env::var("USER")
+            .ok()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "walker".into())
+    });
+    let identity_path = cli
+        .identity
+        .clone()
+        .or_else(|| dirs::data_dir().map(|d| d.join("peerworld").join("identity.key")));
+    let identity = match &identity_path {
+        Some(p) => Some(Identity::load_or_create(p).with_context(|| {
+            format!(
+                "identity {} (pass --identity FILE to use another)",
+                p.display()
+            )
+        })?),
+        None => None,
+    };
+    let listen = cli.listen.unwrap_or_else(|| {
+        if join.is_some() {
+            "0.0.0.0:0".parse().expect("valid")
+        } else {
+            "127.0.0.1:0".parse().expect("valid")
+        }
+    });
+    let bots = if join.is_some() { 0 } else { cli.bots };
+    let (mut net, bridge) = NetRuntime::start(NetSetup {
+        join,
+        listen,
+        name: name.clone(),
+        bots,
+        radius,
+        world,
+        identity,
+        bot_speed: cli.bot_speed,
+    })?;
+    if let Some(seed) = net.seed_addr {
+        println!(
+            "peerworld: embedded world's seed on {seed} (peerworld --join {seed} --world {},{})",
+            world.width, world.height
+        );
+    }
+
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin {
+                primary_window: Some(Window {
+                    title: format!("peerworld — {name}"),
+                    resolution: WindowResolution::new(cli.width, cli.height),
+                    ..default()
+                }),
+                ..default()
+            })
+            .set(LogPlugin {
+                filter: "warn,peerworld_node=info,wgpu=error,naga=error".into(),
+                ..default()
+            }),
+    )
+    .insert_resource(bridge)
+    .add_plugins((NetPlugin, AvatarPlugin, WalkPlugin, RenderPlugin));
+    if let Some(path) = cli.screenshot {
+        app.insert_resource(ScreenshotPlan {
+            path,
+            min_peers: cli.min_peers.unwrap_or(bots),
+            timeout_s: cli.timeout,
+        })
+        .add_plugins(ScreenshotPlugin);
+    }
+    let exit = app.run();
+    net.shutdown();
+    Ok(match exit {
+        AppExit::Success => std::process::ExitCode::SUCCESS,
+        AppExit::Error(code) => std::process::ExitCode::from(code.get()),
+    })
 }

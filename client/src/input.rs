@@ -1,0 +1,105 @@
+//! Walking: WASD / arrow keys move the own avatar at once (the client does
+//! not wait for the node), a click sets a point to walk to, and moves go to
+//! the node at most 20 times a second.
+
+use bevy::prelude::*;
+use peerworld_protocol::Point;
+
+use crate::avatar::OwnPos;
+use crate::net::{Bridge, NetCommand, NetSystems};
+
+/// Walking speed in units per second.
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct WalkSpeed(pub f32);
+
+/// A point clicked to walk to (continuous coordinates).
+#[derive(Resource, Debug, Default, Clone, Copy)]
+pub struct WalkTarget(pub Option<Vec2>);
+
+/// Seconds between two moves sent to the node.
+pub const SEND_PERIOD: f64 = 0.05;
+
+#[derive(Resource, Default)]
+struct LastSent {
+    pos: Option<Vec2>,
+    at: f64,
+}
+
+/// Keyboard walking and sending moves.
+pub struct WalkPlugin;
+
+impl Plugin for WalkPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(WalkSpeed(160.0))
+            .init_resource::<WalkTarget>()
+            .init_resource::<LastSent>()
+            .add_systems(Update, walk.before(NetSystems::Apply))
+            .add_systems(Update, send_moves.in_set(NetSystems::Send));
+    }
+}
+
+/// The unit direction the keys point to (zero when none or opposite).
+pub fn key_direction(keys: &ButtonInput<KeyCode>) -> Vec2 {
+    let mut d = Vec2::ZERO;
+    if keys.any_pressed([KeyCode::KeyW, KeyCode::ArrowUp]) {
+        d.y += 1.0;
+    }
+    if keys.any_pressed([KeyCode::KeyS, KeyCode::ArrowDown]) {
+        d.y -= 1.0;
+    }
+    if keys.any_pressed([KeyCode::KeyA, KeyCode::ArrowLeft]) {
+        d.x -= 1.0;
+    }
+    if keys.any_pressed([KeyCode::KeyD, KeyCode::ArrowRight]) {
+        d.x += 1.0;
+    }
+    d.normalize_or_zero()
+}
+
+fn walk(
+    keys: Option<Res<ButtonInput<KeyCode>>>,
+    mut target: ResMut<WalkTarget>,
+    mut own: ResMut<OwnPos>,
+    speed: Res<WalkSpeed>,
+    time: Res<Time>,
+) {
+    if !own.placed {
+        return;
+    }
+    let step = speed.0 * time.delta_secs();
+    let dir = keys.map_or(Vec2::ZERO, |k| key_direction(&k));
+    if dir != Vec2::ZERO {
+        target.0 = None; // keys take over from a click
+        own.display += dir * step;
+    } else if let Some(goal) = target.0 {
+        let to = goal - own.display;
+        if to.length() <= step {
+            own.display = goal;
+            target.0 = None;
+        } else {
+            own.display += to.normalize() * step;
+        }
+    }
+}
+
+fn send_moves(own: Res<OwnPos>, bridge: Res<Bridge>, mut last: ResMut<LastSent>, time: Res<Time>) {
+    if !own.placed {
+        return;
+    }
+    let now = time.elapsed_secs_f64();
+    let pos = own.wrapped();
+    let Some(prev) = last.pos else {
+        // The node already stands where the first view placed us.
+        last.pos = Some(pos);
+        return;
+    };
+    let moved = prev.distance(pos) > 0.01;
+    if moved && now - last.at >= SEND_PERIOD {
+        // A full queue drops this move; the next one supersedes it.
+        let _ = bridge
+            .commands
+            .try_send(NetCommand::MoveTo(Point::new(pos.x, pos.y)));
+        last.pos = Some(pos);
+        last.at = now;
+    }
+}

@@ -1,0 +1,299 @@
+//! The bridge between Bevy and the node: bounded channels, read without
+//! blocking inside systems (the bevy_quinnet pattern), and the runtime thread
+//! that runs the nodes (own, and in the embedded world a seed and bots).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use peerworld_node::{Identity, Node, NodeConfig, NodeHandle, Snapshot, Walk};
+use peerworld_protocol::{Config, Point, World};
+use tokio::sync::{mpsc, oneshot, watch};
+
+/// What the client asks of its node.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NetCommand {
+    /// Move the avatar here.
+    MoveTo(Point),
+}
+
+/// Channels to the node: commands out (bounded; a full queue drops the
+/// command, and a newer move follows), views in (latest wins).
+#[derive(Resource)]
+pub struct Bridge {
+    /// Commands to the node.
+    pub commands: mpsc::Sender<NetCommand>,
+    /// The node's views.
+    pub views: watch::Receiver<Arc<Snapshot>>,
+}
+
+impl Bridge {
+    /// A bridge whose other ends the caller keeps (tests fill it by hand).
+    pub fn pair(
+        first: Snapshot,
+    ) -> (
+        Self,
+        mpsc::Receiver<NetCommand>,
+        watch::Sender<Arc<Snapshot>>,
+    ) {
+        let (ctx, crx) = mpsc::channel(64);
+        let (vtx, vrx) = watch::channel(Arc::new(first));
+        (
+            Self {
+                commands: ctx,
+                views: vrx,
+            },
+            crx,
+            vtx,
+        )
+    }
+}
+
+/// The newest view, and when (in `Time` seconds) it arrived.
+#[derive(Resource)]
+pub struct LatestView {
+    /// The view.
+    pub snapshot: Arc<Snapshot>,
+    /// Arrival time.
+    pub at: f64,
+    /// Views received so far.
+    pub count: u64,
+    /// Messages in+out per second, smoothed.
+    pub msgs_per_s: f64,
+    last_msgs: (u64, f64),
+}
+
+/// Sent when a new view arrived.
+#[derive(Message, Clone)]
+pub struct ViewUpdated(pub Arc<Snapshot>);
+
+/// System sets, in order.
+#[derive(SystemSet, Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NetSystems {
+    /// Read the bridge.
+    Receive,
+    /// Apply views to the world (avatars).
+    Apply,
+    /// Send commands to the node.
+    Send,
+}
+
+/// Reads the bridge into [`LatestView`] and [`ViewUpdated`].
+pub struct NetPlugin;
+
+impl Plugin for NetPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_message::<ViewUpdated>()
+            .configure_sets(
+                Update,
+                (NetSystems::Receive, NetSystems::Apply, NetSystems::Send).chain(),
+            )
+            .add_systems(Startup, init_view)
+            .add_systems(Update, receive.in_set(NetSystems::Receive));
+    }
+}
+
+fn init_view(mut commands: Commands, bridge: Res<Bridge>) {
+    commands.insert_resource(LatestView {
+        snapshot: bridge.views.borrow().clone(),
+        at: 0.0,
+        count: 0,
+        msgs_per_s: 0.0,
+        last_msgs: (0, 0.0),
+    });
+}
+
+fn receive(
+    mut bridge: ResMut<Bridge>,
+    mut latest: ResMut<LatestView>,
+    time: Res<Time>,
+    mut out: MessageWriter<ViewUpdated>,
+) {
+    if !bridge.views.has_changed().unwrap_or(false) {
+        return;
+    }
+    let snap = bridge.views.borrow_and_update().clone();
+    let now = time.elapsed_secs_f64();
+    let msgs = snap.stats.msgs_in + snap.stats.msgs_out;
+    let (m0, t0) = latest.last_msgs;
+    if now - t0 >= 1.0 {
+        let rate = msgs.saturating_sub(m0) as f64 / (now - t0);
+        latest.msgs_per_s = if t0 == 0.0 {
+            rate
+        } else {
+            0.5 * latest.msgs_per_s + 0.5 * rate
+        };
+        latest.last_msgs = (msgs, now);
+    }
+    latest.snapshot = snap.clone();
+    latest.at = now;
+    latest.count += 1;
+    out.write(ViewUpdated(snap));
+}
+
+/// How the client's world is set up.
+#[derive(Clone, Debug)]
+pub struct NetSetup {
+    /// Join this world instead of hosting the embedded one.
+    pub join: Option<SocketAddr>,
+    /// Own node's listen address.
+    pub listen: SocketAddr,
+    /// Own name.
+    pub name: String,
+    /// Bots in the embedded world.
+    pub bots: usize,
+    /// Awareness radius.
+    pub radius: f32,
+    /// World size.
+    pub world: World,
+    /// Own key.
+    pub identity: Option<Identity>,
+    /// Bot walking speed, units per second.
+    pub bot_speed: f32,
+}
+
+/// The tokio runtime thread and the nodes on it. Dropping it (or
+/// [`NetRuntime::shutdown`]) makes every node leave gracefully.
+pub struct NetRuntime {
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    /// The own node.
+    pub own: NodeHandle,
+    /// Where the embedded world's seed listens (others may `--join` it).
+    pub seed_addr: Option<SocketAddr>,
+}
+
+impl NetRuntime {
+    /// Starts the nodes on a fresh one-worker runtime thread; returns the
+    /// runtime and the bridge to the own node.
+    pub fn start(setup: NetSetup) -> anyhow::Result<(Self, Bridge)> {
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let (cmd_tx, mut cmd_rx) = mpsc::channel::<NetCommand>(64);
+        let thread = std::thread::Builder::new()
+            .name("peerworld-net".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("peerworld-node")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(anyhow::anyhow!("tokio runtime: {e}")));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let nodes = match start_nodes(&setup).await {
+                        Ok(n) => n,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let (own, seed_addr) = (nodes[0].clone(), nodes.get(1).map(|n| n.local_addr()));
+                    let _ = ready_tx.send(Ok((
+                        own.clone(),
+                        if setup.join.is_some() {
+                            None
+                        } else {
+                            seed_addr
+                        },
+                    )));
+                    let mover = own.clone();
+                    let forward = tokio::spawn(async move {
+                        while let Some(NetCommand::MoveTo(p)) = cmd_rx.recv().await {
+                            mover.move_to(p);
+                        }
+                    });
+                    let _ = stop_rx.await;
+                    forward.abort();
+                    for n in &nodes {
+                        n.shutdown();
+                    }
+                    for n in &nodes {
+                        let _ = tokio::time::timeout(Duration::from_secs(3), n.closed()).await;
+                    }
+                });
+            })?;
+        let (own, seed_addr) = ready_rx
+            .recv()
+            .map_err(|_| anyhow::anyhow!("the network thread stopped while starting"))??;
+        let bridge = Bridge {
+            commands: cmd_tx,
+            views: own.watch(),
+        };
+        Ok((
+            Self {
+                stop: Some(stop_tx),
+                thread: Some(thread),
+                own,
+                seed_addr,
+            },
+            bridge,
+        ))
+    }
+
+    /// Every node leaves; waits for the runtime thread.
+    pub fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for NetRuntime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Own node first, then (embedded world) the seed and the bots.
+async fn start_nodes(setup: &NetSetup) -> anyhow::Result<Vec<NodeHandle>> {
+    let overlay = Config {
+        world: setup.world,
+        radius: setup.radius,
+        ..Config::default()
+    };
+    let centre = Point::new(setup.world.width / 2.0, setup.world.height / 2.0);
+    let mut out = Vec::new();
+    let bootstrap = match setup.join {
+        Some(addr) => vec![addr],
+        None => {
+            let mut seed = NodeConfig::new("127.0.0.1:0".parse()?);
+            seed.overlay = overlay.clone();
+            seed.name = "seed".into();
+            seed.pos = Some(Point::new(centre.x - 60.0, centre.y + 40.0));
+            let seed = Node::spawn(seed)?;
+            let addr = seed.local_addr();
+            out.push(seed);
+            for i in 0..setup.bots {
+                let mut bot = NodeConfig::new("127.0.0.1:0".parse()?);
+                bot.overlay = overlay.clone();
+                bot.name = format!("bot-{}", i + 1);
+                bot.walk = Walk::Random {
+                    speed: setup.bot_speed,
+                };
+                bot.bootstrap = vec![addr];
+                bot.seed = i as u64 + 1;
+                out.push(Node::spawn(bot)?);
+            }
+            vec![addr]
+        }
+    };
+    let mut own = NodeConfig::new(setup.listen);
+    own.overlay = overlay;
+    own.name = setup.name.clone();
+    own.identity = setup.identity.clone();
+    own.bootstrap = bootstrap;
+    own.pos = Some(centre);
+    out.insert(0, Node::spawn(own)?);
+    Ok(out)
+}

@@ -1,0 +1,326 @@
+//! What a window shows: avatar discs (one shared procedurally drawn image,
+//! tinted by id, so a thousand avatars batch into few draws), name labels on
+//! the interpolated transforms, a camera that follows, the awareness circle,
+//! a ground grid, the toggles for Voronoi cells (V) and links to enclosing
+//! neighbours (L), and the HUD.
+
+use bevy::asset::RenderAssetUsages;
+use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use bevy::window::PrimaryWindow;
+use spade::{DelaunayTriangulation, Point2, Triangulation};
+
+use crate::avatar::{Avatar, OwnAvatar, OwnPos};
+use crate::input::WalkTarget;
+use crate::net::LatestView;
+use crate::{AVATAR_SIZE, id_colour, nearest_image, vec2};
+
+/// Which overlays are on.
+#[derive(Resource, Debug, Clone, Copy)]
+pub struct Overlays {
+    /// Voronoi cells of the known peers (V).
+    pub voronoi: bool,
+    /// Links to enclosing neighbours (L).
+    pub links: bool,
+}
+
+/// The disc image every avatar sprite shares.
+#[derive(Resource)]
+pub struct DiscImage(pub Handle<Image>);
+
+#[derive(Component)]
+struct Hud;
+
+#[derive(Component)]
+struct Label;
+
+#[derive(Resource, Default)]
+struct Fps(f32);
+
+/// Sprites, labels, camera, gizmos and HUD.
+pub struct RenderPlugin;
+
+impl Plugin for RenderPlugin {
+    fn build(&self, app: &mut App) {
+        app.insert_resource(Overlays {
+            voronoi: false,
+            links: true,
+        })
+        .insert_resource(ClearColor(Color::srgb(0.07, 0.08, 0.10)))
+        .init_resource::<Fps>()
+        .add_systems(Startup, setup)
+        .add_systems(
+            Update,
+            (
+                dress_avatars,
+                dress_own,
+                toggles,
+                click_to_walk,
+                follow_camera,
+                draw_gizmos,
+                hud,
+            )
+                .after(crate::net::NetSystems::Apply),
+        );
+    }
+}
+
+/// A white disc with a soft edge and a darker rim, `size` pixels wide.
+pub fn disc_image(size: u32) -> Image {
+    let mut data = Vec::with_capacity((size * size * 4) as usize);
+    let c = (size as f32 - 1.0) / 2.0;
+    let r = size as f32 / 2.0 - 1.0;
+    for y in 0..size {
+        for x in 0..size {
+            let d = ((x as f32 - c).powi(2) + (y as f32 - c).powi(2)).sqrt();
+            let alpha = (r - d + 0.5).clamp(0.0, 1.0);
+            let shade = if d > r - 3.0 { 150 } else { 255 };
+            data.extend_from_slice(&[shade, shade, shade, (alpha * 255.0) as u8]);
+        }
+    }
+    Image::new(
+        Extent3d {
+            width: size,
+            height: size,
+            depth_or_array_layers: 1,
+        },
+        TextureDimension::D2,
+        data,
+        TextureFormat::Rgba8UnormSrgb,
+        RenderAssetUsages::RENDER_WORLD,
+    )
+}
+
+fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
+    commands.spawn(Camera2d);
+    commands.insert_resource(DiscImage(images.add(disc_image(64))));
+    commands.spawn((
+        Hud,
+        Text::new(""),
+        TextFont {
+            font_size: bevy::text::FontSize::Px(15.0),
+            ..default()
+        },
+        TextColor(Color::srgb(0.85, 0.87, 0.9)),
+        Node {
+            position_type: PositionType::Absolute,
+            top: px(10.0),
+            left: px(12.0),
+            ..default()
+        },
+    ));
+}
+
+fn label(name: &str) -> impl Bundle {
+    (
+        Label,
+        Text2d::new(name.to_string()),
+        TextFont {
+            font_size: bevy::text::FontSize::Px(13.0),
+            ..default()
+        },
+        TextColor(Color::srgb(0.8, 0.82, 0.85)),
+        Transform::from_xyz(0.0, AVATAR_SIZE * 0.5 + 10.0, 0.5),
+    )
+}
+
+fn dress_avatars(
+    mut commands: Commands,
+    disc: Res<DiscImage>,
+    added: Query<(Entity, &Avatar), Added<Avatar>>,
+    changed: Query<(&Avatar, &Children), Changed<Avatar>>,
+    mut labels: Query<&mut Text2d, With<Label>>,
+) {
+    for (e, avatar) in &added {
+        commands
+            .entity(e)
+            .insert(Sprite {
+                image: disc.0.clone(),
+                color: id_colour(&avatar.id),
+                custom_size: Some(Vec2::splat(AVATAR_SIZE)),
+                ..default()
+            })
+            .with_child(label(&avatar.name));
+    }
+    for (avatar, children) in &changed {
+        for child in children {
+            if let Ok(mut text) = labels.get_mut(*child)
+                && text.0 != avatar.name
+            {
+                text.0 = avatar.name.clone();
+            }
+        }
+    }
+}
+
+fn dress_own(
+    mut commands: Commands,
+    disc: Res<DiscImage>,
+    view: Res<LatestView>,
+    own: Query<(Entity, Option<&Sprite>), With<OwnAvatar>>,
+) {
+    for (e, sprite) in &own {
+        if sprite.is_none() {
+            let me = &view.snapshot.me;
+            commands
+                .entity(e)
+                .insert(Sprite {
+                    image: disc.0.clone(),
+                    color: id_colour(&me.id),
+                    custom_size: Some(Vec2::splat(AVATAR_SIZE * 1.3)),
+                    ..default()
+                })
+                .with_child(label(&format!("{} (you)", me.name)));
+        }
+    }
+}
+
+fn toggles(keys: Option<Res<ButtonInput<KeyCode>>>, mut overlays: ResMut<Overlays>) {
+    let Some(keys) = keys else { return };
+    if keys.just_pressed(KeyCode::KeyV) {
+        overlays.voronoi = !overlays.voronoi;
+    }
+    if keys.just_pressed(KeyCode::KeyL) {
+        overlays.links = !overlays.links;
+    }
+}
+
+fn click_to_walk(
+    buttons: Option<Res<ButtonInput<MouseButton>>>,
+    windows: Query<&Window, With<PrimaryWindow>>,
+    cameras: Query<(&Camera, &GlobalTransform)>,
+    mut target: ResMut<WalkTarget>,
+) {
+    let Some(buttons) = buttons else { return };
+    if !buttons.just_pressed(MouseButton::Left) {
+        return;
+    }
+    let (Ok(window), Ok((camera, cam_tf))) = (windows.single(), cameras.single()) else {
+        return;
+    };
+    if let Some(cursor) = window.cursor_position()
+        && let Ok(p) = camera.viewport_to_world_2d(cam_tf, cursor)
+    {
+        target.0 = Some(p);
+    }
+}
+
+fn follow_camera(
+    mut camera: Query<&mut Transform, With<Camera2d>>,
+    own: Res<OwnPos>,
+    time: Res<Time>,
+) {
+    let Ok(mut tf) = camera.single_mut() else {
+        return;
+    };
+    let goal = own.display.extend(tf.translation.z);
+    if (goal - tf.translation).length() > 2_000.0 {
+        tf.translation = goal; // teleport or first placement: no sweep
+    } else {
+        let k = 1.0 - (-8.0 * time.delta_secs()).exp();
+        tf.translation = tf.translation.lerp(goal, k);
+    }
+}
+
+fn draw_gizmos(
+    mut gizmos: Gizmos,
+    own: Res<OwnPos>,
+    view: Res<LatestView>,
+    overlays: Res<Overlays>,
+    avatars: Query<(&Avatar, &Transform)>,
+    camera: Query<&Transform, With<Camera2d>>,
+) {
+    let Ok(cam) = camera.single() else { return };
+    // Ground grid every 100 units, anchored to world coordinates so it shows
+    // motion.
+    let spacing = 100.0;
+    let c = cam.translation.truncate();
+    let anchor = (c / spacing).round() * spacing;
+    gizmos.grid_2d(
+        Isometry2d::from_translation(anchor),
+        UVec2::new(40, 24),
+        Vec2::splat(spacing),
+        Color::srgba(1.0, 1.0, 1.0, 0.05),
+    );
+    let me = own.display;
+    let radius = view.snapshot.me.radius;
+    gizmos.circle_2d(
+        Isometry2d::from_translation(me),
+        radius,
+        Color::srgba(0.9, 0.9, 0.9, 0.45),
+    );
+    if overlays.links {
+        for (a, tf) in &avatars {
+            if a.enclosing {
+                gizmos.line_2d(
+                    me,
+                    tf.translation.truncate(),
+                    Color::srgba(0.6, 0.75, 1.0, 0.35),
+                );
+            }
+        }
+    }
+    if overlays.voronoi {
+        let mut tri: DelaunayTriangulation<Point2<f64>> = DelaunayTriangulation::new();
+        let _ = tri.insert(Point2::new(f64::from(me.x), f64::from(me.y)));
+        for n in &view.snapshot.neighbours {
+            let p = nearest_image(own.world, me, vec2(n.info.pos));
+            let _ = tri.insert(Point2::new(f64::from(p.x), f64::from(p.y)));
+        }
+        for edge in tri.undirected_voronoi_edges() {
+            let [a, b] = edge.vertices();
+            if let (Some(fa), Some(fb)) = (a.as_delaunay_face(), b.as_delaunay_face()) {
+                let (pa, pb) = (fa.circumcenter(), fb.circumcenter());
+                gizmos.line_2d(
+                    Vec2::new(pa.x as f32, pa.y as f32),
+                    Vec2::new(pb.x as f32, pb.y as f32),
+                    Color::srgba(1.0, 0.85, 0.4, 0.4),
+                );
+            }
+        }
+    }
+}
+
+fn hud(
+    mut q: Query<&mut Text, With<Hud>>,
+    view: Res<LatestView>,
+    own: Res<OwnPos>,
+    overlays: Res<Overlays>,
+    time: Res<Time>,
+    mut fps: ResMut<Fps>,
+) {
+    let dt = time.delta_secs();
+    if dt > 0.0 {
+        fps.0 = if fps.0 == 0.0 {
+            1.0 / dt
+        } else {
+            0.95 * fps.0 + 0.05 / dt
+        };
+    }
+    let Ok(mut text) = q.single_mut() else { return };
+    let s = &view.snapshot;
+    let pos = own.wrapped();
+    let aware = s
+        .neighbours
+        .iter()
+        .filter(|n| n.aware && n.confirmed)
+        .count();
+    let enclosing = s.neighbours.iter().filter(|n| n.enclosing).count();
+    let state = format!("{:?}", s.state).to_lowercase();
+    text.0 = format!(
+        "{} ({})   {state}\npos {:.0}, {:.0}   radius {:.0}   world {:.0} x {:.0}\nknown {}   aware {aware}   enclosing {enclosing}\nmsgs/s {:.0}   links {}   fps {:.0}\nWASD/arrows walk, click to go   [V] voronoi {}   [L] links {}",
+        s.me.name,
+        s.me.id.short(),
+        pos.x,
+        pos.y,
+        s.me.radius,
+        s.world.width,
+        s.world.height,
+        s.neighbours.len(),
+        view.msgs_per_s,
+        s.links,
+        fps.0,
+        if overlays.voronoi { "on" } else { "off" },
+        if overlays.links { "on" } else { "off" },
+    );
+}

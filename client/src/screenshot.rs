@@ -1,0 +1,151 @@
+//! Screenshot mode: wait until the node has joined and enough peers are
+//! drawn, let the shaders warm up, save a PNG through Bevy's screenshot API
+//! (plus a JSON sidecar naming the peers drawn, their colours and screen
+//! positions, for tests and bug reports), and exit; or fail after a timeout.
+
+use std::path::PathBuf;
+
+use bevy::prelude::*;
+use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
+use bevy::window::PrimaryWindow;
+use peerworld_node::ConnState;
+
+use crate::avatar::Avatar;
+use crate::id_colour;
+use crate::net::LatestView;
+
+/// Frames to wait once ready (the first ones are black while shaders
+/// compile).
+pub const WARM_UP_FRAMES: u32 = 30;
+
+/// What to capture and when to give up.
+#[derive(Resource, Debug, Clone)]
+pub struct ScreenshotPlan {
+    /// PNG path.
+    pub path: PathBuf,
+    /// Peers that must be drawn.
+    pub min_peers: usize,
+    /// Seconds before giving up.
+    pub timeout_s: f64,
+}
+
+#[derive(Resource, Default)]
+struct Progress {
+    ready_frames: u32,
+    requested: bool,
+}
+
+#[derive(Resource, Default)]
+struct Captured(Option<Result<(), String>>);
+
+/// Runs the plan in [`ScreenshotPlan`].
+pub struct ScreenshotPlugin;
+
+impl Plugin for ScreenshotPlugin {
+    fn build(&self, app: &mut App) {
+        app.init_resource::<Progress>()
+            .init_resource::<Captured>()
+            .add_systems(Last, capture);
+    }
+}
+
+fn capture(
+    mut commands: Commands,
+    plan: Res<ScreenshotPlan>,
+    mut progress: ResMut<Progress>,
+    captured: Res<Captured>,
+    view: Res<LatestView>,
+    time: Res<Time<Real>>,
+    avatars: Query<(&Avatar, &GlobalTransform), With<Sprite>>,
+    camera: Query<&GlobalTransform, With<Camera2d>>,
+    windows: Query<&Window, With<PrimaryWindow>>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    if let Some(result) = &captured.0 {
+        match result {
+            Ok(()) => {
+                println!("peerworld: screenshot saved to {}", plan.path.display());
+                exit.write(AppExit::Success);
+            }
+            Err(e) => {
+                eprintln!("peerworld: screenshot failed: {e}");
+                exit.write(AppExit::from_code(3));
+            }
+        }
+        return;
+    }
+    let drawn = avatars.iter().count();
+    let joined = view.snapshot.joined && view.snapshot.state == ConnState::Joined;
+    if time.elapsed_secs_f64() > plan.timeout_s && !progress.requested {
+        eprintln!(
+            "peerworld: no screenshot after {:.0} s: node {} , {drawn} of {} peers drawn",
+            plan.timeout_s,
+            if joined { "joined" } else { "not joined" },
+            plan.min_peers
+        );
+        exit.write(AppExit::from_code(2));
+        return;
+    }
+    if progress.requested {
+        return;
+    }
+    if joined && drawn >= plan.min_peers {
+        progress.ready_frames += 1;
+    } else {
+        progress.ready_frames = 0;
+    }
+    if progress.ready_frames < WARM_UP_FRAMES {
+        return;
+    }
+    progress.requested = true;
+    if let (Ok(cam), Ok(window)) = (camera.single(), windows.single()) {
+        let sidecar = sidecar(&view, &avatars, cam, window);
+        let path = plan.path.with_extension("json");
+        if let Err(e) = std::fs::write(&path, sidecar.to_string()) {
+            eprintln!("peerworld: cannot write {}: {e}", path.display());
+        }
+    }
+    let path = plan.path.clone();
+    commands.spawn(Screenshot::primary_window()).observe(
+        move |shot: On<ScreenshotCaptured>, mut captured: ResMut<Captured>| {
+            let result = shot
+                .image
+                .clone()
+                .try_into_dynamic()
+                .map_err(|e| e.to_string())
+                .and_then(|img| img.to_rgb8().save(&path).map_err(|e| e.to_string()));
+            captured.0 = Some(result);
+        },
+    );
+}
+
+/// The peers drawn: id, colour (sRGB bytes) and window position in pixels
+/// (origin top left).
+fn sidecar(
+    view: &LatestView,
+    avatars: &Query<(&Avatar, &GlobalTransform), With<Sprite>>,
+    cam: &GlobalTransform,
+    window: &Window,
+) -> serde_json::Value {
+    let (w, h) = (window.width(), window.height());
+    let c = cam.translation().truncate();
+    let peers: Vec<serde_json::Value> = avatars
+        .iter()
+        .map(|(a, tf)| {
+            let p = tf.translation().truncate() - c;
+            let rgb = id_colour(&a.id).to_srgba();
+            serde_json::json!({
+                "id": a.id.to_hex(),
+                "name": a.name,
+                "colour": [(rgb.red * 255.0).round(), (rgb.green * 255.0).round(), (rgb.blue * 255.0).round()],
+                "screen": [p.x + w / 2.0, h / 2.0 - p.y],
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "width": window.physical_width(),
+        "height": window.physical_height(),
+        "own": view.snapshot.me.id.to_hex(),
+        "peers": peers,
+    })
+}

@@ -1,0 +1,301 @@
+//! The client's tests: headless logic (MinimalPlugins, a bridge filled by
+//! hand, no window, no GPU) and one screenshot run of the real binary under
+//! Xvfb. One test target, so Bevy is linked into as few binaries as possible.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::time::TimeUpdateStrategy;
+use peerworld_client::avatar::{Avatar, AvatarPlugin, OwnAvatar, OwnPos};
+use peerworld_client::id_colour;
+use peerworld_client::input::WalkPlugin;
+use peerworld_client::net::{Bridge, NetCommand, NetPlugin};
+use peerworld_node::{ConnState, Neighbour, Snapshot};
+use peerworld_protocol::peer::Stats;
+use peerworld_protocol::{PeerId, PeerInfo, Point, World};
+use tokio::sync::{mpsc, watch};
+
+const WORLD: World = World::new(1000.0, 1000.0);
+
+fn me() -> PeerInfo {
+    PeerInfo::new(PeerId::from_seed(1), Point::new(500.0, 500.0), 300.0, "me")
+}
+
+fn neighbour(seed: u64, x: f32, y: f32) -> Neighbour {
+    Neighbour {
+        info: PeerInfo::new(
+            PeerId::from_seed(seed),
+            Point::new(x, y),
+            300.0,
+            format!("p{seed}"),
+        ),
+        enclosing: true,
+        aware: true,
+        confirmed: true,
+        age_ms: 0,
+    }
+}
+
+fn snapshot(neighbours: Vec<Neighbour>) -> Snapshot {
+    Snapshot {
+        me: me(),
+        world: WORLD,
+        joined: true,
+        state: ConnState::Joined,
+        neighbours,
+        uptime_ms: 0,
+        stats: Stats::default(),
+        links: 0,
+        join_hops: None,
+    }
+}
+
+struct Harness {
+    app: App,
+    commands: mpsc::Receiver<NetCommand>,
+    views: watch::Sender<Arc<Snapshot>>,
+}
+
+impl Harness {
+    fn new() -> Self {
+        let (bridge, commands, views) = Bridge::pair(snapshot(vec![]));
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins)
+            .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(
+                20,
+            )))
+            .init_resource::<ButtonInput<KeyCode>>()
+            .insert_resource(bridge)
+            .add_plugins((NetPlugin, AvatarPlugin, WalkPlugin));
+        let mut h = Self {
+            app,
+            commands,
+            views,
+        };
+        h.report(vec![]);
+        h.run(3);
+        h
+    }
+
+    fn report(&mut self, neighbours: Vec<Neighbour>) {
+        self.views.send_replace(Arc::new(snapshot(neighbours)));
+    }
+
+    fn run(&mut self, frames: usize) {
+        for _ in 0..frames {
+            self.app.update();
+        }
+    }
+
+    fn avatars(&mut self) -> Vec<(PeerId, Vec2)> {
+        let mut q = self.app.world_mut().query::<(&Avatar, &Transform)>();
+        let mut v: Vec<_> = q
+            .iter(self.app.world())
+            .map(|(a, t)| (a.id, t.translation.truncate()))
+            .collect();
+        v.sort_by_key(|(id, _)| *id);
+        v
+    }
+}
+
+#[test]
+fn pressed_key_moves_the_own_avatar_and_sends_a_move() {
+    let mut h = Harness::new();
+    assert!(h.app.world().resource::<OwnPos>().placed);
+    while h.commands.try_recv().is_ok() {}
+    h.app
+        .world_mut()
+        .resource_mut::<ButtonInput<KeyCode>>()
+        .press(KeyCode::KeyD);
+    h.run(25); // 0.5 s at 20 ms a frame
+    let own = h.app.world().resource::<OwnPos>().display;
+    assert!(
+        own.x > 560.0 && (own.y - 500.0).abs() < 1e-3,
+        "own avatar at {own}"
+    );
+    let mut q = h
+        .app
+        .world_mut()
+        .query_filtered::<&Transform, With<OwnAvatar>>();
+    let tf = q.single(h.app.world()).unwrap();
+    assert!((tf.translation.x - own.x).abs() < 1e-3);
+    let mut last = None;
+    while let Ok(NetCommand::MoveTo(p)) = h.commands.try_recv() {
+        last = Some(p);
+    }
+    let sent = last.expect("no move was sent to the node");
+    assert!(
+        sent.x > 540.0 && (sent.y - 500.0).abs() < 1e-3,
+        "sent {sent:?}"
+    );
+}
+
+#[test]
+fn reported_views_spawn_move_and_despawn_avatars() {
+    let mut h = Harness::new();
+    assert!(h.avatars().is_empty());
+    h.report(vec![neighbour(2, 600.0, 500.0), neighbour(3, 400.0, 450.0)]);
+    h.run(2);
+    let ids: Vec<PeerId> = h.avatars().into_iter().map(|(id, _)| id).collect();
+    let mut want = vec![PeerId::from_seed(2), PeerId::from_seed(3)];
+    want.sort();
+    assert_eq!(ids, want);
+    // 2 moves, 3 leaves the view, 4 arrives.
+    h.report(vec![neighbour(2, 650.0, 520.0), neighbour(4, 300.0, 300.0)]);
+    h.run(30);
+    let avatars = h.avatars();
+    let mut want = vec![PeerId::from_seed(2), PeerId::from_seed(4)];
+    want.sort();
+    assert_eq!(avatars.iter().map(|a| a.0).collect::<Vec<_>>(), want);
+    let p2 = avatars
+        .iter()
+        .find(|a| a.0 == PeerId::from_seed(2))
+        .unwrap()
+        .1;
+    assert!(
+        (p2 - Vec2::new(650.0, 520.0)).length() < 1e-3,
+        "peer 2 drawn at {p2}"
+    );
+}
+
+#[test]
+fn interpolation_glides_and_lands_on_the_reported_position() {
+    let mut h = Harness::new();
+    h.report(vec![neighbour(2, 600.0, 500.0)]);
+    h.run(10);
+    h.report(vec![neighbour(2, 700.0, 500.0)]);
+    h.run(1);
+    let first = h.avatars()[0].1;
+    assert!(
+        first.x < 700.0 - 1.0,
+        "jumped straight to the report: {first}"
+    );
+    h.run(4);
+    let mid = h.avatars()[0].1;
+    assert!(
+        mid.x > 600.0 && mid.x < 700.0,
+        "no glide between reports: {mid}"
+    );
+    h.run(20);
+    let end = h.avatars()[0].1;
+    assert!(
+        (end - Vec2::new(700.0, 500.0)).length() < 1e-3,
+        "landed at {end}"
+    );
+}
+
+#[test]
+fn a_peer_across_the_seam_is_drawn_at_its_nearest_image() {
+    let mut h = Harness::new();
+    h.app.world_mut().resource_mut::<OwnPos>().display = Vec2::new(980.0, 500.0);
+    h.report(vec![neighbour(5, 20.0, 500.0)]);
+    h.run(20);
+    let p = h.avatars()[0].1;
+    assert!(
+        (p - Vec2::new(1020.0, 500.0)).length() < 1e-3,
+        "drawn at {p}"
+    );
+}
+
+fn xvfb_available() -> bool {
+    Command::new("xvfb-run").arg("--help").output().is_ok()
+}
+
+#[test]
+fn screenshot_shows_the_reported_peers_in_their_colours() {
+    if !xvfb_available() {
+        if std::env::var_os("CI").is_some() {
+            panic!("CI is set but xvfb-run is missing: .ci/run must install it");
+        }
+        eprintln!(
+            "\n*** SKIPPED screenshot test: xvfb-run is not installed (see .ci/run for the apt line) ***\n"
+        );
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pw-shot-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let png_path: PathBuf = dir.join("shot.png");
+    let runtime_dir = dir.join("xdg");
+    std::fs::create_dir_all(&runtime_dir).unwrap();
+    let out = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1280x720x24 -nolisten tcp"])
+        .arg(env!("CARGO_BIN_EXE_peerworld"))
+        .arg("--screenshot")
+        .arg(&png_path)
+        .arg("--identity")
+        .arg(dir.join("id.key"))
+        .args(["--name", "tester", "--timeout", "150"])
+        .env("XDG_RUNTIME_DIR", &runtime_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "peerworld --screenshot failed: {:?}\n{stderr}",
+        out.status
+    );
+
+    let decoder = png::Decoder::new(std::io::BufReader::new(
+        std::fs::File::open(&png_path).unwrap(),
+    ));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    assert_eq!(
+        (info.width, info.height),
+        (1280, 720),
+        "PNG is not the window's size"
+    );
+    let channels = info.color_type.samples();
+    let pixel = |x: i64, y: i64| -> Option<[u8; 3]> {
+        if x < 0 || y < 0 || x >= i64::from(info.width) || y >= i64::from(info.height) {
+            return None;
+        }
+        let i = (y as usize * info.width as usize + x as usize) * channels;
+        Some([buf[i], buf[i + 1], buf[i + 2]])
+    };
+
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(png_path.with_extension("json")).unwrap())
+            .unwrap();
+    let peers = sidecar["peers"].as_array().unwrap();
+    assert!(
+        peers.len() >= 12,
+        "fewer peers drawn than bots: {}",
+        peers.len()
+    );
+    let (mut on_screen, mut matched) = (0, 0);
+    for p in peers {
+        let id = PeerId::from_hex(p["id"].as_str().unwrap()).unwrap();
+        let c = id_colour(&id).to_srgba();
+        let want = [c.red, c.green, c.blue].map(|v| (v * 255.0).round() as i32);
+        let (sx, sy) = (
+            p["screen"][0].as_f64().unwrap(),
+            p["screen"][1].as_f64().unwrap(),
+        );
+        if !(20.0..1260.0).contains(&sx) || !(20.0..700.0).contains(&sy) {
+            continue;
+        }
+        on_screen += 1;
+        let close = (-6..=6).any(|dy| {
+            (-6..=6).any(|dx| {
+                pixel(sx as i64 + dx, sy as i64 + dy).is_some_and(|px| {
+                    px.iter()
+                        .zip(want)
+                        .all(|(&a, b)| (i32::from(a) - b).abs() <= 40)
+                })
+            })
+        });
+        matched += usize::from(close);
+    }
+    assert!(on_screen >= 5, "too few peers on screen: {on_screen}");
+    assert!(
+        matched * 4 >= on_screen * 3,
+        "only {matched} of {on_screen} peers show their colour at their place"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
