@@ -10,9 +10,11 @@ use bevy::window::WindowResolution;
 use clap::Parser;
 use peerworld_client::avatar::AvatarPlugin;
 use peerworld_client::input::WalkPlugin;
-use peerworld_client::net::{NetPlugin, NetRuntime, NetSetup};
+use peerworld_client::net::{NetPlugin, NetRuntime, NetSetup, synthetic};
 use peerworld_client::render::RenderPlugin;
-use peerworld_client::screenshot::{ScreenshotPlan, ScreenshotPlugin};
+use peerworld_client::screenshot::{
+    FrameBench, FrameBenchPlugin, ScreenshotPlan, ScreenshotPlugin,
+};
 use peerworld_node::Identity;
 use peerworld_protocol::World;
 
@@ -72,6 +74,12 @@ struct Cli {
     /// Speed of the embedded world's bots, units per second.
     #[arg(long, default_value_t = 40.0)]
     bot_speed: f32,
+    /// Measurement: draw N synthetic peers (no nodes, no network) instead.
+    #[arg(long, hide = true)]
+    synthetic: Option<usize>,
+    /// Measurement: print frame times over this many frames, then exit.
+    #[arg(long, hide = true)]
+    bench_frames: Option<usize>,
 }
 
 fn parse_world(s: &str) -> Result<World, String> {
@@ -170,17 +178,26 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         }
     });
     let bots = if join.is_some() { 0 } else { cli.bots };
-    let (mut net, bridge) = NetRuntime::start(NetSetup {
-        join,
-        listen,
-        name: name.clone(),
-        bots,
-        radius,
-        world,
-        identity,
-        bot_speed: cli.bot_speed,
-    })?;
-    if let Some(seed) = net.seed_addr {
+    let (mut net, bridge) = match cli.synthetic {
+        Some(n) => (
+            None,
+            synthetic(n, world, Vec2::new(cli.width as f32, cli.height as f32)),
+        ),
+        None => {
+            let (net, bridge) = NetRuntime::start(NetSetup {
+                join,
+                listen,
+                name: name.clone(),
+                bots,
+                radius,
+                world,
+                identity,
+                bot_speed: cli.bot_speed,
+            })?;
+            (Some(net), bridge)
+        }
+    };
+    if let Some(seed) = net.as_ref().and_then(|n| n.seed_addr) {
         println!(
             "peerworld: embedded world's seed on {seed} (peerworld --join {seed} --world {},{})",
             world.width, world.height
@@ -213,8 +230,14 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         })
         .add_plugins(ScreenshotPlugin);
     }
+    if let Some(frames) = cli.bench_frames {
+        app.insert_resource(FrameBench::new(frames))
+            .add_plugins(FrameBenchPlugin);
+    }
     let exit = app.run();
-    net.shutdown();
+    if let Some(net) = net.as_mut() {
+        net.shutdown();
+    }
     Ok(match exit {
         AppExit::Success => std::process::ExitCode::SUCCESS,
         AppExit::Error(code) => std::process::ExitCode::from(code.get()),

@@ -297,3 +297,73 @@ async fn start_nodes(setup: &NetSetup) -> anyhow::Result<Vec<NodeHandle>> {
     out.insert(0, Node::spawn(own)?);
     Ok(out)
 }
+
+/// A bridge fed by a synthetic world instead of a node: `n` peers circling
+/// within `spread` units of the own avatar, reported 10 times a second (for
+/// measuring the renderer with many avatars). Stops when the bridge drops.
+pub fn synthetic(n: usize, world: World, spread: Vec2) -> Bridge {
+    use peerworld_node::{ConnState, Neighbour};
+    use peerworld_protocol::{PeerId, PeerInfo};
+    let centre = Point::new(world.width / 2.0, world.height / 2.0);
+    let me = PeerInfo::new(PeerId::from_seed(u64::MAX), centre, 300.0, "you");
+    let base = Snapshot {
+        me,
+        world,
+        joined: true,
+        state: peerworld_node::ConnState::Joined,
+        neighbours: Vec::new(),
+        uptime_ms: 0,
+        stats: Default::default(),
+        links: 0,
+        join_hops: None,
+    };
+    let (bridge, mut commands, views) = Bridge::pair(base.clone());
+    std::thread::spawn(move || {
+        let mut rng = peerworld_protocol::sim::Rng::new(7);
+        let homes: Vec<(Point, f32, f32)> = (0..n)
+            .map(|_| {
+                let x = centre.x + (rng.f64() as f32 - 0.5) * spread.x;
+                let y = centre.y + (rng.f64() as f32 - 0.5) * spread.y;
+                (
+                    Point::new(x, y),
+                    10.0 + rng.f64() as f32 * 30.0,
+                    rng.f64() as f32 * 6.28,
+                )
+            })
+            .collect();
+        let start = std::time::Instant::now();
+        loop {
+            while commands.try_recv().is_ok() {}
+            let t = start.elapsed().as_secs_f32();
+            let neighbours = homes
+                .iter()
+                .enumerate()
+                .map(|(i, &(home, r, phase))| Neighbour {
+                    info: PeerInfo::new(
+                        PeerId::from_seed(i as u64),
+                        world.wrap(Point::new(
+                            home.x + r * (t * 0.8 + phase).cos(),
+                            home.y + r * (t * 0.8 + phase).sin(),
+                        )),
+                        300.0,
+                        format!("peer-{i}"),
+                    ),
+                    enclosing: i % 7 == 0,
+                    aware: true,
+                    confirmed: true,
+                    age_ms: 0,
+                })
+                .collect();
+            let snap = Snapshot {
+                neighbours,
+                state: ConnState::Joined,
+                ..base.clone()
+            };
+            if views.send(Arc::new(snap)).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    bridge
+}

@@ -240,15 +240,17 @@ fn draw_gizmos(
         Isometry2d::from_translation(anchor),
         UVec2::new(40, 24),
         Vec2::splat(spacing),
-        Color::srgba(1.0, 1.0, 1.0, 0.05),
+        Color::srgb(0.12, 0.13, 0.16),
     );
     let me = own.display;
     let radius = view.snapshot.me.radius;
-    gizmos.circle_2d(
-        Isometry2d::from_translation(me),
-        radius,
-        Color::srgba(0.9, 0.9, 0.9, 0.45),
-    );
+    gizmos
+        .circle_2d(
+            Isometry2d::from_translation(me),
+            radius,
+            Color::srgba(0.9, 0.9, 0.9, 0.45),
+        )
+        .resolution(128);
     if overlays.links {
         for (a, tf) in &avatars {
             if a.enclosing {

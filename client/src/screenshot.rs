@@ -149,3 +149,68 @@ fn sidecar(
         "peers": peers,
     })
 }
+
+/// Frame-time measurement: after a warm-up, records `frames` frame times,
+/// prints one JSON line (mean, median, 95th percentile) and exits.
+#[derive(Resource, Debug, Clone)]
+pub struct FrameBench {
+    /// Frames to measure.
+    pub frames: usize,
+    /// Frames skipped first.
+    pub warm_up: usize,
+    seen: usize,
+    times_ms: Vec<f64>,
+}
+
+impl FrameBench {
+    /// Measures `frames` frames after 120 warm-up frames.
+    pub fn new(frames: usize) -> Self {
+        Self {
+            frames,
+            warm_up: 120,
+            seen: 0,
+            times_ms: Vec::with_capacity(frames),
+        }
+    }
+}
+
+/// Runs [`FrameBench`].
+pub struct FrameBenchPlugin;
+
+impl Plugin for FrameBenchPlugin {
+    fn build(&self, app: &mut App) {
+        app.add_systems(Last, frame_bench);
+    }
+}
+
+fn frame_bench(
+    mut bench: ResMut<FrameBench>,
+    time: Res<Time<Real>>,
+    avatars: Query<(), With<Avatar>>,
+    mut exit: MessageWriter<AppExit>,
+) {
+    bench.seen += 1;
+    if bench.seen <= bench.warm_up {
+        return;
+    }
+    bench.times_ms.push(time.delta_secs_f64() * 1000.0);
+    if bench.times_ms.len() < bench.frames {
+        return;
+    }
+    let mut t = bench.times_ms.clone();
+    t.sort_by(f64::total_cmp);
+    let mean = t.iter().sum::<f64>() / t.len() as f64;
+    let pct = |p: f64| t[((t.len() - 1) as f64 * p) as usize];
+    println!(
+        "{}",
+        serde_json::json!({
+            "avatars": avatars.iter().count(),
+            "frames": t.len(),
+            "frame_ms_mean": mean,
+            "frame_ms_p50": pct(0.5),
+            "frame_ms_p95": pct(0.95),
+            "fps": 1000.0 / mean,
+        })
+    );
+    exit.write(AppExit::Success);
+}
