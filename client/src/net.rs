@@ -327,7 +327,7 @@ pub fn synthetic(n: usize, world: World, spread: Vec2) -> Bridge {
                 (
                     Point::new(x, y),
                     10.0 + rng.f64() as f32 * 30.0,
-                    rng.f64() as f32 * 6.28,
+                    rng.f64() as f32 * std::f32::consts::TAU,
                 )
             })
             .collect();

@@ -5,8 +5,10 @@
 //! neighbours (L), and the HUD.
 
 use bevy::asset::RenderAssetUsages;
+use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
+use bevy::render::view::Msaa;
 use bevy::window::PrimaryWindow;
 use spade::{DelaunayTriangulation, Point2, Triangulation};
 
@@ -54,6 +56,7 @@ impl Plugin for RenderPlugin {
             (
                 dress_avatars,
                 dress_own,
+                label_lod,
                 toggles,
                 click_to_walk,
                 follow_camera,
@@ -92,7 +95,15 @@ pub fn disc_image(size: u32) -> Image {
 }
 
 fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
-    commands.spawn(Camera2d);
+    // No MSAA, tonemapping or dithering: flat 2D colours do not need them,
+    // and under software rendering each costs a full-screen pass (MSAA 4x
+    // quadruples every fragment).
+    commands.spawn((
+        Camera2d,
+        Msaa::Off,
+        Tonemapping::None,
+        DebandDither::Disabled,
+    ));
     commands.insert_resource(DiscImage(images.add(disc_image(64))));
     commands.spawn((
         Hud,
@@ -149,6 +160,40 @@ fn dress_avatars(
             {
                 text.0 = avatar.name.clone();
             }
+        }
+    }
+}
+
+/// Labels shown at most: the nearest avatars keep theirs. A thousand
+/// overlapping names are unreadable, and under software rendering they cost a
+/// quarter of the frame.
+pub const MAX_LABELS: usize = 120;
+
+fn label_lod(
+    avatars: Query<(&Transform, &Children), With<Avatar>>,
+    mut labels: Query<&mut Visibility, With<Label>>,
+    own: Res<OwnPos>,
+    mut scratch: Local<Vec<(f32, Entity)>>,
+) {
+    scratch.clear();
+    for (tf, children) in &avatars {
+        let d = tf.translation.truncate().distance_squared(own.display);
+        scratch.extend(children.iter().map(|c| (d, c)));
+    }
+    let cut = if scratch.len() > MAX_LABELS {
+        scratch.select_nth_unstable_by(MAX_LABELS, |a, b| a.0.total_cmp(&b.0));
+        scratch[MAX_LABELS].0
+    } else {
+        f32::INFINITY
+    };
+    for &(d, e) in scratch.iter() {
+        if let Ok(mut v) = labels.get_mut(e) {
+            let want = if d < cut {
+                Visibility::Inherited
+            } else {
+                Visibility::Hidden
+            };
+            v.set_if_neq(want);
         }
     }
 }

@@ -49,6 +49,8 @@ impl Plugin for ScreenshotPlugin {
     }
 }
 
+// A Bevy system: its parameters are what it reads, not a call signature.
+#[allow(clippy::too_many_arguments)]
 fn capture(
     mut commands: Commands,
     plan: Res<ScreenshotPlan>,

@@ -386,8 +386,10 @@ impl Node {
         runtime.spawn(
             async move {
                 driver
-                    .run(commands_rx, inbox_rx, stop2, crash2, muted)
+                    .run(commands_rx, inbox_rx, stop2.clone(), crash2, muted)
                     .await;
+                // Also ends the accept loop after a crash.
+                stop2.cancel();
                 done2.cancel();
             }
             .instrument(span),
