@@ -216,7 +216,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 ..default()
             })
             .set(LogPlugin {
-                filter: "warn,peerworld_node=info,wgpu=error,naga=error".into(),
+                filter: "warn,peerworld_node=info,wgpu=error,wgpu_hal=off,naga=error".into(),
                 ..default()
             }),
     )
