@@ -1,0 +1,272 @@
+//! `peerworld-node run` as separate processes on 127.0.0.1: flags, the
+//! environment and a TOML file configure them; they join and agree through
+//! `/status`; a SIGKILLed one is dropped by the others; restarted with its key
+//! file it has the same id; SIGTERM makes each leave and exit 0.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn status(port: u16) -> Option<serde_json::Value> {
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    tcp.write_all(b"GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .ok()?;
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).ok()?;
+    serde_json::from_str(raw.split_once("\r\n\r\n")?.1).ok()
+}
+
+/// The ids a node keeps and has heard from itself.
+fn kept(port: u16) -> Vec<String> {
+    status(port).map_or_else(Vec::new, |v| {
+        v["neighbours"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["confirmed"] == true)
+            .map(|n| n["id"].as_str().unwrap().to_string())
+            .collect()
+    })
+}
+
+fn wait_for(within: Duration, mut ok: impl FnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    while t0.elapsed() < within {
+        if ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    ok()
+}
+
+struct Node {
+    child: Child,
+    status: u16,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(args: &[String], env: &[(&str, String)], status: u16) -> Node {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerworld-node"));
+    cmd.arg("run")
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let node = Node {
+        child: cmd.spawn().unwrap(),
+        status,
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || status_of(&node).is_some()),
+        "node with {args:?} never served /status"
+    );
+    node
+}
+
+fn status_of(node: &Node) -> Option<serde_json::Value> {
+    status(node.status)
+}
+
+fn id_of(node: &Node) -> String {
+    status_of(node).unwrap()["id"].as_str().unwrap().to_string()
+}
+
+fn sigterm_exits_zero(mut node: Node) {
+    let pid = node.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let t0 = Instant::now();
+    loop {
+        if let Some(code) = node.child.try_wait().unwrap() {
+            assert!(code.success(), "exit after SIGTERM: {code:?}");
+            return;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(8),
+            "no exit within 8 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn s(x: impl ToString) -> String {
+    x.to_string()
+}
+
+fn write_config(path: &Path, bootstrap: u16) {
+    std::fs::write(
+        path,
+        format!(
+            "bootstrap = [\"127.0.0.1:{bootstrap}\"]\npos = [480.0, 560.0]\nname = \"gamma\"\nradius = 300.0\nworld = [1000.0, 1000.0]\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn run_processes_join_agree_survive_sigkill_keep_ids_and_stop_on_sigterm() {
+    let dir = std::env::temp_dir().join(format!("pw-run-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (p0, p1, p2) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let (s0, s1, s2) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
+
+    // The seed: flags only.
+    let seed = spawn(
+        &[
+            s("--listen"),
+            format!("127.0.0.1:{p0}"),
+            s("--status"),
+            format!("127.0.0.1:{s0}"),
+            s("--world=1000,1000"),
+            s("--radius=300"),
+            s("--pos=500,500"),
+            s("--name=alpha"),
+        ],
+        &[],
+        s0,
+    );
+    // The second: mostly environment variables.
+    let beta = spawn(
+        &[],
+        &[
+            ("PEERWORLD_LISTEN", format!("127.0.0.1:{p1}")),
+            ("PEERWORLD_STATUS", format!("127.0.0.1:{s1}")),
+            ("PEERWORLD_BOOTSTRAP", format!("127.0.0.1:{p0}")),
+            ("PEERWORLD_WORLD", s("1000,1000")),
+            ("PEERWORLD_RADIUS", s("300")),
+            ("PEERWORLD_POS", s("560,470")),
+            ("PEERWORLD_NAME", s("beta")),
+        ],
+        s1,
+    );
+    // The third: a TOML file, a key file, and a flag overriding the file.
+    let config = dir.join("gamma.toml");
+    write_config(&config, p0);
+    let key = dir.join("gamma.key");
+    let gamma_args = vec![
+        s("--config"),
+        config.display().to_string(),
+        s("--identity"),
+        key.display().to_string(),
+        s("--listen"),
+        format!("127.0.0.1:{p2}"),
+        s("--status"),
+        format!("127.0.0.1:{s2}"),
+        s("--name=gamma-flag"),
+    ];
+    let gamma = spawn(&gamma_args, &[], s2);
+
+    let v = status_of(&gamma).unwrap();
+    assert_eq!(v["name"], "gamma-flag", "a flag must beat the file");
+    assert_eq!(v["radius"].as_f64(), Some(300.0));
+    assert_eq!(v["world"][0].as_f64(), Some(1000.0));
+    assert_eq!(status_of(&beta).unwrap()["pos"][0].as_f64(), Some(560.0));
+
+    let ids = [id_of(&seed), id_of(&beta), id_of(&gamma)];
+    let nodes = [&seed, &beta, &gamma];
+    let all_know_all = || {
+        nodes.iter().enumerate().all(|(i, n)| {
+            let k = kept(n.status);
+            ids.iter()
+                .enumerate()
+                .all(|(j, id)| i == j || k.contains(id))
+        })
+    };
+    assert!(
+        wait_for(Duration::from_secs(20), all_know_all),
+        "the three did not come to know each other"
+    );
+
+    // SIGKILL gamma: the others drop it within the failure timeout + 5 s.
+    let gamma_id = ids[2].clone();
+    drop(gamma);
+    assert!(
+        wait_for(Duration::from_secs(8), || {
+            !kept(seed.status).contains(&gamma_id) && !kept(beta.status).contains(&gamma_id)
+        }),
+        "a SIGKILLed node is still kept"
+    );
+
+    // Restarted with the same key file: same id, known again.
+    let gamma = spawn(&gamma_args, &[], s2);
+    assert_eq!(id_of(&gamma), gamma_id, "the restarted node has another id");
+    assert!(
+        wait_for(Duration::from_secs(20), || kept(seed.status)
+            .contains(&gamma_id)),
+        "the restarted node was not taken back"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // SIGTERM: each leaves and exits 0; the others hear the goodbye at once
+    // (long before the failure timeout).
+    let beta_id = ids[1].clone();
+    sigterm_exits_zero(beta);
+    assert!(
+        wait_for(Duration::from_millis(1500), || !kept(seed.status)
+            .contains(&beta_id)),
+        "the goodbye was not heard"
+    );
+    sigterm_exits_zero(gamma);
+    sigterm_exits_zero(seed);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_flags_fail_with_a_clear_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_peerworld-node"))
+        .args(["run", "--listen", "127.0.0.1:0", "--bootstrap", "nowhere"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bootstrap") && err.contains("HOST:PORT"),
+        "{err}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_peerworld-node"))
+        .args(["run", "--world", "0,5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("world"));
+}
