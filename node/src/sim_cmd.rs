@@ -209,42 +209,56 @@ fn print_table(r: &Report, sample_s: f64, step_s: f64) {
             "ticks (measured from)",
             format!("{} ({})", r.ticks, r.measure_from),
         ),
-        ("samples", r.samples.to_string()),
+        ("samples", r.summary.samples.to_string()),
         (
             "consistency mean / min",
-            format!("{} / {}", pct(r.consistency), pct(r.consistency_min)),
+            format!(
+                "{} / {}",
+                pct(r.summary.consistency),
+                pct(r.summary.consistency_min)
+            ),
         ),
         (
             "should-know per peer",
-            format!("{:.1} (max {})", r.should_know_mean, r.should_know_max),
+            format!(
+                "{:.1} (max {})",
+                r.summary.should_know_mean, r.summary.should_know_max
+            ),
         ),
         (
             "kept per peer mean / max",
-            format!("{:.1} / {}", r.kept_mean, r.kept_max),
+            format!("{:.1} / {}", r.summary.kept_mean, r.summary.kept_max),
         ),
         (
             "components mean / max",
-            format!("{:.2} / {}", r.components, r.components_max),
+            format!("{:.2} / {}", r.summary.components, r.summary.components_max),
         ),
         (
             "hull violations mean / max",
-            format!("{:.2} / {}", r.hull_violations, r.hull_violations_max),
+            format!(
+                "{:.2} / {}",
+                r.summary.hull_violations, r.summary.hull_violations_max
+            ),
         ),
         (
             "voronoi correct mean / min",
             format!(
                 "{} / {}",
-                pct(r.voronoi_correct),
-                pct(r.voronoi_correct_min)
+                pct(r.summary.voronoi_correct),
+                pct(r.summary.voronoi_correct_min)
             ),
         ),
         (
             "stale share mean / max",
-            format!("{} / {}", pct(r.stale_share), pct(r.stale_share_max)),
+            format!(
+                "{} / {}",
+                pct(r.summary.stale_share),
+                pct(r.summary.stale_share_max)
+            ),
         ),
         (
             "drift mean / worst",
-            format!("{:.3} / {:.3}", r.drift_mean, r.drift_max),
+            format!("{:.3} / {:.3}", r.summary.drift_mean, r.summary.drift_max),
         ),
         (
             "msgs per peer per s",

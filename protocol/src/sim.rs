@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
-use crate::invariants::{self, Kept, Options, Sample, Tally, TruePeer};
+use crate::invariants::{self, Kept, Options, Sample, Summary, Tally, TruePeer};
 use crate::message::{Message, encoded_len};
 use crate::mobility::{Mobility, Walker, random_point};
 use crate::peer::{Config, Event, Peer};
@@ -218,42 +218,9 @@ pub struct Report {
     pub ticks: u64,
     /// First measured tick.
     pub measure_from: u64,
-    /// Invariant samples taken.
-    pub samples: u64,
-    /// Mean awareness consistency.
-    pub consistency: f64,
-    /// Worst sample.
-    pub consistency_min: f64,
-    /// Mean should-know set size.
-    pub should_know_mean: f64,
-    /// Largest should-know set seen.
-    pub should_know_max: usize,
-    /// Mean stale share.
-    pub stale_share: f64,
-    /// Worst stale share.
-    pub stale_share_max: f64,
-    /// Mean kept peers per peer.
-    pub kept_mean: f64,
-    /// Most kept peers of any peer in any sample.
-    pub kept_max: usize,
-    /// Mean strongly connected components.
-    pub components: f64,
-    /// Worst sample.
-    pub components_max: usize,
-    /// Mean hull violations.
-    pub hull_violations: f64,
-    /// Worst sample.
-    pub hull_violations_max: usize,
-    /// Mean Voronoi correctness.
-    pub voronoi_correct: f64,
-    /// Worst sample.
-    pub voronoi_correct_min: f64,
-    /// Mean drift.
-    pub drift_mean: f64,
-    /// Worst sample's mean drift.
-    pub drift_max: f64,
-    /// Most kept entries naming dead peers in a sample.
-    pub dead_kept_max: usize,
+    /// The invariants: means and worst samples (flattened into the JSON).
+    #[serde(flatten)]
+    pub summary: Summary,
     /// Messages per peer per second over the measured ticks.
     pub msgs_per_peer_per_s: f64,
     /// Bytes (frame + 4) per peer per second over the measured ticks.
@@ -849,24 +816,7 @@ impl Sim {
             peers: self.slots.iter().filter(|s| s.alive).count(),
             ticks: self.tick,
             measure_from: self.measure_from(),
-            samples: t.samples,
-            consistency: t.consistency,
-            consistency_min: t.consistency_min,
-            should_know_mean: t.should_know_mean,
-            should_know_max: t.should_know_max,
-            stale_share: t.stale_share,
-            stale_share_max: t.stale_share_max,
-            kept_mean: t.kept_mean,
-            kept_max: t.kept_max,
-            components: t.components,
-            components_max: t.components_max,
-            hull_violations: t.hull_violations,
-            hull_violations_max: t.hull_violations_max,
-            voronoi_correct: t.voronoi_correct,
-            voronoi_correct_min: t.voronoi_correct_min,
-            drift_mean: t.drift_mean,
-            drift_max: t.drift_max,
-            dead_kept_max: t.dead_kept_max,
+            summary: t,
             msgs_per_peer_per_s: self.window_msgs as f64 / peer_ticks / secs_per_tick,
             bytes_per_peer_per_s: self.window_bytes as f64 / peer_ticks / secs_per_tick,
             msgs_per_peer_per_tick: self.window_msgs as f64 / peer_ticks,

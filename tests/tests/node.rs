@@ -274,6 +274,12 @@ fn certificates_that_do_not_prove_the_claimed_id_are_refused() {
     });
 }
 
+async fn send_on_stream(conn: &quinn::Connection, prefix: u32, frame: &[u8]) {
+    let mut s = conn.open_uni().await.unwrap();
+    s.write_all(&prefix.to_le_bytes()).await.unwrap();
+    s.write_all(frame).await.unwrap();
+}
+
 async fn closed_with(conn: &quinn::Connection) -> Option<u64> {
     match tokio::time::timeout(Duration::from_secs(5), conn.closed()).await {
         Ok(quinn::ConnectionError::ApplicationClosed(c)) => Some(c.error_code.into_inner()),
@@ -311,9 +317,7 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
         let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
             .await
             .unwrap();
-        let mut s = conn.open_uni().await.unwrap();
-        s.write_all(&(10_000_000u32).to_le_bytes()).await.unwrap();
-        s.write_all(&[0u8; 64]).await.unwrap();
+        send_on_stream(&conn, 10_000_000, &[0u8; 64]).await;
         assert_eq!(
             closed_with(&conn).await,
             Some(u64::from(close_code::TOO_LARGE))
@@ -325,11 +329,7 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
             .unwrap();
         let mut frame = message::encode(&Message::Ping).unwrap();
         frame[0..2].copy_from_slice(&999u16.to_le_bytes());
-        let mut s = conn.open_uni().await.unwrap();
-        s.write_all(&(frame.len() as u32).to_le_bytes())
-            .await
-            .unwrap();
-        s.write_all(&frame).await.unwrap();
+        send_on_stream(&conn, frame.len() as u32, &frame).await;
         assert_eq!(
             closed_with(&conn).await,
             Some(u64::from(close_code::BAD_VERSION))
@@ -350,11 +350,7 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
             hops: 0,
         })
         .unwrap();
-        let mut s = conn.open_uni().await.unwrap();
-        s.write_all(&(frame.len() as u32).to_le_bytes())
-            .await
-            .unwrap();
-        s.write_all(&frame).await.unwrap();
+        send_on_stream(&conn, frame.len() as u32, &frame).await;
         assert!(
             wait_until(Duration::from_secs(3), || a.metrics().rejected >= 1).await,
             "the lie was not counted: {:?}",

@@ -64,13 +64,20 @@ fn thousand_walking_peers_stay_consistent() {
     cfg.ticks = from + 300;
     cfg.measure_from = Some(from);
     let r: Report = Sim::new(cfg).run();
-    assert_eq!(r.samples, 300);
-    assert!(r.should_know_mean >= 10.0, "{r:?}");
-    assert!(r.consistency >= 0.995, "mean consistency {}", r.consistency);
-    assert_eq!(r.hull_violations_max, 0, "{r:?}");
-    assert_eq!(r.components_max, 1, "{r:?}");
+    assert_eq!(r.summary.samples, 300);
+    assert!(r.summary.should_know_mean >= 10.0, "{r:?}");
+    assert!(
+        r.summary.consistency >= 0.995,
+        "mean consistency {}",
+        r.summary.consistency
+    );
+    assert_eq!(r.summary.hull_violations_max, 0, "{r:?}");
+    assert_eq!(r.summary.components_max, 1, "{r:?}");
     // No "everyone keeps everyone".
-    assert!(r.kept_max <= 3 * r.should_know_max + 12, "{r:?}");
+    assert!(
+        r.summary.kept_max <= 3 * r.summary.should_know_max + 12,
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -95,11 +102,11 @@ fn cost_per_peer_does_not_grow_with_the_world() {
         small.bytes_per_peer_per_tick,
         large.bytes_per_peer_per_tick
     );
-    assert!(large.consistency >= 0.995, "{large:?}");
+    assert!(large.summary.consistency >= 0.995, "{large:?}");
     // 400 joins a tick: views disagree while they land; the join probe must
     // leave no isolated group behind.
-    assert_eq!(large.components_max, 1, "{large:?}");
-    assert_eq!(large.hull_violations_max, 0, "{large:?}");
+    assert_eq!(large.summary.components_max, 1, "{large:?}");
+    assert_eq!(large.summary.hull_violations_max, 0, "{large:?}");
 }
 
 #[test]
@@ -295,7 +302,7 @@ fn same_seed_gives_identical_reports() {
     };
     let a = run();
     let b = run();
-    assert!(a.samples > 0);
+    assert!(a.summary.samples > 0);
     assert_eq!(
         serde_json::to_string(&a).unwrap(),
         serde_json::to_string(&b).unwrap()
@@ -310,9 +317,9 @@ fn churn_keeps_the_world_connected() {
     cfg.ticks = from + 200;
     cfg.measure_from = Some(from);
     let r = Sim::new(cfg).run();
-    assert!(r.should_know_mean >= 10.0, "{r:?}");
-    assert!(r.consistency >= 0.99, "{r:?}");
-    assert!(r.components <= 1.05, "{r:?}");
+    assert!(r.summary.should_know_mean >= 10.0, "{r:?}");
+    assert!(r.summary.consistency >= 0.99, "{r:?}");
+    assert!(r.summary.components <= 1.05, "{r:?}");
 }
 
 #[test]
@@ -345,6 +352,6 @@ fn loss_of_position_updates_is_tolerated() {
     cfg.ticks = from + 100;
     cfg.measure_from = Some(from);
     let r = Sim::new(cfg).run();
-    assert!(r.consistency >= 0.99, "{r:?}");
-    assert_eq!(r.components_max, 1, "{r:?}");
+    assert!(r.summary.consistency >= 0.99, "{r:?}");
+    assert_eq!(r.summary.components_max, 1, "{r:?}");
 }
