@@ -274,10 +274,14 @@ fn certificates_that_do_not_prove_the_claimed_id_are_refused() {
     });
 }
 
+/// Writes a length prefix and a frame. The node may close the connection as
+/// soon as it has read the prefix, so a failed write is expected, not an
+/// error: the close code is what the tests check.
 async fn send_on_stream(conn: &quinn::Connection, prefix: u32, frame: &[u8]) {
+    let mut buf = prefix.to_le_bytes().to_vec();
+    buf.extend_from_slice(frame);
     let mut s = conn.open_uni().await.unwrap();
-    s.write_all(&prefix.to_le_bytes()).await.unwrap();
-    s.write_all(frame).await.unwrap();
+    let _ = s.write_all(&buf).await;
 }
 
 async fn closed_with(conn: &quinn::Connection) -> Option<u64> {
@@ -457,5 +461,45 @@ fn status_and_metrics_follow_the_contract() {
         a.shutdown();
         b.closed().await;
         a.closed().await;
+    });
+}
+
+#[test]
+fn a_node_on_the_unspecified_address_advertises_what_its_bootstrap_saw() {
+    real_time(|| async {
+        let mut ac = node_config(WORLD);
+        ac.pos = Some(Point::new(400.0, 400.0));
+        let a = Node::spawn(ac).unwrap();
+        // B listens on 0.0.0.0 without --advertise: it does not know how
+        // others reach it until A tells it.
+        let mut bc = node_config(WORLD);
+        bc.listen = "0.0.0.0:0".parse().unwrap();
+        bc.pos = Some(Point::new(450.0, 420.0));
+        bc.bootstrap = vec![a.local_addr()];
+        let b = Node::spawn(bc).unwrap();
+        assert!(b.snapshot().me.addr.is_empty());
+        let want = format!("127.0.0.1:{}", b.local_addr().port());
+        assert!(
+            wait_until(Duration::from_secs(10), || b.snapshot().me.addr == want).await,
+            "b advertises {:?}, not {want}",
+            b.snapshot().me.addr
+        );
+        // C learns B only through records, and reaches it at that address.
+        let mut cc = node_config(WORLD);
+        cc.pos = Some(Point::new(430.0, 470.0));
+        cc.bootstrap = vec![a.local_addr()];
+        let c = Node::spawn(cc).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(10), || knows(&c, b.id())
+                && knows(&b, c.id()))
+            .await,
+            "c and b did not meet"
+        );
+        for n in [&a, &b, &c] {
+            n.shutdown();
+        }
+        for n in [&a, &b, &c] {
+            n.closed().await;
+        }
     });
 }
