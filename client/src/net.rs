@@ -118,7 +118,7 @@ fn receive(
     let now = time.elapsed_secs_f64();
     let msgs = snap.stats.msgs_in + snap.stats.msgs_out;
     let (m0, t0) = latest.last_msgs;
-    if now - t0 >= 1.0 {
+    if now - t0 >= 0.5 {
         let rate = msgs.saturating_sub(m0) as f64 / (now - t0);
         latest.msgs_per_s = if t0 == 0.0 {
             rate

@@ -115,10 +115,12 @@ fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
         TextColor(Color::srgb(0.85, 0.87, 0.9)),
         Node {
             position_type: PositionType::Absolute,
-            top: px(10.0),
-            left: px(12.0),
+            top: px(8.0),
+            left: px(8.0),
+            padding: UiRect::all(px(6.0)),
             ..default()
         },
+        BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.6)),
     ));
 }
 

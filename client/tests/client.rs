@@ -233,6 +233,12 @@ fn screenshot_shows_the_reported_peers_in_their_colours() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    if stderr.contains("no Vulkan driver") && std::env::var_os("CI").is_none() {
+        eprintln!(
+            "\n*** SKIPPED screenshot test: Xvfb is here but no Vulkan driver (apt install mesa-vulkan-drivers) ***\n"
+        );
+        return;
+    }
     assert!(
         out.status.success(),
         "peerworld --screenshot failed: {:?}\n{stderr}",
