@@ -16,6 +16,7 @@ use peerworld_client::screenshot::{
     FrameBench, FrameBenchPlugin, ScreenshotPlan, ScreenshotPlugin,
 };
 use peerworld_node::Identity;
+use peerworld_node::args::parse_world;
 use peerworld_protocol::World;
 
 /// Walk a shared peer-to-peer world.
@@ -80,17 +81,6 @@ struct Cli {
     /// Measurement: print frame times over this many frames, then exit.
     #[arg(long, hide = true)]
     bench_frames: Option<usize>,
-}
-
-fn parse_world(s: &str) -> Result<World, String> {
-    let (w, h) = s.split_once(',').ok_or("expected W,H")?;
-    let w: f32 = w.trim().parse().map_err(|_| "W is not a number")?;
-    let h: f32 = h.trim().parse().map_err(|_| "H is not a number")?;
-    let world = World::new(w, h);
-    world
-        .is_valid()
-        .then_some(world)
-        .ok_or_else(|| "world sides must be positive".to_string())
 }
 
 fn has_display() -> bool {

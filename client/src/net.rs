@@ -310,7 +310,7 @@ pub fn synthetic(n: usize, world: World, spread: Vec2) -> Bridge {
         me,
         world,
         joined: true,
-        state: peerworld_node::ConnState::Joined,
+        state: ConnState::Joined,
         neighbours: Vec::new(),
         uptime_ms: 0,
         stats: Default::default(),
@@ -356,7 +356,6 @@ pub fn synthetic(n: usize, world: World, spread: Vec2) -> Bridge {
                 .collect();
             let snap = Snapshot {
                 neighbours,
-                state: ConnState::Joined,
                 ..base.clone()
             };
             if views.send(Arc::new(snap)).is_err() {

@@ -7,6 +7,7 @@
 //! [`status`] serves `/status`, `/metrics` and `/healthz`; [`swarm`] runs many
 //! nodes in one process and checks the overlay's invariants over real QUIC.
 
+pub mod args;
 pub mod identity;
 mod link;
 pub mod metrics;

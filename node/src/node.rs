@@ -155,6 +155,7 @@ pub struct Snapshot {
     pub join_hops: Option<u8>,
 }
 
+#[derive(Debug)]
 enum Command {
     MoveTo(Point),
 }
@@ -174,14 +175,6 @@ pub struct NodeHandle {
     crash: CancellationToken,
     done: CancellationToken,
     metrics: Arc<Metrics>,
-}
-
-impl std::fmt::Debug for Command {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Command::MoveTo(p) => write!(f, "MoveTo({p:?})"),
-        }
-    }
 }
 
 impl NodeHandle {

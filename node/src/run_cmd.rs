@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use peerworld_node::args::parse_pair;
 use peerworld_node::{Identity, Node, NodeConfig, Walk, status};
 use peerworld_protocol::{Config, Point, World};
 use serde::Deserialize;
@@ -100,23 +101,6 @@ struct FileConfig {
     identity: Option<PathBuf>,
     log_format: Option<LogFormat>,
     seed: Option<u64>,
-}
-
-/// `W,H` or `X,Y`.
-pub fn parse_pair(s: &str) -> Result<(f32, f32), String> {
-    let (a, b) = s.split_once(',').ok_or("expected two numbers: A,B")?;
-    let a: f32 = a
-        .trim()
-        .parse()
-        .map_err(|_| format!("{a:?} is not a number"))?;
-    let b: f32 = b
-        .trim()
-        .parse()
-        .map_err(|_| format!("{b:?} is not a number"))?;
-    if !(a.is_finite() && b.is_finite()) {
-        return Err("numbers must be finite".into());
-    }
-    Ok((a, b))
 }
 
 /// The settings after merging, before defaults are filled in.
@@ -315,8 +299,6 @@ mod tests {
 
     #[test]
     fn bad_values_are_clear_errors() {
-        assert!(parse_pair("1,NaN").is_err());
-        assert!(parse_pair("12").is_err());
         let cli = Cli::try_parse_from(["x", "--radius=-5"]).unwrap();
         let err = settings(cli.run).unwrap_err().to_string();
         assert!(err.contains("radius"), "{err}");

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use peerworld_node::args::parse_world;
 use peerworld_protocol::World;
 use peerworld_protocol::mobility::Mobility;
 use peerworld_protocol::sim::{Bootstrap, Report, Sim, SimConfig, TICK_MS, Trace};
@@ -81,17 +82,6 @@ enum MobilityArg {
     Waypoint,
     /// Random waypoint biased toward a few hot spots.
     Hotspots,
-}
-
-fn parse_world(s: &str) -> Result<World, String> {
-    let (w, h) = s.split_once(',').ok_or("expected W,H")?;
-    let w: f32 = w.trim().parse().map_err(|_| "W is not a number")?;
-    let h: f32 = h.trim().parse().map_err(|_| "H is not a number")?;
-    let world = World::new(w, h);
-    if !world.is_valid() {
-        return Err("world sides must be positive and finite".into());
-    }
-    Ok(world)
 }
 
 fn read_trace(path: &PathBuf) -> anyhow::Result<Trace> {

@@ -85,8 +85,7 @@ impl Swarm {
             nc.walk = walk;
             nc.seed = rng.next_u64();
             if let Some(first) = nodes.first() {
-                let first: &NodeHandle = first;
-                nc.bootstrap = vec![first.local_addr()];
+                nc.bootstrap = vec![NodeHandle::local_addr(first)];
             }
             nodes.push(Node::spawn(nc)?);
             if i + 1 < cfg.peers {

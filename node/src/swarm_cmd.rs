@@ -6,7 +6,7 @@ use clap::Args;
 use peerworld_node::swarm::{self, RunPlan, SwarmConfig};
 use peerworld_protocol::World;
 
-use crate::run_cmd::parse_pair;
+use peerworld_node::args::parse_world;
 
 /// Flags of `swarm`.
 #[derive(Args, Debug)]
@@ -22,8 +22,8 @@ pub struct SwarmArgs {
     radius: f32,
     /// World W,H [default: square, 50 000 square units per node, which puts
     /// about five nodes within radius 300].
-    #[arg(long, value_parser = parse_pair)]
-    world: Option<(f32, f32)>,
+    #[arg(long, value_parser = parse_world)]
+    world: Option<World>,
     /// Walking speed, units per second (0: still).
     #[arg(long, default_value_t = 30.0)]
     speed: f32,
@@ -62,11 +62,9 @@ pub fn run(a: SwarmArgs) -> anyhow::Result<()> {
         anyhow::bail!("--kill must leave at least one node alive");
     }
     let side = SwarmConfig::side_for(a.peers, 50_000.0);
-    let (w, h) = a.world.unwrap_or((side, side));
-    let mut cfg = SwarmConfig::new(a.peers, World::new(w, h), a.radius);
-    if !cfg.overlay.world.is_valid() {
-        anyhow::bail!("--world: sides must be positive");
-    }
+    let world = a.world.unwrap_or(World::new(side, side));
+    let (w, h) = (world.width, world.height);
+    let mut cfg = SwarmConfig::new(a.peers, world, a.radius);
     cfg.speed = a.speed;
     cfg.seed = a.seed;
     cfg.joins_per_s = a.joins_per_s;
