@@ -136,12 +136,12 @@ fn apply_views(
     let now = time.elapsed_secs_f64();
     for ViewUpdated(snap) in views.read() {
         own.world = snap.world;
-        if !own.placed && snap.joined {
-            own.display = vec2(snap.me.pos);
+        if !own.placed && snap.joined() {
+            own.display = vec2(snap.view.me.pos);
             own.placed = true;
         }
-        let mut seen = Vec::with_capacity(snap.neighbours.len());
-        for n in snap.neighbours.iter().filter(|n| n.confirmed) {
+        let mut seen = Vec::with_capacity(snap.view.neighbours.len());
+        for n in snap.view.neighbours.iter().filter(|n| n.confirmed) {
             let id = n.info.id;
             seen.push(id);
             let pos = vec2(n.info.pos);

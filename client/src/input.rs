@@ -6,7 +6,9 @@ use bevy::prelude::*;
 use peerworld_protocol::Point;
 
 use crate::avatar::OwnPos;
-use crate::net::{Bridge, NetCommand, NetSystems};
+use peerworld_node::Command;
+
+use crate::net::{Bridge, NetSystems};
 
 /// Walking speed in units per second.
 #[derive(Resource, Debug, Clone, Copy)]
@@ -98,7 +100,7 @@ fn send_moves(own: Res<OwnPos>, bridge: Res<Bridge>, mut last: ResMut<LastSent>,
         // A full queue drops this move; the next one supersedes it.
         let _ = bridge
             .commands
-            .try_send(NetCommand::MoveTo(Point::new(pos.x, pos.y)));
+            .try_send(Command::MoveTo(Point::new(pos.x, pos.y)));
         last.pos = Some(pos);
         last.at = now;
     }

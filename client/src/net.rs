@@ -8,36 +8,23 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bevy::prelude::*;
-use peerworld_node::{Identity, Node, NodeConfig, NodeHandle, Snapshot, Walk};
+use peerworld_node::{Command, Identity, Node, NodeConfig, NodeHandle, Snapshot, Walk};
 use peerworld_protocol::{Config, Point, World};
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// What the client asks of its node.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum NetCommand {
-    /// Move the avatar here.
-    MoveTo(Point),
-}
 
 /// Channels to the node: commands out (bounded; a full queue drops the
 /// command, and a newer move follows), views in (latest wins).
 #[derive(Resource)]
 pub struct Bridge {
     /// Commands to the node.
-    pub commands: mpsc::Sender<NetCommand>,
+    pub commands: mpsc::Sender<Command>,
     /// The node's views.
     pub views: watch::Receiver<Arc<Snapshot>>,
 }
 
 impl Bridge {
     /// A bridge whose other ends the caller keeps (tests fill it by hand).
-    pub fn pair(
-        first: Snapshot,
-    ) -> (
-        Self,
-        mpsc::Receiver<NetCommand>,
-        watch::Sender<Arc<Snapshot>>,
-    ) {
+    pub fn pair(first: Snapshot) -> (Self, mpsc::Receiver<Command>, watch::Sender<Arc<Snapshot>>) {
         let (ctx, crx) = mpsc::channel(64);
         let (vtx, vrx) = watch::channel(Arc::new(first));
         (
@@ -49,6 +36,23 @@ impl Bridge {
             vtx,
         )
     }
+}
+
+/// Why the network side could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    /// The tokio runtime could not be built.
+    #[error("tokio runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// The network thread could not be started.
+    #[error("network thread: {0}")]
+    Thread(#[from] std::io::Error),
+    /// The network thread stopped before reporting its nodes.
+    #[error("the network thread stopped while starting")]
+    Stopped,
+    /// A node could not start.
+    #[error(transparent)]
+    Node(#[from] peerworld_node::Error),
 }
 
 /// The newest view, and when (in `Time` seconds) it arrived.
@@ -168,10 +172,9 @@ pub struct NetRuntime {
 impl NetRuntime {
     /// Starts the nodes on a fresh one-worker runtime thread; returns the
     /// runtime and the bridge to the own node.
-    pub fn start(setup: NetSetup) -> anyhow::Result<(Self, Bridge)> {
+    pub fn start(setup: NetSetup) -> Result<(Self, Bridge), NetError> {
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let (cmd_tx, mut cmd_rx) = mpsc::channel::<NetCommand>(64);
         let thread = std::thread::Builder::new()
             .name("peerworld-net".into())
             .spawn(move || {
@@ -183,7 +186,7 @@ impl NetRuntime {
                 {
                     Ok(rt) => rt,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(anyhow::anyhow!("tokio runtime: {e}")));
+                        let _ = ready_tx.send(Err(NetError::Runtime(e)));
                         return;
                     }
                 };
@@ -204,14 +207,7 @@ impl NetRuntime {
                             seed_addr
                         },
                     )));
-                    let mover = own.clone();
-                    let forward = tokio::spawn(async move {
-                        while let Some(NetCommand::MoveTo(p)) = cmd_rx.recv().await {
-                            mover.move_to(p);
-                        }
-                    });
                     let _ = stop_rx.await;
-                    forward.abort();
                     for n in &nodes {
                         n.shutdown();
                     }
@@ -220,11 +216,9 @@ impl NetRuntime {
                     }
                 });
             })?;
-        let (own, seed_addr) = ready_rx
-            .recv()
-            .map_err(|_| anyhow::anyhow!("the network thread stopped while starting"))??;
+        let (own, seed_addr) = ready_rx.recv().map_err(|_| NetError::Stopped)??;
         let bridge = Bridge {
-            commands: cmd_tx,
+            commands: own.commands(),
             views: own.watch(),
         };
         Ok((
@@ -255,8 +249,12 @@ impl Drop for NetRuntime {
     }
 }
 
+/// Any port on loopback.
+const LOOPBACK: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 /// Own node first, then (embedded world) the seed and the bots.
-async fn start_nodes(setup: &NetSetup) -> anyhow::Result<Vec<NodeHandle>> {
+async fn start_nodes(setup: &NetSetup) -> Result<Vec<NodeHandle>, NetError> {
     let overlay = Config {
         world: setup.world,
         radius: setup.radius,
@@ -267,7 +265,7 @@ async fn start_nodes(setup: &NetSetup) -> anyhow::Result<Vec<NodeHandle>> {
     let bootstrap = match setup.join {
         Some(addr) => vec![addr],
         None => {
-            let mut seed = NodeConfig::new("127.0.0.1:0".parse()?);
+            let mut seed = NodeConfig::new(LOOPBACK);
             seed.overlay = overlay.clone();
             seed.name = "seed".into();
             seed.pos = Some(Point::new(centre.x - 60.0, centre.y + 40.0));
@@ -275,7 +273,7 @@ async fn start_nodes(setup: &NetSetup) -> anyhow::Result<Vec<NodeHandle>> {
             let addr = seed.local_addr();
             out.push(seed);
             for i in 0..setup.bots {
-                let mut bot = NodeConfig::new("127.0.0.1:0".parse()?);
+                let mut bot = NodeConfig::new(LOOPBACK);
                 bot.overlay = overlay.clone();
                 bot.name = format!("bot-{}", i + 1);
                 bot.walk = Walk::Random {
@@ -302,16 +300,18 @@ async fn start_nodes(setup: &NetSetup) -> anyhow::Result<Vec<NodeHandle>> {
 /// within `spread` units of the own avatar, reported 10 times a second (for
 /// measuring the renderer with many avatars). Stops when the bridge drops.
 pub fn synthetic(n: usize, world: World, spread: Vec2) -> Bridge {
-    use peerworld_node::{ConnState, Neighbour};
+    use peerworld_node::{Neighbour, PeerState};
+    use peerworld_protocol::{Millis, View};
     use peerworld_protocol::{PeerId, PeerInfo};
     let centre = Point::new(world.width / 2.0, world.height / 2.0);
     let me = PeerInfo::new(PeerId::from_seed(u64::MAX), centre, 300.0, "you");
     let base = Snapshot {
-        me,
+        view: View {
+            me,
+            state: PeerState::Joined,
+            neighbours: Vec::new(),
+        },
         world,
-        joined: true,
-        state: ConnState::Joined,
-        neighbours: Vec::new(),
         uptime_ms: 0,
         stats: Default::default(),
         links: 0,
@@ -351,13 +351,11 @@ pub fn synthetic(n: usize, world: World, spread: Vec2) -> Bridge {
                     enclosing: i % 7 == 0,
                     aware: true,
                     confirmed: true,
-                    age_ms: 0,
+                    last_heard: Millis(0),
                 })
                 .collect();
-            let snap = Snapshot {
-                neighbours,
-                ..base.clone()
-            };
+            let mut snap = base.clone();
+            snap.view.neighbours = neighbours;
             if views.send(Arc::new(snap)).is_err() {
                 return;
             }

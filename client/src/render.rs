@@ -208,7 +208,7 @@ fn dress_own(
 ) {
     for (e, sprite) in &own {
         if sprite.is_none() {
-            let me = &view.snapshot.me;
+            let me = &view.snapshot.view.me;
             commands
                 .entity(e)
                 .insert(Sprite {
@@ -290,7 +290,7 @@ fn draw_gizmos(
         Color::srgb(0.12, 0.13, 0.16),
     );
     let me = own.display;
-    let radius = view.snapshot.me.radius;
+    let radius = view.snapshot.view.me.radius;
     gizmos
         .circle_2d(
             Isometry2d::from_translation(me),
@@ -312,7 +312,7 @@ fn draw_gizmos(
     if overlays.voronoi {
         let mut tri: DelaunayTriangulation<Point2<f64>> = DelaunayTriangulation::new();
         let _ = tri.insert(Point2::new(f64::from(me.x), f64::from(me.y)));
-        for n in &view.snapshot.neighbours {
+        for n in &view.snapshot.view.neighbours {
             let p = nearest_image(own.world, me, vec2(n.info.pos));
             let _ = tri.insert(Point2::new(f64::from(p.x), f64::from(p.y)));
         }
@@ -350,22 +350,23 @@ fn hud(
     let s = &view.snapshot;
     let pos = own.wrapped();
     let aware = s
+        .view
         .neighbours
         .iter()
         .filter(|n| n.aware && n.confirmed)
         .count();
-    let enclosing = s.neighbours.iter().filter(|n| n.enclosing).count();
-    let state = format!("{:?}", s.state).to_lowercase();
+    let enclosing = s.view.neighbours.iter().filter(|n| n.enclosing).count();
+    let state = format!("{:?}", s.view.state).to_lowercase();
     text.0 = format!(
         "{} ({})   {state}\npos {:.0}, {:.0}   radius {:.0}   world {:.0} x {:.0}\nknown {}   aware {aware}   enclosing {enclosing}\nmsgs/s {:.0}   links {}   fps {:.0}\nWASD/arrows walk, click to go   [V] voronoi {}   [L] links {}",
-        s.me.name,
-        s.me.id.short(),
+        s.view.me.name,
+        s.view.me.id.short(),
         pos.x,
         pos.y,
-        s.me.radius,
+        s.view.me.radius,
         s.world.width,
         s.world.height,
-        s.neighbours.len(),
+        s.view.neighbours.len(),
         view.msgs_per_s,
         s.links,
         fps.0,

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::window::PrimaryWindow;
-use peerworld_node::ConnState;
+use peerworld_node::PeerState;
 
 use crate::avatar::Avatar;
 use crate::id_colour;
@@ -77,7 +77,7 @@ fn capture(
         return;
     }
     let drawn = avatars.iter().count();
-    let joined = view.snapshot.joined && view.snapshot.state == ConnState::Joined;
+    let joined = view.snapshot.view.state == PeerState::Joined;
     if time.elapsed_secs_f64() > plan.timeout_s && !progress.requested {
         eprintln!(
             "peerworld: no screenshot after {:.0} s: node {} , {drawn} of {} peers drawn",
@@ -147,7 +147,7 @@ fn sidecar(
     serde_json::json!({
         "width": window.physical_width(),
         "height": window.physical_height(),
-        "own": view.snapshot.me.id.to_hex(),
+        "own": view.snapshot.view.me.id.to_hex(),
         "peers": peers,
     })
 }

@@ -12,9 +12,9 @@ use bevy::time::TimeUpdateStrategy;
 use peerworld_client::avatar::{Avatar, AvatarPlugin, OwnAvatar, OwnPos};
 use peerworld_client::id_colour;
 use peerworld_client::input::WalkPlugin;
-use peerworld_client::net::{Bridge, NetCommand, NetPlugin};
-use peerworld_node::{ConnState, Neighbour, Snapshot};
-use peerworld_protocol::peer::Stats;
+use peerworld_client::net::{Bridge, NetPlugin};
+use peerworld_node::{Command as NodeCommand, Neighbour, PeerState, Snapshot};
+use peerworld_protocol::Stats;
 use peerworld_protocol::{PeerId, PeerInfo, Point, World};
 use tokio::sync::{mpsc, watch};
 
@@ -35,17 +35,18 @@ fn neighbour(seed: u64, x: f32, y: f32) -> Neighbour {
         enclosing: true,
         aware: true,
         confirmed: true,
-        age_ms: 0,
+        last_heard: peerworld_protocol::Millis(0),
     }
 }
 
 fn snapshot(neighbours: Vec<Neighbour>) -> Snapshot {
     Snapshot {
-        me: me(),
+        view: peerworld_protocol::View {
+            me: me(),
+            state: PeerState::Joined,
+            neighbours,
+        },
         world: WORLD,
-        joined: true,
-        state: ConnState::Joined,
-        neighbours,
         uptime_ms: 0,
         stats: Stats::default(),
         links: 0,
@@ -55,7 +56,7 @@ fn snapshot(neighbours: Vec<Neighbour>) -> Snapshot {
 
 struct Harness {
     app: App,
-    commands: mpsc::Receiver<NetCommand>,
+    commands: mpsc::Receiver<NodeCommand>,
     views: watch::Sender<Arc<Snapshot>>,
 }
 
@@ -123,7 +124,7 @@ fn pressed_key_moves_the_own_avatar_and_sends_a_move() {
     let tf = q.single(h.app.world()).unwrap();
     assert!((tf.translation.x - own.x).abs() < 1e-3);
     let mut last = None;
-    while let Ok(NetCommand::MoveTo(p)) = h.commands.try_recv() {
+    while let Ok(NodeCommand::MoveTo(p)) = h.commands.try_recv() {
         last = Some(p);
     }
     let sent = last.expect("no move was sent to the node");

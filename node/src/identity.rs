@@ -44,7 +44,7 @@ impl Identity {
     /// A fresh random Ed25519 key.
     pub fn generate() -> Result<Self, Error> {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
-            .map_err(|e| Error::Identity(format!("key generation failed: {e}")))?;
+            .map_err(|source| Error::Key { path: None, source })?;
         Self::from_key(key)
     }
 
@@ -54,8 +54,9 @@ impl Identity {
         match std::fs::read_to_string(path) {
             Ok(pem) => {
                 warn_if_readable_by_others(path);
-                let key = rcgen::KeyPair::from_pem(&pem).map_err(|e| {
-                    Error::Identity(format!("{}: not a PEM private key: {e}", path.display()))
+                let key = rcgen::KeyPair::from_pem(&pem).map_err(|source| Error::Key {
+                    path: Some(path.to_path_buf()),
+                    source,
                 })?;
                 Self::from_key(key)
             }
@@ -64,7 +65,10 @@ impl Identity {
                 identity.save(path)?;
                 Ok(identity)
             }
-            Err(e) => Err(Error::Identity(format!("{}: {e}", path.display()))),
+            Err(source) => Err(Error::KeyFile {
+                path: path.to_path_buf(),
+                source,
+            }),
         }
     }
 
@@ -73,7 +77,7 @@ impl Identity {
     #[doc(hidden)]
     pub fn forged_claiming(claimed: PeerId) -> Result<Self, Error> {
         let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519)
-            .map_err(|e| Error::Identity(e.to_string()))?;
+            .map_err(|source| Error::Key { path: None, source })?;
         use rcgen::PublicKeyData;
         let cert = make_cert(&key, claimed)?;
         let real = PeerId::from_public_key(&key.subject_public_key_info());
@@ -96,7 +100,10 @@ impl Identity {
     }
 
     fn save(&self, path: &Path) -> Result<(), Error> {
-        let err = |e: std::io::Error| Error::Identity(format!("{}: {e}", path.display()));
+        let err = |source: std::io::Error| Error::KeyFile {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
@@ -123,8 +130,8 @@ impl Identity {
     }
 
     fn key_der(&self) -> Result<PrivateKeyDer<'static>, Error> {
-        let key =
-            rcgen::KeyPair::from_pem(&self.key_pem).map_err(|e| Error::Identity(e.to_string()))?;
+        let key = rcgen::KeyPair::from_pem(&self.key_pem)
+            .map_err(|source| Error::Key { path: None, source })?;
         Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
             key.serialize_der(),
         )))
@@ -161,7 +168,7 @@ impl Identity {
 }
 
 fn tls_err(e: rustls::Error) -> Error {
-    Error::Identity(format!("TLS configuration: {e}"))
+    Error::Tls(e.to_string())
 }
 
 /// The one crypto provider peerworld uses (ring), chosen explicitly.
@@ -171,13 +178,13 @@ fn provider() -> Arc<CryptoProvider> {
 
 fn make_cert(key: &rcgen::KeyPair, id: PeerId) -> Result<CertificateDer<'static>, Error> {
     let mut params = rcgen::CertificateParams::new(Vec::<String>::new())
-        .map_err(|e| Error::Identity(e.to_string()))?;
+        .map_err(|source| Error::Key { path: None, source })?;
     params
         .distinguished_name
         .push(rcgen::DnType::CommonName, id.to_hex());
     let cert = params
         .self_signed(key)
-        .map_err(|e| Error::Identity(format!("certificate: {e}")))?;
+        .map_err(|source| Error::Key { path: None, source })?;
     Ok(cert.der().clone())
 }
 
@@ -185,7 +192,7 @@ fn make_cert(key: &rcgen::KeyPair, id: PeerId) -> Result<CertificateDer<'static>
 /// certificate does not parse or its subject names another id.
 pub fn id_of_cert(cert: &CertificateDer<'_>) -> Result<PeerId, Error> {
     let parsed = webpki::EndEntityCert::try_from(cert)
-        .map_err(|e| Error::Identity(format!("bad certificate: {e}")))?;
+        .map_err(|e| Error::PeerCertificate(format!("does not parse: {e}")))?;
     let id = PeerId::from_public_key(parsed.subject_public_key_info().as_ref());
     let hex = id.to_hex();
     let claims_it = parsed
@@ -193,7 +200,7 @@ pub fn id_of_cert(cert: &CertificateDer<'_>) -> Result<PeerId, Error> {
         .windows(hex.len())
         .any(|w| w == hex.as_bytes());
     if !claims_it {
-        return Err(Error::Identity(format!(
+        return Err(Error::PeerCertificate(format!(
             "certificate subject does not name the id its key proves ({})",
             id.short()
         )));

@@ -18,15 +18,39 @@ pub mod swarm;
 
 pub use identity::Identity;
 pub use metrics::{Metrics, MetricsSnapshot};
-pub use node::{ConnState, Neighbour, Node, NodeConfig, NodeHandle, Snapshot, Walk};
+pub use node::{
+    Command, MAX_LINKS, MAX_PENDING_DIALS, Node, NodeConfig, NodeHandle, Snapshot, Walk,
+};
+pub use peerworld_protocol::{Neighbour, PeerState};
 
 /// Errors of the node library.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The identity key or certificate could not be made, read or written.
-    #[error("identity: {0}")]
-    Identity(String),
+    /// Our own identity key file could not be read or written.
+    #[error("identity key {path}: {source}")]
+    KeyFile {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Our own identity key could not be made or parsed, or its certificate
+    /// could not be signed.
+    #[error("identity key{}: {source}", .path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    Key {
+        /// The key file, if the key came from one.
+        path: Option<std::path::PathBuf>,
+        /// Why.
+        source: rcgen::Error,
+    },
+    /// The TLS or QUIC crypto configuration could not be built.
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    /// A peer's certificate is missing, does not parse, or does not prove
+    /// the id it names.
+    #[error("peer certificate: {0}")]
+    PeerCertificate(String),
     /// A socket could not be bound or used.
     #[error("socket {addr}: {source}")]
     Bind {
@@ -43,7 +67,7 @@ pub enum Error {
     Stopped,
     /// Must be called from inside a tokio runtime.
     #[error("no tokio runtime: {0}")]
-    NoRuntime(String),
+    NoRuntime(#[from] tokio::runtime::TryCurrentError),
 }
 
 /// QUIC application close codes.

@@ -53,10 +53,10 @@ pub(crate) fn peer_id(conn: &Connection) -> Result<PeerId, Error> {
             any.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
                 .ok()
         })
-        .ok_or_else(|| Error::Identity("the peer presented no certificate".into()))?;
+        .ok_or_else(|| Error::PeerCertificate("none presented".into()))?;
     let cert = certs
         .first()
-        .ok_or_else(|| Error::Identity("empty certificate chain".into()))?;
+        .ok_or_else(|| Error::PeerCertificate("empty chain".into()))?;
     id_of_cert(cert)
 }
 

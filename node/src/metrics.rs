@@ -1,4 +1,6 @@
-//! Counters shared by the driver, the connection tasks and the status server.
+//! The transport's counters, shared by the driver, the connection tasks and
+//! the status server. The overlay counts its own (`peerworld_protocol::Stats`,
+//! in every `Snapshot`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -65,29 +67,12 @@ counters! {
     duplicate_conns,
     /// Messages dropped: no address to dial, queue full, or too many dials.
     send_dropped,
-    /// Messages the overlay refused (wrong claimed id, bad values).
-    rejected,
-    /// Joins completed by this node.
-    joins,
-    /// Joins this node accepted for others.
-    joins_accepted,
-    /// Joins this node forwarded.
-    joins_forwarded,
-    /// Neighbours dropped after the failure timeout.
-    timeouts,
-    /// Repair requests sent (hull gaps, lost neighbours).
-    repairs,
 }
 
 impl Metrics {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
-    }
-
-    /// Sets a counter (for values copied from the overlay's own stats).
-    pub fn set(counter: &AtomicU64, n: u64) {
-        counter.store(n, Ordering::Relaxed);
     }
 }
 
@@ -102,7 +87,7 @@ mod tests {
         let s = m.snapshot();
         assert_eq!(s.decode_errors, 3);
         let fields = s.fields();
-        assert_eq!(fields.len(), 21);
+        assert_eq!(fields.len(), 15);
         assert!(fields.iter().all(|(_, help, _)| !help.is_empty()));
         assert!(
             fields

@@ -17,6 +17,7 @@ use crate::{Error, NodeHandle, Snapshot};
 /// `state`, `addr`, `links`, `uptime_ms` and the full counters).
 pub fn status_json(s: &Snapshot, metrics: &crate::MetricsSnapshot) -> Value {
     let neighbours: Vec<Value> = s
+        .view
         .neighbours
         .iter()
         .map(|n| {
@@ -28,20 +29,20 @@ pub fn status_json(s: &Snapshot, metrics: &crate::MetricsSnapshot) -> Value {
                 "enclosing": n.enclosing,
                 "aware": n.aware,
                 "confirmed": n.confirmed,
-                "age_ms": n.age_ms,
+                "age_ms": s.age_ms(n),
                 "addr": n.info.addr,
             })
         })
         .collect();
     json!({
-        "id": s.me.id.to_hex(),
-        "name": s.me.name,
-        "addr": s.me.addr,
-        "pos": [s.me.pos.x, s.me.pos.y],
-        "radius": s.me.radius,
+        "id": s.view.me.id.to_hex(),
+        "name": s.view.me.name,
+        "addr": s.view.me.addr,
+        "pos": [s.view.me.pos.x, s.view.me.pos.y],
+        "radius": s.view.me.radius,
         "world": [s.world.width, s.world.height],
-        "joined": s.joined,
-        "state": s.state,
+        "joined": s.joined(),
+        "state": s.view.state,
         "uptime_ms": s.uptime_ms,
         "links": s.links,
         "neighbours": neighbours,
@@ -50,9 +51,18 @@ pub fn status_json(s: &Snapshot, metrics: &crate::MetricsSnapshot) -> Value {
             "bytes_sent": metrics.bytes_sent,
             "msgs_recv": metrics.msgs_recv,
             "bytes_recv": metrics.bytes_recv,
-            "counters": metrics,
+            "counters": counters(s, metrics),
         },
     })
+}
+
+/// The transport's counters and the overlay's, in one JSON object.
+fn counters(s: &Snapshot, metrics: &crate::MetricsSnapshot) -> Value {
+    let mut all = serde_json::Map::new();
+    for (name, _, v) in metrics.fields().into_iter().chain(s.stats.fields()) {
+        all.insert(name.to_string(), Value::from(v));
+    }
+    Value::Object(all)
 }
 
 /// The `/metrics` text (Prometheus exposition format 0.0.4).
@@ -62,20 +72,20 @@ pub fn metrics_text(s: &Snapshot, metrics: &crate::MetricsSnapshot) -> String {
         (
             "neighbours",
             "Peers kept by the overlay.",
-            s.neighbours.len(),
+            s.view.neighbours.len(),
         ),
         (
             "neighbours_enclosing",
             "Kept peers that are Voronoi neighbours.",
-            s.neighbours.iter().filter(|n| n.enclosing).count(),
+            s.view.neighbours.iter().filter(|n| n.enclosing).count(),
         ),
         (
             "neighbours_aware",
             "Kept peers within the awareness radius.",
-            s.neighbours.iter().filter(|n| n.aware).count(),
+            s.view.neighbours.iter().filter(|n| n.aware).count(),
         ),
         ("links", "Open QUIC connections.", s.links),
-        ("joined", "1 when part of a world.", usize::from(s.joined)),
+        ("joined", "1 when part of a world.", usize::from(s.joined())),
     ];
     for (name, help, v) in gauges {
         let _ = writeln!(out, "# HELP peerworld_{name} {help}");
@@ -87,8 +97,8 @@ pub fn metrics_text(s: &Snapshot, metrics: &crate::MetricsSnapshot) -> String {
         "# HELP peerworld_radius Awareness radius in world units."
     );
     let _ = writeln!(out, "# TYPE peerworld_radius gauge");
-    let _ = writeln!(out, "peerworld_radius {}", s.me.radius);
-    for (name, help, v) in metrics.fields() {
+    let _ = writeln!(out, "peerworld_radius {}", s.view.me.radius);
+    for (name, help, v) in metrics.fields().into_iter().chain(s.stats.fields()) {
         let _ = writeln!(out, "# HELP peerworld_{name}_total {help}");
         let _ = writeln!(out, "# TYPE peerworld_{name}_total counter");
         let _ = writeln!(out, "peerworld_{name}_total {v}");

@@ -114,7 +114,7 @@ impl Swarm {
     pub fn all_joined(&self) -> bool {
         self.live().all(|n| {
             let s = n.snapshot();
-            s.joined && s.state != crate::ConnState::Joining
+            s.joined() && s.view.state != crate::PeerState::Joining
         })
     }
 
@@ -134,12 +134,13 @@ impl Swarm {
         for node in self.live() {
             let s = node.snapshot();
             truth.push(TruePeer {
-                id: s.me.id,
-                pos: s.me.pos,
-                radius: s.me.radius,
+                id: s.view.me.id,
+                pos: s.view.me.pos,
+                radius: s.view.me.radius,
             });
             views.push(
-                s.neighbours
+                s.view
+                    .neighbours
                     .iter()
                     .map(|n| Kept {
                         id: n.info.id,
@@ -272,7 +273,7 @@ pub async fn run(
     progress(&format!(
         "{} nodes started, {} joined after {join_s:.1} s; settling {} s",
         cfg.peers,
-        swarm.live().filter(|n| n.snapshot().joined).count(),
+        swarm.live().filter(|n| n.snapshot().joined()).count(),
         plan.settle.as_secs()
     ));
     tokio::time::sleep(plan.settle).await;

@@ -1,7 +1,8 @@
-//! `peerworld-node run` as separate processes on 127.0.0.1: flags, the
-//! environment and a TOML file configure them; they join and agree through
-//! `/status`; a SIGKILLed one is dropped by the others; restarted with its key
-//! file it has the same id; SIGTERM makes each leave and exit 0.
+//! `peerworld-node run` as separate processes on 127.0.0.1, one behaviour per
+//! test: flags, the environment and a TOML file configure them; they join and
+//! agree through `/status`; a SIGKILLed one is dropped by the others;
+//! restarted with its key file it has the same id; SIGTERM makes each leave
+//! and exit 0.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
@@ -137,15 +138,30 @@ fn write_config(path: &Path, bootstrap: u16) {
     .unwrap();
 }
 
-#[test]
-fn run_processes_join_agree_survive_sigkill_keep_ids_and_stop_on_sigterm() {
-    let dir = std::env::temp_dir().join(format!("pw-run-{}", std::process::id()));
+/// Three processes: `alpha` from flags, `beta` from the environment, `gamma`
+/// from a TOML file with a key file and a flag that beats the file.
+struct Three {
+    dir: std::path::PathBuf,
+    seed: Node,
+    beta: Node,
+    gamma: Node,
+    gamma_args: Vec<String>,
+    key: std::path::PathBuf,
+    ids: [String; 3],
+}
+
+impl Drop for Three {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn three(tag: &str) -> Three {
+    let dir = std::env::temp_dir().join(format!("pw-run-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (p0, p1, p2) = (free_udp_port(), free_udp_port(), free_udp_port());
     let (s0, s1, s2) = (free_tcp_port(), free_tcp_port(), free_tcp_port());
-
-    // The seed: flags only.
     let seed = spawn(
         &[
             s("--listen"),
@@ -160,7 +176,6 @@ fn run_processes_join_agree_survive_sigkill_keep_ids_and_stop_on_sigterm() {
         &[],
         s0,
     );
-    // The second: mostly environment variables.
     let beta = spawn(
         &[],
         &[
@@ -174,7 +189,6 @@ fn run_processes_join_agree_survive_sigkill_keep_ids_and_stop_on_sigterm() {
         ],
         s1,
     );
-    // The third: a TOML file, a key file, and a flag overriding the file.
     let config = dir.join("gamma.toml");
     write_config(&config, p0);
     let key = dir.join("gamma.key");
@@ -190,55 +204,117 @@ fn run_processes_join_agree_survive_sigkill_keep_ids_and_stop_on_sigterm() {
         s("--name=gamma-flag"),
     ];
     let gamma = spawn(&gamma_args, &[], s2);
-
-    let v = status_of(&gamma).unwrap();
-    assert_eq!(v["name"], "gamma-flag", "a flag must beat the file");
-    assert_eq!(v["radius"].as_f64(), Some(300.0));
-    assert_eq!(v["world"][0].as_f64(), Some(1000.0));
-    assert_eq!(status_of(&beta).unwrap()["pos"][0].as_f64(), Some(560.0));
-
     let ids = [id_of(&seed), id_of(&beta), id_of(&gamma)];
-    let nodes = [&seed, &beta, &gamma];
-    let all_know_all = || {
+    Three {
+        dir,
+        seed,
+        beta,
+        gamma,
+        gamma_args,
+        key,
+        ids,
+    }
+}
+
+impl Three {
+    fn all_know_all(&self) -> bool {
+        let nodes = [&self.seed, &self.beta, &self.gamma];
         nodes.iter().enumerate().all(|(i, n)| {
             let k = kept(n.status);
-            ids.iter()
+            self.ids
+                .iter()
                 .enumerate()
                 .all(|(j, id)| i == j || k.contains(id))
         })
-    };
-    assert!(
-        wait_for(Duration::from_secs(20), all_know_all),
-        "the three did not come to know each other"
-    );
+    }
 
-    // SIGKILL gamma: the others drop it within the failure timeout + 5 s.
+    fn settled(tag: &str) -> Self {
+        let t = three(tag);
+        assert!(
+            wait_for(Duration::from_secs(20), || t.all_know_all()),
+            "the three did not come to know each other"
+        );
+        t
+    }
+}
+
+#[test]
+fn flags_beat_the_environment_and_a_toml_file_configures_run() {
+    let t = three("config");
+    let v = status_of(&t.gamma).unwrap();
+    assert_eq!(v["name"], "gamma-flag", "a flag must beat the file");
+    assert_eq!(v["radius"].as_f64(), Some(300.0), "from the file");
+    assert_eq!(v["world"][0].as_f64(), Some(1000.0), "from the file");
+    assert_eq!(v["pos"][0].as_f64(), Some(480.0), "from the file");
+    let b = status_of(&t.beta).unwrap();
+    assert_eq!(b["pos"][0].as_f64(), Some(560.0), "from the environment");
+    assert_eq!(b["name"], "beta", "from the environment");
+}
+
+#[test]
+fn three_run_processes_come_to_know_each_other_through_one_seed() {
+    let t = Three::settled("agree");
+    for n in [&t.seed, &t.beta, &t.gamma] {
+        assert_eq!(status_of(n).unwrap()["state"], "joined");
+    }
+}
+
+#[test]
+fn a_sigkilled_process_is_dropped_by_the_others_within_the_failure_timeout() {
+    let Three {
+        seed,
+        beta,
+        gamma,
+        ids,
+        ..
+    } = Three::settled("kill");
     let gamma_id = ids[2].clone();
-    drop(gamma);
+    drop(gamma); // SIGKILL
     assert!(
         wait_for(Duration::from_secs(8), || {
             !kept(seed.status).contains(&gamma_id) && !kept(beta.status).contains(&gamma_id)
         }),
         "a SIGKILLed node is still kept"
     );
+}
 
-    // Restarted with the same key file: same id, known again.
-    let gamma = spawn(&gamma_args, &[], s2);
+#[test]
+fn a_process_restarted_with_its_key_file_keeps_its_id_and_is_taken_back() {
+    let mut t = Three::settled("restart");
+    let gamma_id = t.ids[2].clone();
+    let gamma_status = t.gamma.status;
+    let placeholder = spawn_nothing();
+    drop(std::mem::replace(&mut t.gamma, placeholder));
+    assert!(
+        wait_for(Duration::from_secs(8), || !kept(t.seed.status)
+            .contains(&gamma_id)),
+        "the killed node is still kept"
+    );
+    let gamma = spawn(&t.gamma_args, &[], gamma_status);
     assert_eq!(id_of(&gamma), gamma_id, "the restarted node has another id");
     assert!(
-        wait_for(Duration::from_secs(20), || kept(seed.status)
+        wait_for(Duration::from_secs(20), || kept(t.seed.status)
             .contains(&gamma_id)),
         "the restarted node was not taken back"
     );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        let mode = std::fs::metadata(&t.key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key file is private");
     }
+}
 
-    // SIGTERM: each leaves and exits 0; the others hear the goodbye at once
-    // (long before the failure timeout).
+#[test]
+fn sigterm_makes_each_process_say_goodbye_and_exit_zero() {
+    let Three {
+        seed,
+        beta,
+        gamma,
+        ids,
+        ..
+    } = Three::settled("term");
+    // The others hear the goodbye at once (long before the failure timeout).
     let beta_id = ids[1].clone();
     sigterm_exits_zero(beta);
     assert!(
@@ -248,7 +324,13 @@ fn run_processes_join_agree_survive_sigkill_keep_ids_and_stop_on_sigterm() {
     );
     sigterm_exits_zero(gamma);
     sigterm_exits_zero(seed);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A finished child standing in for a killed node.
+fn spawn_nothing() -> Node {
+    let mut child = Command::new("true").spawn().unwrap();
+    let _ = child.wait();
+    Node { child, status: 0 }
 }
 
 #[test]

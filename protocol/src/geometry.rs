@@ -42,11 +42,11 @@ impl Default for World {
     }
 }
 
-/// Wraps a coordinate into `[0, size)`.
-fn wrap_coord(v: f64, size: f64) -> f64 {
+/// Wraps a coordinate into `[0, size)` (never -0.0).
+pub(crate) fn wrap_coord(v: f64, size: f64) -> f64 {
     let w = v.rem_euclid(size);
     // rem_euclid can return `size` itself for tiny negative inputs.
-    if w >= size { 0.0 } else { w }
+    if w >= size { 0.0 } else { w + 0.0 }
 }
 
 /// The shortest signed offset `to - from` on a circle of length `size`.
@@ -106,12 +106,6 @@ impl World {
     pub fn distance_sq(self, a: Point, b: Point) -> f64 {
         let (dx, dy) = self.delta(a, b);
         dx * dx + dy * dy
-    }
-
-    /// Half of the smaller side: any two points closer than this are each
-    /// other's nearest image.
-    pub fn half_min_side(self) -> f64 {
-        f64::from(self.width.min(self.height)) / 2.0
     }
 }
 

@@ -237,7 +237,7 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
         truth.iter().map(|p| p.radius).fold(0.0f32, f32::max),
     );
     let mut should_total = 0usize;
-    let mut known_total = 0usize;
+    let mut kept_and_should_know = 0usize;
     let mut aware_pairs = 0usize;
     let mut stale = 0usize;
     for (i, p) in truth.iter().enumerate() {
@@ -248,7 +248,7 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
         let believed: HashMap<PeerId, Point> = view.iter().map(|k| (k.id, k.pos)).collect();
         for j in should {
             if let Some(b) = believed.get(&truth[j].id) {
-                known_total += 1;
+                kept_and_should_know += 1;
                 aware_pairs += 1;
                 if world.distance(*b, truth[j].pos) > opts.stale_tolerance {
                     stale += 1;
@@ -258,7 +258,7 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
     }
     s.should_know_mean = should_total as f64 / n as f64;
     if should_total > 0 {
-        s.consistency = known_total as f64 / should_total as f64;
+        s.consistency = kept_and_should_know as f64 / should_total as f64;
     }
     s.stale_share = if aware_pairs > 0 {
         stale as f64 / aware_pairs as f64

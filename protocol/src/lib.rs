@@ -15,10 +15,15 @@ pub mod peer;
 pub mod sim;
 pub mod voronoi;
 
+#[cfg(test)]
+mod testnet;
+
 pub use geometry::{Point, World};
 pub use id::{PeerId, PeerInfo};
 pub use message::{DecodeError, Message};
-pub use peer::{Config, Event, Peer, RadiusMode, Transmit, View};
+pub use peer::{
+    Config, Event, Neighbour, Peer, PeerState, RejectReason, RemoveReason, Stats, Transmit, View,
+};
 
 /// A point in time, in milliseconds (real or virtual).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -19,7 +19,7 @@ use spade::handles::FixedFaceHandle;
 use spade::handles::InnerTag;
 use spade::{DelaunayTriangulation, HasPosition, Point2, Triangulation};
 
-use crate::geometry::{Point, World};
+use crate::geometry::{Point, World, wrap_coord};
 
 #[derive(Clone, Copy, Debug)]
 struct Vertex {
@@ -136,7 +136,7 @@ fn adjacency_impl(
     let mut members: Vec<Vec<usize>> = Vec::new();
     let mut index: HashMap<(u64, u64), u32> = HashMap::with_capacity(n);
     for (i, &(x, y)) in points.iter().enumerate() {
-        let p = (wrap(x, w), wrap(y, h));
+        let p = (wrap_coord(x, w), wrap_coord(y, h));
         let key = (p.0.to_bits(), p.1.to_bits());
         let s = *index.entry(key).or_insert_with(|| {
             spots.push(p);
@@ -209,11 +209,6 @@ fn adjacency_impl(
         a.weak.retain(|j| strict.binary_search(j).is_err());
     }
     out
-}
-
-fn wrap(v: f64, size: f64) -> f64 {
-    let r = v.rem_euclid(size);
-    if r >= size { 0.0 } else { r + 0.0 }
 }
 
 fn triangulate(spots: &[(f64, f64)], w: f64, h: f64, margin: f64) -> DelaunayTriangulation<Vertex> {

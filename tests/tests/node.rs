@@ -171,6 +171,7 @@ async fn wait_until(within: Duration, ok: impl Fn() -> bool) -> bool {
 
 fn knows(node: &NodeHandle, id: PeerId) -> bool {
     node.snapshot()
+        .view
         .neighbours
         .iter()
         .any(|n| n.info.id == id && n.confirmed)
@@ -356,7 +357,7 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
         .unwrap();
         send_on_stream(&conn, frame.len() as u32, &frame).await;
         assert!(
-            wait_until(Duration::from_secs(3), || a.metrics().rejected >= 1).await,
+            wait_until(Duration::from_secs(3), || a.snapshot().stats.rejected >= 1).await,
             "the lie was not counted: {:?}",
             a.metrics()
         );
@@ -477,12 +478,14 @@ fn a_node_on_the_unspecified_address_advertises_what_its_bootstrap_saw() {
         bc.pos = Some(Point::new(450.0, 420.0));
         bc.bootstrap = vec![a.local_addr()];
         let b = Node::spawn(bc).unwrap();
-        assert!(b.snapshot().me.addr.is_empty());
+        assert!(b.snapshot().view.me.addr.is_empty());
         let want = format!("127.0.0.1:{}", b.local_addr().port());
         assert!(
-            wait_until(Duration::from_secs(10), || b.snapshot().me.addr == want).await,
+            wait_until(Duration::from_secs(10), || b.snapshot().view.me.addr
+                == want)
+            .await,
             "b advertises {:?}, not {want}",
-            b.snapshot().me.addr
+            b.snapshot().view.me.addr
         );
         // C learns B only through records, and reaches it at that address.
         let mut cc = node_config(WORLD);

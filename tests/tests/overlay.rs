@@ -130,7 +130,7 @@ fn survivors_repair_after_a_tenth_crash_at_once() {
     assert_converged(&s, "after crash");
     for p in sim.peers() {
         for id in &crashed {
-            assert!(!p.knows(id), "{} still keeps crashed {}", p.id(), id);
+            assert!(!p.keeps(id), "{} still keeps crashed {}", p.id(), id);
         }
     }
 }
@@ -154,7 +154,7 @@ fn graceful_leave_leaves_no_dangling_neighbour() {
     assert_eq!(s.dead_kept, 0, "{s:?}");
     for p in sim.peers() {
         for id in &leavers {
-            assert!(!p.knows(id));
+            assert!(!p.keeps(id));
         }
     }
     sim.run_ticks(20);
@@ -240,7 +240,7 @@ fn small_world(points: &[(f32, f32)], world: f32) -> Sample {
 }
 
 #[test]
-fn one_two_and_three_peers() {
+fn worlds_of_one_two_and_three_peers_reach_full_awareness_in_one_component() {
     let s = small_world(&[(10.0, 10.0)], 1000.0);
     assert_eq!((s.peers, s.components, s.consistency), (1, 1, 1.0));
     let s = small_world(&[(10.0, 10.0), (60.0, 10.0)], 1000.0);
@@ -251,7 +251,7 @@ fn one_two_and_three_peers() {
 }
 
 #[test]
-fn peers_on_the_same_spot() {
+fn peers_on_the_same_spot_converge() {
     let pts = [
         (500.0, 500.0),
         (500.0, 500.0),
@@ -266,7 +266,7 @@ fn peers_on_the_same_spot() {
 }
 
 #[test]
-fn peers_across_the_torus_seam() {
+fn peers_across_the_torus_seam_know_each_other() {
     // Two groups on either side of the corner seam know each other.
     let pts = [
         (5.0, 5.0),

@@ -9,239 +9,27 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
-
 use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
-use crate::invariants::{self, Kept, Options, Sample, Summary, Tally, TruePeer};
+use crate::invariants::{self, Kept, Options, Sample, Tally, TruePeer};
 use crate::message::{Message, encoded_len};
 use crate::mobility::{Mobility, Walker, random_point};
-use crate::peer::{Config, Event, Peer};
+use crate::peer::{Event, Peer};
 
 /// Virtual milliseconds per tick.
 pub const TICK_MS: u64 = 100;
 /// Framing bytes counted per message (as VAST counts them).
 pub const FRAMING_BYTES: u64 = 4;
 
-/// A small deterministic random number generator (SplitMix64).
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
+mod config;
+mod rng;
+mod trace;
 
-impl Rng {
-    /// A generator from a seed.
-    pub fn new(seed: u64) -> Self {
-        Self(seed ^ 0x9E37_79B9_7F4A_7C15)
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in [0, n).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 { 0 } else { self.next_u64() % n }
-    }
-
-    /// Two independent standard normal values (Box–Muller).
-    pub fn gaussian2(&mut self) -> (f64, f64) {
-        let u1 = self.f64().max(1e-300);
-        let u2 = self.f64();
-        let r = (-2.0 * u1.ln()).sqrt();
-        let t = std::f64::consts::TAU * u2;
-        (r * t.cos(), r * t.sin())
-    }
-}
-
-/// A movement trace: for each step, the rows `(peer, x, y)` of that step.
-#[derive(Clone, Debug, Default)]
-pub struct Trace {
-    /// `steps[s]` lists the peers present at step `s` and their positions.
-    pub steps: Vec<Vec<(u32, Point)>>,
-}
-
-/// Why a trace could not be read.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TraceError {
-    /// The header is not `peer,step,x,y`.
-    #[error("trace header must be `peer,step,x,y`, found {0:?}")]
-    Header(String),
-    /// A row could not be parsed.
-    #[error("trace line {line}: {why}")]
-    Row {
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        why: String,
-    },
-}
-
-impl Trace {
-    /// Parses the CSV text of a trace (see `traces/README.md`).
-    pub fn parse(text: &str) -> Result<Self, TraceError> {
-        let mut lines = text.lines();
-        let header = lines.next().unwrap_or("").trim();
-        if header != "peer,step,x,y" {
-            return Err(TraceError::Header(header.to_string()));
-        }
-        let mut steps: Vec<Vec<(u32, Point)>> = Vec::new();
-        for (n, line) in lines.enumerate() {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            let bad = |why: &str| TraceError::Row {
-                line: n + 2,
-                why: why.to_string(),
-            };
-            let mut it = line.split(',');
-            let mut field = |name: &str| it.next().ok_or_else(|| bad(&format!("missing {name}")));
-            let peer: u32 = field("peer")?
-                .trim()
-                .parse()
-                .map_err(|_| bad("peer is not an integer"))?;
-            let step: usize = field("step")?
-                .trim()
-                .parse()
-                .map_err(|_| bad("step is not an integer"))?;
-            let x: f32 = field("x")?
-                .trim()
-                .parse()
-                .map_err(|_| bad("x is not a number"))?;
-            let y: f32 = field("y")?
-                .trim()
-                .parse()
-                .map_err(|_| bad("y is not a number"))?;
-            if !x.is_finite() || !y.is_finite() {
-                return Err(bad("position is not finite"));
-            }
-            if step > 10_000_000 {
-                return Err(bad("step too large"));
-            }
-            if steps.len() <= step {
-                steps.resize_with(step + 1, Vec::new);
-            }
-            steps[step].push((peer, Point::new(x, y)));
-        }
-        Ok(Self { steps })
-    }
-}
-
-/// How newcomers find the world.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bootstrap {
-    /// Through the oldest live peer.
-    Single,
-    /// Through a random live peer.
-    Random,
-}
-
-/// Simulation parameters.
-#[derive(Clone, Debug)]
-pub struct SimConfig {
-    /// Number of peers (ignored with a trace).
-    pub peers: usize,
-    /// Ticks to run.
-    pub ticks: u64,
-    /// Speed in units per tick.
-    pub speed: f64,
-    /// Mobility model.
-    pub mobility: Mobility,
-    /// Seed of every random choice.
-    pub seed: u64,
-    /// Per peer per tick probability of leaving (half crash, half goodbye);
-    /// each leaver is replaced by a newcomer at a random spot.
-    pub churn: f64,
-    /// Base one-way latency in milliseconds.
-    pub latency_ms: u64,
-    /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
-    /// further random 0..=jitter.
-    pub jitter_ms: u64,
-    /// Probability that a datagram is lost.
-    pub loss: f64,
-    /// Initial joins per tick (0: all at tick 0).
-    pub joins_per_tick: usize,
-    /// How newcomers pick their bootstrap peer.
-    pub bootstrap: Bootstrap,
-    /// First tick averaged into the report (default: 50 after the last join).
-    pub measure_from: Option<u64>,
-    /// Sample the invariants every this many ticks.
-    pub sample_every: u64,
-    /// Compute Voronoi correctness at each sample.
-    pub voronoi: bool,
-    /// Overlay configuration for every peer (its world and radius are used).
-    pub peer: Config,
-    /// Replay this trace instead of the mobility model.
-    pub trace: Option<Trace>,
-}
-
-impl Default for SimConfig {
-    fn default() -> Self {
-        Self {
-            peers: 1000,
-            ticks: 300,
-            speed: 5.0,
-            mobility: Mobility::RandomWaypoint,
-            seed: 1,
-            churn: 0.0,
-            latency_ms: 5,
-            jitter_ms: 3,
-            loss: 0.0,
-            joins_per_tick: 20,
-            bootstrap: Bootstrap::Single,
-            measure_from: None,
-            sample_every: 1,
-            voronoi: true,
-            peer: Config::default(),
-            trace: None,
-        }
-    }
-}
-
-/// The whole-run figures (`sim --json`).
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct Report {
-    /// Peers at the end of the run.
-    pub peers: usize,
-    /// Ticks run.
-    pub ticks: u64,
-    /// First measured tick.
-    pub measure_from: u64,
-    /// The invariants: means and worst samples (flattened into the JSON).
-    #[serde(flatten)]
-    pub summary: Summary,
-    /// Messages per peer per second over the measured ticks.
-    pub msgs_per_peer_per_s: f64,
-    /// Bytes (frame + 4) per peer per second over the measured ticks.
-    pub bytes_per_peer_per_s: f64,
-    /// Messages per peer per tick.
-    pub msgs_per_peer_per_tick: f64,
-    /// Bytes per peer per tick.
-    pub bytes_per_peer_per_tick: f64,
-    /// Mean join forwarding hops.
-    pub join_hops_mean: f64,
-    /// Mean time from join to join reply (virtual ms).
-    pub join_time_ms_mean: f64,
-    /// Joins completed.
-    pub joins: u64,
-    /// Peer-ticks simulated (live peers summed over ticks).
-    pub peer_ticks: u64,
-    /// Bytes per peer per tick by message kind (measured ticks).
-    pub bytes_by_kind: BTreeMap<&'static str, f64>,
-    /// Wall time in seconds (filled by the caller; 0 inside the simulator).
-    pub wall_s: f64,
-}
+pub use config::{Bootstrap, Report, SimConfig};
+pub use rng::Rng;
+use trace::trace_last_entry;
+pub use trace::{Trace, TraceError};
 
 struct Slot {
     peer: Peer,
@@ -249,7 +37,6 @@ struct Slot {
     alive: bool,
     timer_at: Option<Millis>,
     join_started: Option<Millis>,
-    trace_id: Option<u32>,
 }
 
 #[derive(Debug)]
@@ -442,7 +229,6 @@ impl Sim {
             alive: true,
             timer_at: None,
             join_started,
-            trace_id: None,
         });
         self.by_id.insert(id, slot);
         self.last_join_tick = self.tick;
@@ -746,7 +532,6 @@ impl Sim {
                 None => {
                     let id = self.spawn(pos);
                     let slot = self.by_id[&id];
-                    self.slots[slot].trace_id = Some(p);
                     self.by_trace.insert(p, slot);
                 }
             }
@@ -772,7 +557,7 @@ impl Sim {
             .iter()
             .map(|s| {
                 s.peer
-                    .neighbours()
+                    .kept()
                     .map(|(id, pos, enclosing)| Kept { id, pos, enclosing })
                     .collect()
             })
@@ -841,17 +626,4 @@ impl Sim {
             wall_s: 0.0,
         }
     }
-}
-
-fn trace_last_entry(t: &Trace) -> u64 {
-    let mut seen = std::collections::HashSet::new();
-    let mut last = 0;
-    for (s, rows) in t.steps.iter().enumerate() {
-        for (p, _) in rows {
-            if seen.insert(*p) {
-                last = s as u64;
-            }
-        }
-    }
-    last
 }

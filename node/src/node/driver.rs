@@ -1,0 +1,409 @@
+//! The driver: one task owns the `Peer`, the link table, the address book
+//! and one timer, and talks to everything else through bounded channels.
+//! It interprets no protocol message itself: the overlay decides, the driver
+//! carries frames and keeps the transport's books.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use peerworld_protocol::message::{self, Message};
+use peerworld_protocol::mobility::{Mobility, Walker};
+use peerworld_protocol::sim::Rng;
+use peerworld_protocol::{Event, Millis, Peer, PeerId, PeerState};
+use quinn::{Connection, Endpoint};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, debug, info, warn};
+
+use super::addrbook::AddressBook;
+use super::handle::{Command, Snapshot};
+use super::links::{LinkTable, Queued};
+use super::transport::Dialer;
+use crate::close_code;
+use crate::identity::Identity;
+use crate::link::{self, Input, LEN_PREFIX};
+use crate::metrics::Metrics;
+
+/// Control frames queued for a connection's writer.
+const WRITER_QUEUE: usize = 1024;
+/// Period of the walk / publish / housekeeping tick.
+const TICK: Duration = Duration::from_millis(100);
+
+pub(super) struct Driver {
+    pub(super) peer: Peer,
+    pub(super) identity: Identity,
+    pub(super) endpoint: Endpoint,
+    pub(super) start: Instant,
+    pub(super) metrics: Arc<Metrics>,
+    pub(super) inbox_tx: mpsc::Sender<Input>,
+    pub(super) links: LinkTable<Connection>,
+    pub(super) book: AddressBook,
+    pub(super) bootstrap: Vec<std::net::SocketAddr>,
+    pub(super) boot_next: usize,
+    pub(super) boot_retry: Option<Instant>,
+    /// Whether the bootstrap peer answered (or there is none).
+    pub(super) bootstrapped: bool,
+    pub(super) walker: Option<(Walker, f32)>,
+    pub(super) rng: Rng,
+    pub(super) view_tx: watch::Sender<Arc<Snapshot>>,
+    pub(super) dirty: bool,
+    pub(super) join_hops: Option<u8>,
+    pub(super) links_open: Arc<AtomicUsize>,
+    pub(super) tasks: JoinSet<()>,
+    pub(super) writers: JoinSet<()>,
+}
+
+impl Driver {
+    fn now(&self) -> Millis {
+        Millis(self.start.elapsed().as_millis() as u64)
+    }
+
+    fn instant(&self, t: Millis) -> Instant {
+        self.start + Duration::from_millis(t.0)
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut inbox: mpsc::Receiver<Input>,
+        stop: CancellationToken,
+        crash: CancellationToken,
+        muted: Arc<AtomicBool>,
+    ) {
+        info!(addr = %self.peer.info().addr, pos = ?self.peer.info().pos, "node started");
+        if !self.bootstrap.is_empty() {
+            self.dial_bootstrap();
+        }
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.flush();
+            let wake = self
+                .peer
+                .poll_timeout()
+                .map(|t| self.instant(t))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                biased;
+                _ = crash.cancelled() => {
+                    muted.store(true, Ordering::Relaxed);
+                    info!("crashed (socket muted, no goodbye)");
+                    break;
+                }
+                _ = stop.cancelled() => {
+                    self.leave().await;
+                    break;
+                }
+                cmd = commands.recv() => match cmd {
+                    Some(Command::MoveTo(p)) => {
+                        let now = self.now();
+                        self.peer.move_to(p, now);
+                        self.dirty = true;
+                    }
+                    None => {
+                        self.leave().await;
+                        break;
+                    }
+                },
+                Some(input) = inbox.recv() => {
+                    self.on_input(input);
+                    // Take what else is waiting before flushing.
+                    for _ in 0..64 {
+                        match inbox.try_recv() {
+                            Ok(input) => self.on_input(input),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    let now = self.now();
+                    self.peer.handle_timeout(now);
+                    self.dirty = true;
+                }
+                _ = tick.tick() => self.on_tick(),
+                Some(_) = self.writers.join_next(), if !self.writers.is_empty() => {}
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
+            }
+        }
+        self.publish(true);
+        self.tasks.abort_all();
+    }
+
+    /// Goodbye to everyone, let the writers deliver it, close the endpoint.
+    async fn leave(&mut self) {
+        let now = self.now();
+        self.peer.leave(now);
+        self.flush();
+        self.links.clear(); // drops the writer queues: writers finish their streams
+        let writers = std::mem::take(&mut self.writers);
+        let _ = tokio::time::timeout(Duration::from_millis(1500), writers.join_all()).await;
+        self.endpoint.close(close_code::NORMAL.into(), b"goodbye");
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.endpoint.wait_idle()).await;
+        info!("left the world");
+    }
+
+    fn dialer(&self) -> Dialer<'_> {
+        Dialer {
+            identity: &self.identity,
+            endpoint: &self.endpoint,
+            inbox: &self.inbox_tx,
+            metrics: &self.metrics,
+        }
+    }
+
+    fn dial(&mut self, addr: std::net::SocketAddr, expected: Option<PeerId>, bootstrap: bool) {
+        let mut tasks = std::mem::take(&mut self.tasks);
+        if let Err(e) = self.dialer().dial(&mut tasks, addr, expected, bootstrap) {
+            warn!(error = %e, "cannot build a client configuration");
+        }
+        self.tasks = tasks;
+    }
+
+    fn dial_bootstrap(&mut self) {
+        let addr = self.bootstrap[self.boot_next % self.bootstrap.len()];
+        self.boot_next += 1;
+        self.boot_retry = None;
+        info!(%addr, "dialing the bootstrap peer");
+        self.dial(addr, None, true);
+    }
+
+    fn on_input(&mut self, input: Input) {
+        self.dirty = true;
+        match input {
+            Input::Connected {
+                conn,
+                id,
+                dialed,
+                bootstrap,
+            } => self.on_connected(conn, id, dialed, bootstrap),
+            Input::DialFailed {
+                addr,
+                expected,
+                bootstrap,
+            } => {
+                Metrics::add(&self.metrics.dials_failed, 1);
+                if let Some(id) = expected
+                    && let Some(queued) = self.links.dial_failed(&id)
+                {
+                    Metrics::add(&self.metrics.send_dropped, queued.len() as u64);
+                    debug!(peer = %id.short(), %addr, "dial failed");
+                }
+                if bootstrap {
+                    warn!(%addr, "bootstrap peer unreachable; retrying");
+                    self.boot_retry = Some(Instant::now() + Duration::from_secs(1));
+                }
+            }
+            Input::Message { from, msg } => self.on_message(from, msg),
+            Input::Closed { id, conn_id } => {
+                if self.links.closed(&id, |c| c.stable_id() == conn_id) {
+                    self.links_open.store(self.links.len(), Ordering::Relaxed);
+                    debug!(peer = %id.short(), "connection closed");
+                }
+            }
+        }
+    }
+
+    fn on_connected(&mut self, conn: Connection, id: PeerId, dialed: bool, bootstrap: bool) {
+        let me = self.peer.id();
+        if id == me {
+            conn.close(close_code::NORMAL.into(), b"that is me");
+            if bootstrap {
+                warn!("the bootstrap address is this node itself");
+            }
+            return;
+        }
+        self.tasks.spawn(
+            link::read_link(
+                conn.clone(),
+                id,
+                self.inbox_tx.clone(),
+                self.metrics.clone(),
+            )
+            .in_current_span(),
+        );
+        let duplicates_before = self.links.retiring_len();
+        let writers = &mut self.writers;
+        let (_, queued) = self.links.connected(
+            id,
+            conn,
+            dialed,
+            |conn| {
+                let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+                writers.spawn(link::write_frames(conn.clone(), rx).in_current_span());
+                tx
+            },
+            Instant::now(),
+        );
+        if self.links.retiring_len() > duplicates_before {
+            Metrics::add(&self.metrics.duplicate_conns, 1);
+        }
+        self.links_open.store(self.links.len(), Ordering::Relaxed);
+        if let Some(link) = self.links.get(&id) {
+            for frame in queued {
+                if link.tx.try_send(frame).is_err() {
+                    Metrics::add(&self.metrics.send_dropped, 1);
+                }
+            }
+        }
+        if bootstrap && !self.bootstrapped {
+            self.bootstrapped = true;
+            if let Some(link) = self.links.get(&id) {
+                self.book.learn_addr(id, link.conn.remote_address(), true);
+            }
+            info!(peer = %id.short(), "joining through the bootstrap peer");
+            let now = self.now();
+            self.peer.join(id, now);
+        }
+    }
+
+    fn on_message(&mut self, from: PeerId, msg: Message) {
+        let remote = self.links.get_mut(&from).map(|link| {
+            link.last_used = Instant::now();
+            link.conn.remote_address().to_string()
+        });
+        self.book.learn_from(from, &msg);
+        let now = self.now();
+        self.peer
+            .handle_from_addr(now, from, remote.as_deref(), msg);
+    }
+
+    /// Sends what the overlay wants sent and takes its events.
+    fn flush(&mut self) {
+        while let Some(t) = self.peer.poll_transmit() {
+            self.send(t.to, &t.msg);
+        }
+        while let Some(e) = self.peer.poll_event() {
+            self.dirty = true;
+            match e {
+                Event::Joined { acceptor, hops } => {
+                    self.join_hops = Some(hops);
+                    info!(acceptor = %acceptor.short(), hops, "joined");
+                }
+                Event::ObservedAddr(observed) => {
+                    info!(%observed, "advertising the address the world sees");
+                }
+                Event::Rejected { from, reason } => {
+                    warn!(peer = %from.short(), %reason, "refused a message");
+                }
+                Event::NeighbourAdded(id) => debug!(peer = %id.short(), "neighbour added"),
+                Event::NeighbourRemoved(id, why) => {
+                    debug!(peer = %id.short(), ?why, "neighbour removed");
+                }
+            }
+        }
+    }
+
+    fn send(&mut self, to: PeerId, msg: &Message) {
+        let frame = match message::encode(msg) {
+            Ok(f) => Bytes::from(f),
+            Err(e) => {
+                warn!(peer = %to.short(), error = %e, "cannot encode a message");
+                return;
+            }
+        };
+        let len = frame.len();
+        if let Some(link) = self.links.get_mut(&to) {
+            link.last_used = Instant::now();
+            if msg.is_datagram()
+                && link.conn.max_datagram_size().is_some_and(|max| len <= max)
+                && link.conn.send_datagram(frame.clone()).is_ok()
+            {
+                self.count_sent(len, true);
+                return;
+            }
+            if link.tx.try_send(frame).is_ok() {
+                self.count_sent(len + LEN_PREFIX, false);
+            } else {
+                Metrics::add(&self.metrics.send_dropped, 1);
+            }
+            return;
+        }
+        // Position updates and pings to a peer we cannot reach now are not
+        // worth a dial: a newer one follows.
+        if msg.is_datagram() {
+            Metrics::add(&self.metrics.send_dropped, 1);
+            return;
+        }
+        let addr = self.book.get(&to);
+        match self.links.queue(to, frame, addr.is_some()) {
+            Queued::Behind => self.count_sent(len + LEN_PREFIX, false),
+            Queued::Dial => {
+                self.count_sent(len + LEN_PREFIX, false);
+                if let Some(addr) = addr {
+                    self.dial(addr, Some(to), false);
+                }
+            }
+            Queued::Dropped => {
+                if addr.is_none() {
+                    debug!(peer = %to.short(), "no address to dial");
+                }
+                Metrics::add(&self.metrics.send_dropped, 1);
+            }
+        }
+    }
+
+    fn count_sent(&self, bytes: usize, datagram: bool) {
+        Metrics::add(&self.metrics.msgs_sent, 1);
+        Metrics::add(&self.metrics.bytes_sent, bytes as u64);
+        if datagram {
+            Metrics::add(&self.metrics.datagrams_sent, 1);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now();
+        if let Some((walker, speed)) = self.walker.as_mut()
+            && self.peer.is_joined()
+            && self.bootstrapped
+        {
+            let step = f64::from(*speed) * TICK.as_secs_f64();
+            let world = self.peer.config().world;
+            let pos = walker.step(world, Mobility::RandomWaypoint, &[], step, &mut self.rng);
+            self.peer.move_to(pos, now);
+            self.dirty = true;
+        }
+        if let Some(at) = self.boot_retry
+            && Instant::now() >= at
+        {
+            self.dial_bootstrap();
+        }
+        let peer = &self.peer;
+        let reaped = self.links.reap(Instant::now(), |id| peer.keeps(id));
+        for conn in reaped.duplicates {
+            conn.close(close_code::NORMAL.into(), b"duplicate");
+        }
+        for conn in reaped.idle {
+            conn.close(close_code::NORMAL.into(), b"not a neighbour");
+        }
+        self.links_open.store(self.links.len(), Ordering::Relaxed);
+        self.book.prune(|id| peer.keeps(id));
+        self.publish(false);
+    }
+
+    fn publish(&mut self, stopped: bool) {
+        if !self.dirty && !stopped {
+            return;
+        }
+        self.dirty = false;
+        let now = self.now();
+        let mut view = self.peer.view(now);
+        if stopped {
+            view.state = PeerState::Stopped;
+        } else if !self.bootstrapped {
+            view.state = PeerState::Joining;
+        }
+        let snapshot = Snapshot {
+            view,
+            world: self.peer.config().world,
+            uptime_ms: now.0,
+            stats: self.peer.stats().clone(),
+            links: self.links.len(),
+            join_hops: self.join_hops,
+        };
+        self.view_tx.send_replace(Arc::new(snapshot));
+    }
+}

@@ -1,0 +1,179 @@
+//! The embedding surface: what a node needs to start ([`NodeConfig`]), what
+//! it shows ([`Snapshot`]) and how to steer it ([`NodeHandle`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use peerworld_protocol::{Config, Millis, Neighbour, PeerId, Point, Stats, View, World};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+
+/// How a node's avatar moves by itself.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Walk {
+    /// Only when told through [`NodeHandle::move_to`].
+    Still,
+    /// Random waypoint at `speed` units per second (a wandering bot).
+    Random {
+        /// Units per second.
+        speed: f32,
+    },
+}
+
+/// What a node needs to start.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// UDP address to bind (port 0 picks one).
+    pub listen: SocketAddr,
+    /// Peers to join through, tried in turn; empty starts a new world.
+    pub bootstrap: Vec<SocketAddr>,
+    /// Address others should dial; default: the bound address unless it is
+    /// unspecified (0.0.0.0), else the one the bootstrap peer observed.
+    pub advertise: Option<SocketAddr>,
+    /// Start position; default: random.
+    pub pos: Option<Point>,
+    /// Display name.
+    pub name: String,
+    /// Overlay tunables (world, radius, timeouts).
+    pub overlay: Config,
+    /// Self-motion.
+    pub walk: Walk,
+    /// The key; `None` makes a fresh one.
+    pub identity: Option<Identity>,
+    /// Seed of the walk and of the random start position.
+    pub seed: u64,
+}
+
+impl NodeConfig {
+    /// A still node on `listen` with defaults for the rest.
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            bootstrap: Vec::new(),
+            advertise: None,
+            pos: None,
+            name: String::new(),
+            overlay: Config::default(),
+            walk: Walk::Still,
+            identity: None,
+            seed: 0,
+        }
+    }
+}
+
+/// The node's view at one instant: what a renderer or a status page shows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Snapshot {
+    /// What the overlay knows (own record, state, kept peers). The state is
+    /// `Joining` until the bootstrap peer answered, and `Stopped` once the
+    /// driver has stopped.
+    pub view: View,
+    /// The world.
+    pub world: World,
+    /// Milliseconds since the node started (the clock of `last_heard`).
+    pub uptime_ms: u64,
+    /// The overlay's counters.
+    pub stats: Stats,
+    /// Open connections.
+    pub links: usize,
+    /// Forwarding hops of this node's last completed join.
+    pub join_hops: Option<u8>,
+}
+
+impl Snapshot {
+    /// Whether part of a world (joined, or lost but not gone).
+    pub fn joined(&self) -> bool {
+        self.view.joined()
+    }
+
+    /// Milliseconds between `n` last being heard and this snapshot.
+    pub fn age_ms(&self, n: &Neighbour) -> u64 {
+        Millis(self.uptime_ms).since(n.last_heard)
+    }
+}
+
+/// What an embedding program asks of its node.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Command {
+    /// Move the avatar here (a jump longer than the teleport distance
+    /// re-joins there).
+    MoveTo(Point),
+}
+
+/// Cloneable handle to a running node. See [`crate::Node::spawn`].
+#[derive(Clone, Debug)]
+pub struct NodeHandle {
+    pub(super) id: PeerId,
+    pub(super) local_addr: SocketAddr,
+    pub(super) commands: mpsc::Sender<Command>,
+    pub(super) view: watch::Receiver<Arc<Snapshot>>,
+    pub(super) stop: CancellationToken,
+    pub(super) crash: CancellationToken,
+    pub(super) done: CancellationToken,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl NodeHandle {
+    /// The node's id.
+    pub fn id(&self) -> PeerId {
+        self.id
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Moves the avatar (a jump longer than the teleport distance re-joins).
+    /// Returns false if the node has stopped or is too busy to take it (a
+    /// later move supersedes it anyway).
+    pub fn move_to(&self, pos: Point) -> bool {
+        self.commands.try_send(Command::MoveTo(pos)).is_ok()
+    }
+
+    /// The node's command queue (bounded), for programs that hold a sender
+    /// rather than the handle.
+    pub fn commands(&self) -> mpsc::Sender<Command> {
+        self.commands.clone()
+    }
+
+    /// The latest view.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.view.borrow().clone()
+    }
+
+    /// A receiver that sees every new view.
+    pub fn watch(&self) -> watch::Receiver<Arc<Snapshot>> {
+        self.view.clone()
+    }
+
+    /// The transport's counters.
+    pub fn metrics(&self) -> crate::MetricsSnapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Leaves gracefully (goodbye to every neighbour), closes the endpoint
+    /// and stops the driver. Returns at once; see [`NodeHandle::closed`].
+    pub fn shutdown(&self) {
+        self.stop.cancel();
+    }
+
+    /// Stops as if the machine died: the socket goes quiet first, then the
+    /// driver stops, with no goodbye and no connection close on the wire.
+    pub fn crash(&self) {
+        self.crash.cancel();
+    }
+
+    /// Whether the driver has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.done.is_cancelled()
+    }
+
+    /// Waits until the driver has stopped.
+    pub async fn closed(&self) {
+        self.done.cancelled().await;
+    }
+}

@@ -1,0 +1,196 @@
+//! A running node: [`Node::spawn`] binds the endpoint and starts the driver.
+//!
+//! | file | what |
+//! |---|---|
+//! | `handle.rs` | the surface: `NodeConfig`, `Snapshot`, `NodeHandle`, `Command` |
+//! | `driver.rs` | the task that owns the `Peer`: the select loop, sending, publishing |
+//! | `links.rs` | the link table (duplicates, dials in flight), no quinn inside |
+//! | `addrbook.rs` | where to dial each peer; hints never overwrite a peer's own word |
+//! | `transport.rs` | QUIC settings, the accept loop, one dial |
+
+use std::net::UdpSocket;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+
+use peerworld_protocol::mobility::Walker;
+use peerworld_protocol::sim::Rng;
+use peerworld_protocol::{Millis, Peer, PeerInfo, Stats};
+use quinn::Endpoint;
+use quinn::crypto::rustls::QuicServerConfig;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info_span};
+
+mod addrbook;
+mod driver;
+mod handle;
+mod links;
+mod transport;
+
+pub use handle::{Command, NodeConfig, NodeHandle, Snapshot, Walk};
+pub use links::{MAX_LINKS, MAX_PENDING_DIALS};
+
+use crate::Error;
+use crate::identity::Identity;
+use crate::metrics::Metrics;
+use crate::socket::MutableSocket;
+use driver::Driver;
+
+/// Driver inbox (messages from connection tasks).
+const INBOX: usize = 4096;
+
+/// A running node. See [`Node::spawn`].
+#[derive(Debug)]
+pub struct Node;
+
+impl Node {
+    /// Binds the endpoint and starts the driver on the current tokio runtime.
+    pub fn spawn(config: NodeConfig) -> Result<NodeHandle, Error> {
+        let runtime = tokio::runtime::Handle::try_current().map_err(Error::NoRuntime)?;
+        if !config.overlay.world.is_valid() {
+            return Err(Error::Config(
+                "world size must be positive and finite".into(),
+            ));
+        }
+        if !(config.overlay.radius.is_finite() && config.overlay.radius > 0.0) {
+            return Err(Error::Config("radius must be positive and finite".into()));
+        }
+        let identity = match config.identity.clone() {
+            Some(i) => i,
+            None => Identity::generate()?,
+        };
+        let id = identity.id();
+        let socket = UdpSocket::bind(config.listen).map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let local_addr = socket.local_addr().map_err(|source| Error::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        let quinn_runtime: Arc<dyn quinn::Runtime> = Arc::new(quinn::TokioRuntime);
+        let muted = Arc::new(AtomicBool::new(false));
+        let inner = {
+            let _guard = runtime.enter();
+            quinn_runtime
+                .wrap_udp_socket(socket)
+                .map_err(|source| Error::Bind {
+                    addr: local_addr,
+                    source,
+                })?
+        };
+        let socket = Arc::new(MutableSocket::new(inner, muted.clone()));
+        let server_crypto = QuicServerConfig::try_from(identity.server_config()?)
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
+        server.transport_config(Arc::new(transport::transport_config()));
+        let endpoint = {
+            let _guard = runtime.enter();
+            Endpoint::new_with_abstract_socket(
+                quinn::EndpointConfig::default(),
+                Some(server),
+                socket,
+                quinn_runtime,
+            )
+            .map_err(|source| Error::Bind {
+                addr: local_addr,
+                source,
+            })?
+        };
+
+        let mut rng = Rng::new(config.seed ^ id.short_u64());
+        let world = config.overlay.world;
+        let pos = config
+            .pos
+            .unwrap_or_else(|| peerworld_protocol::mobility::random_point(world, &mut rng));
+        let advertise = config
+            .advertise
+            .or_else(|| (!local_addr.ip().is_unspecified()).then_some(local_addr));
+        let mut me = PeerInfo::new(id, pos, config.overlay.radius, config.name.clone());
+        if let Some(a) = advertise {
+            me.addr = a.to_string();
+        }
+        let start = Instant::now();
+        let peer = Peer::new(config.overlay.clone(), me, Millis(0));
+        let metrics = Arc::new(Metrics::default());
+        let (commands_tx, commands_rx) = mpsc::channel(256);
+        let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
+        let mut first = peer.view(Millis(0));
+        first.state = peerworld_protocol::PeerState::Joining;
+        let (view_tx, view_rx) = watch::channel(Arc::new(Snapshot {
+            view: first,
+            world,
+            uptime_ms: 0,
+            stats: Stats::default(),
+            links: 0,
+            join_hops: None,
+        }));
+        let stop = CancellationToken::new();
+        let crash = CancellationToken::new();
+        let done = CancellationToken::new();
+        let walker = match config.walk {
+            Walk::Still => None,
+            Walk::Random { speed } => Some((Walker::new(pos), speed)),
+        };
+        let links_open = Arc::new(AtomicUsize::new(0));
+        let driver = Driver {
+            peer,
+            identity,
+            endpoint: endpoint.clone(),
+            start,
+            metrics: metrics.clone(),
+            inbox_tx: inbox_tx.clone(),
+            links: links::LinkTable::new(id),
+            book: addrbook::AddressBook::new(id),
+            bootstrap: config.bootstrap.clone(),
+            boot_next: 0,
+            boot_retry: None,
+            bootstrapped: config.bootstrap.is_empty(),
+            walker,
+            rng,
+            view_tx,
+            dirty: true,
+            join_hops: None,
+            links_open: links_open.clone(),
+            tasks: JoinSet::new(),
+            writers: JoinSet::new(),
+        };
+        let span = info_span!("node", id = %id.short());
+        runtime.spawn(
+            transport::accept_loop(
+                endpoint,
+                inbox_tx,
+                metrics.clone(),
+                links_open,
+                stop.clone(),
+            )
+            .instrument(span.clone()),
+        );
+        let stop2 = stop.clone();
+        let crash2 = crash.clone();
+        let done2 = done.clone();
+        runtime.spawn(
+            async move {
+                driver
+                    .run(commands_rx, inbox_rx, stop2.clone(), crash2, muted)
+                    .await;
+                // Also ends the accept loop after a crash.
+                stop2.cancel();
+                done2.cancel();
+            }
+            .instrument(span),
+        );
+        Ok(NodeHandle {
+            id,
+            local_addr,
+            commands: commands_tx,
+            view: view_rx,
+            stop,
+            crash,
+            done,
+            metrics,
+        })
+    }
+}

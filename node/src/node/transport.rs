@@ -1,0 +1,159 @@
+//! QUIC plumbing: the transport settings, the accept loop and one dial.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use peerworld_protocol::PeerId;
+use quinn::crypto::rustls::QuicClientConfig;
+use quinn::{Endpoint, TransportConfig, VarInt};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug, info};
+
+use super::links::MAX_LINKS;
+use crate::identity::Identity;
+use crate::link::{self, Input};
+use crate::metrics::Metrics;
+use crate::{Error, close_code};
+
+/// Handshake deadline.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The QUIC settings of every connection.
+pub(super) fn transport_config() -> TransportConfig {
+    let mut t = TransportConfig::default();
+    // The overlay detects failures itself (its own, shorter timeout); quinn's
+    // idle timeout only reclaims dead connections.
+    t.max_idle_timeout(Some(VarInt::from_u32(10_000).into()));
+    t.keep_alive_interval(None);
+    t.max_concurrent_bidi_streams(VarInt::from_u32(0));
+    t.max_concurrent_uni_streams(VarInt::from_u32(8));
+    t
+}
+
+/// Accepts connections until `stop`, refusing beyond [`MAX_LINKS`], and
+/// hands each authenticated one to the driver.
+pub(super) async fn accept_loop(
+    endpoint: Endpoint,
+    inbox: mpsc::Sender<Input>,
+    metrics: Arc<Metrics>,
+    links_open: Arc<AtomicUsize>,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    loop {
+        let incoming = tokio::select! {
+            _ = stop.cancelled() => return,
+            i = endpoint.accept() => match i { Some(i) => i, None => return },
+        };
+        if links_open.load(Ordering::Relaxed) >= MAX_LINKS {
+            Metrics::add(&metrics.handshakes_refused, 1);
+            incoming.refuse();
+            continue;
+        }
+        let inbox = inbox.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(
+            async move {
+                let remote = incoming.remote_address();
+                let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+                    Ok(Ok(conn)) => conn,
+                    Ok(Err(e)) => {
+                        Metrics::add(&metrics.handshakes_refused, 1);
+                        info!(%remote, error = %e, "refused an incoming connection");
+                        return;
+                    }
+                    Err(_) => {
+                        Metrics::add(&metrics.handshakes_refused, 1);
+                        return;
+                    }
+                };
+                match link::peer_id(&conn) {
+                    Ok(id) => {
+                        Metrics::add(&metrics.conns_accepted, 1);
+                        let _ = inbox
+                            .send(Input::Connected {
+                                conn,
+                                id,
+                                dialed: false,
+                                bootstrap: false,
+                            })
+                            .await;
+                    }
+                    Err(e) => {
+                        Metrics::add(&metrics.handshakes_refused, 1);
+                        conn.close(close_code::MALFORMED.into(), b"bad certificate");
+                        info!(%remote, error = %e, "refused an incoming connection");
+                    }
+                }
+            }
+            .in_current_span(),
+        );
+    }
+}
+
+/// Everything a dial needs from the driver.
+pub(super) struct Dialer<'a> {
+    pub(super) identity: &'a Identity,
+    pub(super) endpoint: &'a Endpoint,
+    pub(super) inbox: &'a mpsc::Sender<Input>,
+    pub(super) metrics: &'a Arc<Metrics>,
+}
+
+impl Dialer<'_> {
+    /// Dials `addr` (expecting `expected`'s certificate if given) in a task
+    /// on `tasks`; the outcome reaches the driver as an [`Input`].
+    pub(super) fn dial(
+        &self,
+        tasks: &mut tokio::task::JoinSet<()>,
+        addr: SocketAddr,
+        expected: Option<PeerId>,
+        bootstrap: bool,
+    ) -> Result<(), Error> {
+        let crypto = QuicClientConfig::try_from(self.identity.client_config(expected)?)
+            .map_err(|e| Error::Tls(e.to_string()))?;
+        let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+        config.transport_config(Arc::new(transport_config()));
+        let inbox = self.inbox.clone();
+        let metrics = self.metrics.clone();
+        let connecting = self.endpoint.connect_with(config, addr, "peerworld");
+        tasks.spawn(
+            async move {
+                let failed = Input::DialFailed {
+                    addr,
+                    expected,
+                    bootstrap,
+                };
+                let result = match connecting {
+                    Ok(c) => tokio::time::timeout(HANDSHAKE_TIMEOUT, c).await.ok(),
+                    Err(e) => {
+                        debug!(%addr, error = %e, "cannot dial");
+                        None
+                    }
+                };
+                let input = match result {
+                    Some(Ok(conn)) => match link::peer_id(&conn) {
+                        Ok(id) => {
+                            Metrics::add(&metrics.conns_dialed, 1);
+                            Input::Connected {
+                                conn,
+                                id,
+                                dialed: true,
+                                bootstrap,
+                            }
+                        }
+                        Err(_) => failed,
+                    },
+                    Some(Err(e)) => {
+                        debug!(%addr, error = %e, "dial failed");
+                        failed
+                    }
+                    None => failed,
+                };
+                let _ = inbox.send(input).await;
+            }
+            .in_current_span(),
+        );
+        Ok(())
+    }
+}

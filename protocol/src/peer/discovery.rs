@@ -1,0 +1,335 @@
+//! Discovery: moves, and learning of the peers one should keep.
+//!
+//! Guarantees:
+//! - Every move goes to every kept peer, with an increasing sequence number;
+//!   older or repeated moves are ignored.
+//! - When a kept peer `y` comes into range of a mover `x` (judged against
+//!   the mover's previous position, so each pair is told once per
+//!   notifier), and `x` or `y` is enclosing here, both are told about each
+//!   other (`Discover { mutual: true }`), so neither waits a round trip.
+//! - A move from a peer we do not keep: learned if it is in range, else
+//!   answered with `Forget` so it stops feeding us a frozen belief. A
+//!   `Forget` drops the sender unless it is enclosing for us.
+//! - After every change of positions (batched by `recompute_delay_ms`) the
+//!   local Delaunay view is rebuilt: the enclosing flags are refreshed,
+//!   peers neither enclosing nor in range are dropped, hints are greeted,
+//!   new far enclosing neighbours are asked for their side, and each
+//!   enclosing neighbour is told of the two peers across our shared
+//!   Delaunay edge (the fan), once per change.
+
+use super::table::Known;
+use super::{Peer, RemoveReason, State, Timer, clamp_name};
+use crate::Millis;
+use crate::geometry::Point;
+use crate::id::{PeerId, PeerInfo};
+use crate::message::{MAX_RECORDS, Message};
+use crate::voronoi;
+
+impl Peer {
+    /// The avatar moved to `pos`. A jump longer than
+    /// `Config::teleport_distance` leaves and re-joins at the new place.
+    pub fn move_to(&mut self, pos: Point, now: Millis) {
+        if !pos.is_finite() || self.state == State::Left {
+            return;
+        }
+        let pos = self.config.world.wrap(pos);
+        let old = self.me.pos;
+        if self.config.world.distance(old, pos) > f64::from(self.config.teleport_distance) {
+            self.teleport(pos, now);
+            return;
+        }
+        self.me.pos = pos;
+        self.seq = self.seq.wrapping_add(1);
+        let msg = Message::Move { seq: self.seq, pos };
+        let ids: Vec<PeerId> = self.kept.keys().copied().collect();
+        for id in ids {
+            self.send(id, msg.clone(), now);
+        }
+        self.mark_dirty(now);
+    }
+
+    pub(super) fn on_move(&mut self, now: Millis, from: PeerId, seq: u32, pos: Point) {
+        let pos = self.config.world.wrap(pos);
+        // Radius changes travel in hellos; assume ours for a stranger.
+        let radius = self
+            .kept
+            .get(&from)
+            .map_or(self.me.radius, |k| k.info.radius);
+        let Some(k) = self.kept.get_mut(&from) else {
+            // A peer that keeps us but that we do not know: if it is in
+            // range, learn it (it will send its full record).
+            if self.is_joined() && self.in_range(self.me.pos, self.me.radius, pos, radius) {
+                let info = PeerInfo {
+                    id: from,
+                    pos,
+                    radius,
+                    name: String::new(),
+                    addr: String::new(),
+                };
+                self.insert(info, seq, true, now);
+                self.send_hello(from, now);
+            } else {
+                // It keeps us on a stale belief: tell it, or it would hold
+                // our frozen position until the failure timeout.
+                self.send(from, Message::Forget, now);
+            }
+            return;
+        };
+        if seq <= k.seq && k.confirmed && seq != 0 {
+            return; // stale datagram
+        }
+        let old = k.info.pos;
+        let old_r = k.info.radius;
+        k.info.pos = pos;
+        k.seq = seq;
+        self.mark_dirty(now);
+        self.tell_pairs(now, from, old, old_r, pos, radius);
+    }
+
+    /// Pair discovery after `from` moved from `old` to `pos`: this peer
+    /// answers for the pairs that involve one of its enclosing neighbours.
+    /// (Telling only the side whose partner is enclosing here cost 0.05 %
+    /// consistency at 100 ms latency; letting only the peer nearest the
+    /// pair's midpoint speak lost 3 %.)
+    fn tell_pairs(
+        &mut self,
+        now: Millis,
+        from: PeerId,
+        old: Point,
+        old_r: f32,
+        pos: Point,
+        radius: f32,
+    ) {
+        let mover_enclosing = self.kept.get(&from).is_some_and(|k| k.enclosing);
+        let mut tell_mover = Vec::new();
+        let mut tell_others = Vec::new();
+        // Most movers are not enclosing here: then only pairs with one of
+        // our few enclosing neighbours count.
+        let candidates: Box<dyn Iterator<Item = &Known>> = if mover_enclosing {
+            Box::new(self.kept.values())
+        } else {
+            Box::new(self.enclosing.iter().filter_map(|id| self.kept.get(id)))
+        };
+        for n in candidates {
+            if n.info.id == from || !(n.enclosing || mover_enclosing) || !self.fresh(n, now) {
+                continue;
+            }
+            let (npos, nr) = (n.info.pos, n.info.radius);
+            if self.in_range(pos, radius, npos, nr) && !self.in_range(old, old_r, npos, nr) {
+                tell_mover.push(n.info.clone());
+                tell_others.push(n.info.id);
+            }
+        }
+        if !tell_mover.is_empty() {
+            self.send(
+                from,
+                Message::Discover {
+                    peers: tell_mover,
+                    mutual: true,
+                },
+                now,
+            );
+        }
+        if !tell_others.is_empty() {
+            let mover = self.kept.get(&from).map(|k| k.info.clone());
+            if let Some(mover) = mover {
+                for id in tell_others {
+                    self.send(
+                        id,
+                        Message::Discover {
+                            peers: vec![mover.clone()],
+                            mutual: true,
+                        },
+                        now,
+                    );
+                }
+            }
+        }
+    }
+
+    pub(super) fn on_discover(&mut self, now: Millis, peers: Vec<PeerInfo>, mutual: bool) {
+        let mut added = false;
+        for mut info in peers {
+            if info.id == self.me.id || self.kept.contains_key(&info.id) {
+                continue;
+            }
+            if self.kept.len() >= self.config.max_kept {
+                break;
+            }
+            info.pos = self.config.world.wrap(info.pos);
+            clamp_name(&mut info.name);
+            let near = self.in_range(self.me.pos, self.me.radius, info.pos, info.radius);
+            let id = info.id;
+            self.insert(info, 0, false, now);
+            if mutual {
+                // The other side was told about us: it will speak first.
+                let grace = self.config.heartbeat_ms / 2;
+                if let Some(k) = self.kept.get_mut(&id) {
+                    k.greet_at = Some(now.plus(grace));
+                }
+            } else if near {
+                self.send_hello(id, now);
+            }
+            added = true;
+        }
+        if added {
+            self.no_longer_alone();
+        }
+    }
+
+    /// The sender does not keep us: drop it unless it is enclosing for us.
+    pub(super) fn on_forget(&mut self, now: Millis, from: PeerId) {
+        if self.kept.get(&from).is_some_and(|k| !k.enclosing) {
+            self.remove(&from, RemoveReason::Forgotten);
+            self.mark_dirty(now);
+        }
+    }
+
+    /// Records this peer should know that `to` (at `pos`, radius `r`) lacks:
+    /// within range of it, or Voronoi-adjacent to it in this peer's view.
+    pub(super) fn records_for(
+        &self,
+        now: Millis,
+        to: PeerId,
+        pos: Point,
+        r: f32,
+        has: impl Fn(&PeerId) -> bool,
+    ) -> Vec<PeerInfo> {
+        let mut ids: Vec<PeerId> = Vec::new();
+        let mut pts = vec![pos, self.me.pos];
+        let mut order = vec![self.me.id];
+        for (id, k) in self.kept.iter() {
+            // Only vouch for peers heard from lately: relaying the dead
+            // would keep them alive as hints forever.
+            if *id == to || !self.fresh(k, now) {
+                continue;
+            }
+            pts.push(k.info.pos);
+            order.push(*id);
+            if self.in_range(pos, r, k.info.pos, k.info.radius) {
+                ids.push(*id);
+            }
+        }
+        let adj = voronoi::local_adjacency(&pts, self.config.world);
+        ids.extend(adj.strict.iter().chain(&adj.weak).map(|&i| order[i - 1]));
+        ids.sort_unstable();
+        ids.dedup();
+        let mut out = Vec::new();
+        for id in ids {
+            if id == to || has(&id) {
+                continue;
+            }
+            if id == self.me.id {
+                out.push(self.me.clone());
+            } else if let Some(k) = self.kept.get(&id) {
+                out.push(k.info.clone());
+            }
+            if out.len() >= MAX_RECORDS {
+                break;
+            }
+        }
+        out
+    }
+
+    /// Recomputes the enclosing set from the believed positions, drops the
+    /// peers no longer needed, greets the new ones and tells each enclosing
+    /// neighbour about the peers across our shared Delaunay edge.
+    pub(super) fn recompute(&mut self, now: Millis) {
+        self.timers.stop(Timer::Recompute);
+        if self.state == State::Left {
+            return;
+        }
+        let ids: Vec<PeerId> = self.kept.keys().copied().collect();
+        let mut pts = Vec::with_capacity(ids.len() + 1);
+        pts.push(self.me.pos);
+        pts.extend(self.kept.values().map(|k| k.info.pos));
+        let adj = voronoi::local_adjacency(&pts, self.config.world);
+        let mut enclosing = vec![false; ids.len()];
+        for &i in adj.strict.iter().chain(&adj.weak) {
+            enclosing[i - 1] = true;
+        }
+        // Update flags; collect peers to drop and newly enclosing ones.
+        let (me_pos, me_r) = (self.me.pos, self.me.radius);
+        let mut drop = Vec::new();
+        let mut new_enclosing = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let k = &self.kept[id];
+            let near = self.in_range(me_pos, me_r, k.info.pos, k.info.radius);
+            if !near && !enclosing[i] {
+                drop.push(*id);
+            } else if enclosing[i] && !k.enclosing {
+                new_enclosing.push(*id);
+            }
+        }
+        for (i, id) in ids.iter().enumerate() {
+            if let Some(k) = self.kept.get_mut(id) {
+                k.enclosing = enclosing[i];
+            }
+        }
+        for id in &drop {
+            self.remove(id, RemoveReason::OutOfRange);
+        }
+        self.greet_hints(now);
+        self.ask_new_far_enclosing(now, &new_enclosing);
+        let fan: Vec<PeerId> = adj.fan.iter().map(|&i| ids[i - 1]).collect();
+        self.tell_fan(now, &fan);
+        self.enforce_cap();
+        self.enclosing = self
+            .kept
+            .values()
+            .filter(|k| k.enclosing)
+            .map(|k| k.info.id)
+            .collect();
+    }
+
+    /// Fan notifications: for each enclosing neighbour x (in angular order
+    /// around us), the two peers across our shared Delaunay edge are likely
+    /// enclosing for x too; tell x of them once per change.
+    fn tell_fan(&mut self, now: Millis, fan: &[PeerId]) {
+        let m = fan.len();
+        if m < 3 {
+            return;
+        }
+        for j in 0..m {
+            let x = fan[j];
+            let a = fan[(j + m - 1) % m];
+            let b = fan[(j + 1) % m];
+            let Some(kx) = self.kept.get(&x) else {
+                continue;
+            };
+            if !kx.confirmed {
+                continue;
+            }
+            let told = [a.short_u64(), b.short_u64()];
+            if told == kx.told {
+                continue;
+            }
+            let (xpos, xr) = (kx.info.pos, kx.info.radius);
+            let mut tell = Vec::new();
+            for n in [a, b] {
+                if n == x || kx.told.contains(&n.short_u64()) {
+                    continue;
+                }
+                if let Some(kn) = self.kept.get(&n)
+                    && self.fresh(kn, now)
+                    && !self.in_range(xpos, xr, kn.info.pos, kn.info.radius)
+                {
+                    tell.push(kn.info.clone());
+                }
+            }
+            if let Some(kx) = self.kept.get_mut(&x) {
+                kx.told = told;
+            }
+            if !tell.is_empty() {
+                self.send(
+                    x,
+                    Message::Discover {
+                        peers: tell,
+                        mutual: false,
+                    },
+                    now,
+                );
+            }
+        }
+    }
+}

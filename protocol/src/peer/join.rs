@@ -1,0 +1,216 @@
+//! Join: placing a newcomer in the world.
+//!
+//! Guarantees:
+//! - A join travels greedily toward the joiner's position over confirmed
+//!   kept peers, one hop closer each time, and stops after
+//!   `Config::max_join_hops` (loop guard); the peer whose cell holds the
+//!   joiner (nobody it keeps is closer) accepts and replies with itself
+//!   first, then every fresh peer the joiner should keep (`records_for`).
+//! - A first-hop join comes from the joiner itself; one naming another id is
+//!   refused. A joiner that does not know its own address (it listens on an
+//!   unspecified address) is given the one its first hop sees, and the
+//!   acceptor echoes it back so the joiner can advertise it.
+//! - An unanswered join is sent again every `Config::join_retry_ms`.
+//! - Once views have settled (`join_retry_ms` after the reply) the joiner
+//!   walks the join once more from the same entry point (the probe): the
+//!   second walk ends at the true owner and introduces whoever was missed
+//!   while many peers joined at once.
+//! - A teleport (a move longer than `Config::teleport_distance`) says goodbye
+//!   to every kept peer and joins at the new place through the confirmed
+//!   peer nearest to it (alone if there is none).
+
+use std::net::SocketAddr;
+
+use super::{Event, Peer, RejectReason, RemoveReason, State, Timer};
+use crate::Millis;
+use crate::geometry::Point;
+use crate::id::{PeerId, PeerInfo};
+use crate::message::{MAX_RECORDS, Message};
+
+/// Whether `addr` is one others can dial (a socket address, not 0.0.0.0).
+fn dialable(addr: &str) -> bool {
+    addr.parse::<SocketAddr>()
+        .is_ok_and(|a| !a.ip().is_unspecified())
+}
+
+impl Peer {
+    /// Starts joining the world that `bootstrap` belongs to.
+    pub fn join(&mut self, bootstrap: PeerId, now: Millis) {
+        if bootstrap == self.me.id {
+            return;
+        }
+        self.state = State::Joining { via: bootstrap };
+        self.timers
+            .set(Timer::JoinRetry, now.plus(self.config.join_retry_ms));
+        self.send(
+            bootstrap,
+            Message::Join {
+                joiner: self.me.clone(),
+                hops: 0,
+            },
+            now,
+        );
+    }
+
+    /// The join retry and the join probe, on the maintenance round.
+    pub(super) fn join_timers(&mut self, now: Millis) {
+        if let State::Joining { via } = self.state
+            && self.timers.is_due(Timer::JoinRetry, now)
+        {
+            self.join(via, now);
+        }
+        if let Some(via) = self.probe_via
+            && self.timers.is_due(Timer::Probe, now)
+            && self.state == State::Joined
+        {
+            self.probe_via = None;
+            self.timers.stop(Timer::Probe);
+            self.send(
+                via,
+                Message::Join {
+                    joiner: self.me.clone(),
+                    hops: 0,
+                },
+                now,
+            );
+        }
+    }
+
+    pub(super) fn on_join(
+        &mut self,
+        now: Millis,
+        from: PeerId,
+        remote: Option<&str>,
+        mut joiner: PeerInfo,
+        hops: u8,
+    ) {
+        if joiner.id == self.me.id {
+            return;
+        }
+        if hops == 0 && joiner.id != from {
+            self.reject(from, RejectReason::JoinClaimsAnotherId);
+            return;
+        }
+        if hops == 0
+            && let Some(remote) = remote
+            && !dialable(&joiner.addr)
+        {
+            joiner.addr = remote.to_string();
+        }
+        joiner.pos = self.config.world.wrap(joiner.pos);
+        let world = self.config.world;
+        let target = joiner.pos;
+        let my_d = world.distance_sq(self.me.pos, target);
+        let best = self
+            .kept
+            .iter()
+            .filter(|(id, k)| k.confirmed && **id != joiner.id)
+            .map(|(id, k)| (world.distance_sq(k.info.pos, target), *id))
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let can_accept = matches!(self.state, State::Alone | State::Joined);
+        match best {
+            Some((d, next)) if (d < my_d || !can_accept) && hops < self.config.max_join_hops => {
+                self.stats.joins_forwarded += 1;
+                self.send(
+                    next,
+                    Message::Join {
+                        joiner,
+                        hops: hops.saturating_add(1),
+                    },
+                    now,
+                );
+            }
+            _ if can_accept => {
+                self.stats.joins_accepted += 1;
+                let mut peers = vec![self.me.clone()];
+                peers
+                    .extend(self.records_for(now, joiner.id, joiner.pos, joiner.radius, |_| false));
+                peers.dedup_by(|a, b| a.id == b.id);
+                peers.truncate(MAX_RECORDS);
+                let observed_addr = joiner.addr.clone();
+                self.send(
+                    joiner.id,
+                    Message::JoinReply {
+                        hops,
+                        peers,
+                        observed_addr,
+                    },
+                    now,
+                );
+            }
+            _ => {} // joining ourselves, nobody to forward to: the joiner retries
+        }
+    }
+
+    pub(super) fn on_join_reply(
+        &mut self,
+        now: Millis,
+        from: PeerId,
+        hops: u8,
+        peers: Vec<PeerInfo>,
+        observed: String,
+    ) {
+        if let State::Joining { via } = self.state {
+            self.state = State::Joined;
+            self.timers.stop(Timer::JoinRetry);
+            self.probe_via = Some(via);
+            self.timers
+                .set(Timer::Probe, now.plus(self.config.join_retry_ms));
+            self.stats.joins += 1;
+            self.events.push_back(Event::Joined {
+                acceptor: from,
+                hops,
+            });
+            if !dialable(&self.me.addr) && dialable(&observed) {
+                self.me.addr = observed.clone();
+                self.events.push_back(Event::ObservedAddr(observed));
+            }
+        }
+        self.on_discover(now, peers, false);
+        // Ask the new neighbours for what the acceptor could not see.
+        self.recompute(now);
+        // `recompute` just refreshed the enclosing list.
+        let targets = self.enclosing.clone();
+        for id in targets {
+            self.send_digest(id, now);
+        }
+    }
+
+    /// Leaves the old place and joins at `pos`.
+    pub(super) fn teleport(&mut self, pos: Point, now: Millis) {
+        let world = self.config.world;
+        let entry = self
+            .kept
+            .iter()
+            .filter(|(_, k)| k.confirmed)
+            .min_by(|a, b| {
+                world
+                    .distance_sq(a.1.info.pos, pos)
+                    .total_cmp(&world.distance_sq(b.1.info.pos, pos))
+            })
+            .map(|(id, _)| *id);
+        let ids: Vec<PeerId> = self.kept.keys().copied().collect();
+        for id in &ids {
+            self.send(*id, Message::Leave, now);
+            self.events
+                .push_back(Event::NeighbourRemoved(*id, RemoveReason::Teleported));
+        }
+        self.kept.clear();
+        self.enclosing.clear();
+        self.me.pos = pos;
+        self.seq = self.seq.wrapping_add(1);
+        self.timers.stop(Timer::Recompute);
+        match entry {
+            Some(via) => self.join(via, now),
+            None => self.state = State::Alone,
+        }
+    }
+
+    /// A peer alone in its own world becomes part of a larger one as soon as
+    /// it keeps someone (someone joined through it, or it was told of peers).
+    pub(super) fn no_longer_alone(&mut self) {
+        if self.state == State::Alone {
+            self.state = State::Joined;
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! Liveness: hellos, heartbeats, failures and goodbyes.
+//!
+//! Guarantees:
+//! - A peer we start keeping is greeted with our full record (`Hello`) once;
+//!   a hint told to both sides of a pair is greeted only if it has not
+//!   spoken within half a heartbeat (it should speak first).
+//! - A `Hello` is the peer speaking for itself: it confirms the peer and its
+//!   record (a newer sequence number, or any if it was only a hint).
+//! - Every confirmed kept peer hears from us at least once a heartbeat (a
+//!   `Ping` when nothing else was sent).
+//! - A kept peer silent for `failure_timeout_ms`, or a hint that never
+//!   spoke within it, is dropped and the hole repaired; a goodbye drops the
+//!   sender at once.
+//! - A peer that was part of a world and has heard no neighbour within the
+//!   failure timeout is `Lost` ([`Peer::state`]).
+
+use super::{Peer, RemoveReason, State, Timer, clamp_name};
+use crate::Millis;
+use crate::id::{PeerId, PeerInfo};
+use crate::message::Message;
+
+impl Peer {
+    /// Says goodbye to every kept peer and forgets them.
+    pub fn leave(&mut self, now: Millis) {
+        let ids: Vec<PeerId> = self.kept.keys().copied().collect();
+        for id in ids {
+            self.send(id, Message::Leave, now);
+        }
+        self.kept.clear();
+        self.enclosing.clear();
+        self.state = State::Left;
+        self.timers.stop(Timer::Recompute);
+    }
+
+    pub(super) fn on_leave(&mut self, now: Millis, from: PeerId) {
+        if self.remove(&from, RemoveReason::Left) {
+            self.after_loss(now);
+        }
+    }
+
+    pub(super) fn on_hello(&mut self, now: Millis, mut info: PeerInfo, seq: u32) {
+        info.pos = self.config.world.wrap(info.pos);
+        clamp_name(&mut info.name);
+        let id = info.id;
+        match self.kept.get_mut(&id) {
+            Some(k) => {
+                if seq >= k.seq || !k.confirmed {
+                    k.info.pos = info.pos;
+                    k.seq = seq;
+                }
+                k.info.radius = info.radius;
+                k.info.name = info.name;
+                k.info.addr = info.addr;
+                k.confirmed = true;
+                self.mark_dirty(now);
+            }
+            None => {
+                // Someone joined our world through us, or found us.
+                self.no_longer_alone();
+                self.insert(info, seq, true, now);
+            }
+        }
+        if self.kept.get(&id).is_some_and(|k| !k.hello_sent) {
+            self.send_hello(id, now);
+        }
+    }
+
+    pub(super) fn send_hello(&mut self, to: PeerId, now: Millis) {
+        if let Some(k) = self.kept.get_mut(&to) {
+            k.hello_sent = true;
+        }
+        let msg = self.hello();
+        self.send(to, msg, now);
+    }
+
+    /// Our full record, as a `Hello`.
+    pub(super) fn hello(&self) -> Message {
+        Message::Hello {
+            seq: self.seq,
+            pos: self.me.pos,
+            radius: self.me.radius,
+            name: self.me.name.clone(),
+            addr: self.me.addr.clone(),
+        }
+    }
+
+    /// Says hello to kept hints not greeted yet (a mutual hint only once its
+    /// grace period is over: it should speak first).
+    pub(super) fn greet_hints(&mut self, now: Millis) {
+        let greet: Vec<PeerId> = self
+            .kept
+            .iter()
+            .filter(|(_, k)| !k.hello_sent && !k.confirmed && k.greet_at.is_none_or(|t| now >= t))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in greet {
+            self.send_hello(id, now);
+        }
+    }
+
+    /// Failure detection: silent neighbours, and hints nobody confirmed.
+    pub(super) fn detect_failures(&mut self, now: Millis) {
+        let timeout = self.config.failure_timeout_ms;
+        let dead: Vec<(PeerId, bool)> = self
+            .kept
+            .iter()
+            .filter(|(_, k)| {
+                now.since(k.last_heard) > timeout || (!k.confirmed && now.since(k.added) > timeout)
+            })
+            .map(|(id, k)| (*id, k.confirmed))
+            .collect();
+        let lost = !dead.is_empty();
+        for (id, confirmed) in dead {
+            if confirmed {
+                self.stats.timeouts += 1;
+            }
+            self.remove(&id, RemoveReason::TimedOut);
+        }
+        if lost {
+            self.after_loss(now);
+        }
+    }
+
+    /// A ping to every confirmed kept peer that was sent nothing for a
+    /// heartbeat.
+    pub(super) fn heartbeats(&mut self, now: Millis) {
+        let hb = self.config.heartbeat_ms;
+        let quiet: Vec<PeerId> = self
+            .kept
+            .iter()
+            .filter(|(_, k)| k.confirmed && now.since(k.last_sent) >= hb)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in quiet {
+            self.send(id, Message::Ping, now);
+        }
+    }
+
+    /// Whether a confirmed kept peer was heard within the failure timeout.
+    pub(super) fn heard_recently(&self, now: Millis) -> bool {
+        let timeout = self.config.failure_timeout_ms;
+        self.kept
+            .values()
+            .any(|k| k.confirmed && now.since(k.last_heard) <= timeout)
+    }
+}

@@ -1,0 +1,665 @@
+//! The peer state machine, driven by `handle*` calls and drained by `poll*`
+//! calls (the `quinn-proto` shape: no IO, no clock, time passed in).
+//!
+//! What a peer keeps: its enclosing (Voronoi-adjacent) neighbours, the peers
+//! within its radius plus the detection buffer, and the peers whose radius
+//! plus buffer covers it. Everything it learns from third parties is a hint
+//! until the peer itself speaks on its own (authenticated) link.
+//!
+//! One file per rule, each opening with what the rule guarantees:
+//!
+//! | file | rule |
+//! |---|---|
+//! | `table.rs` | the kept peers: insert, freshness, the cap and eviction |
+//! | `join.rs` | join, forwarding, the reply, the probe, teleport, the observed address |
+//! | `discovery.rs` | moves, pair discovery, `Forget`, the local view and its fan |
+//! | `repair.rs` | digests, anti-entropy, repair after a loss, hull gaps |
+//! | `liveness.rs` | hello, greeting hints, heartbeats, failure, goodbye, lost |
+//! | `radius.rs` | who is in range (radius and detection buffer) |
+//!
+//! This file holds the public surface, the message dispatch and the one timer
+//! table.
+
+use std::collections::VecDeque;
+
+use crate::Millis;
+use crate::geometry::{Point, World};
+use crate::id::{PeerId, PeerInfo};
+use crate::message::{DecodeError, MAX_NAME_LEN, Message};
+
+mod discovery;
+mod join;
+mod liveness;
+mod radius;
+mod repair;
+mod table;
+
+pub use repair::short4;
+use table::Table;
+
+/// Tunables of the overlay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The world's size.
+    pub world: World,
+    /// Awareness radius.
+    pub radius: f32,
+    /// Detection buffer: peers are learned about this far before they cross
+    /// the radius (VON uses 32 at radius 100).
+    pub buffer: f32,
+    /// A neighbour silent for this long is dropped as crashed; with no
+    /// neighbour heard for this long, a joined peer is lost.
+    pub failure_timeout_ms: u64,
+    /// A neighbour that was sent nothing for this long gets a ping.
+    pub heartbeat_ms: u64,
+    /// Period of the anti-entropy digest to each enclosing neighbour.
+    pub anti_entropy_ms: u64,
+    /// Period of the maintenance timer (failures, heartbeats, hull checks).
+    pub maintenance_ms: u64,
+    /// Delay that batches position changes before the local Delaunay view is
+    /// recomputed.
+    pub recompute_delay_ms: u64,
+    /// Fewest milliseconds between two repair digests to the same neighbour.
+    pub repair_interval_ms: u64,
+    /// A join not answered within this time is sent again.
+    pub join_retry_ms: u64,
+    /// Join forwarding stops after this many hops (loop guard).
+    pub max_join_hops: u8,
+    /// A move longer than this is a teleport: leave, then re-join there.
+    pub teleport_distance: f32,
+    /// Most peers kept at once (the farthest non-enclosing go first).
+    pub max_kept: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            world: World::default(),
+            radius: 100.0,
+            buffer: 32.0,
+            failure_timeout_ms: 3_000,
+            heartbeat_ms: 1_000,
+            anti_entropy_ms: 2_000,
+            maintenance_ms: 250,
+            recompute_delay_ms: 10,
+            repair_interval_ms: 500,
+            join_retry_ms: 2_000,
+            max_join_hops: 128,
+            teleport_distance: 1_000.0,
+            max_kept: 1_024,
+        }
+    }
+}
+
+/// A message to send: to whom, and what.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transmit {
+    /// The receiver.
+    pub to: PeerId,
+    /// The message.
+    pub msg: Message,
+}
+
+/// Why a kept peer was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoveReason {
+    /// It said goodbye.
+    Left,
+    /// It was silent for longer than the failure timeout (or, a hint, never
+    /// spoke within it).
+    TimedOut,
+    /// It is neither enclosing nor within range any more.
+    OutOfRange,
+    /// It told us it does not keep us, and it is not enclosing for us.
+    Forgotten,
+    /// Evicted to keep the table under `Config::max_kept`.
+    Evicted,
+    /// We teleported away from it.
+    Teleported,
+}
+
+/// Why a message was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    /// A position that is not finite.
+    #[error("non-finite position")]
+    BadPosition,
+    /// A radius that is not finite or is negative.
+    #[error("bad radius")]
+    BadRadius,
+    /// A name, address or list over its limit.
+    #[error("field too long")]
+    TooLong,
+    /// A first-hop join that names another peer than its sender.
+    #[error("join claims another id")]
+    JoinClaimsAnotherId,
+    /// Anything else the validator refuses.
+    #[error("invalid message")]
+    Invalid,
+}
+
+impl From<&DecodeError> for RejectReason {
+    fn from(e: &DecodeError) -> Self {
+        match e {
+            DecodeError::BadPosition => Self::BadPosition,
+            DecodeError::BadRadius => Self::BadRadius,
+            DecodeError::TooLong => Self::TooLong,
+            _ => Self::Invalid,
+        }
+    }
+}
+
+/// What happened, for the embedding program.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The join completed through an acceptor after `hops` forwards.
+    Joined {
+        /// The peer whose Voronoi cell held the joiner.
+        acceptor: PeerId,
+        /// Join forwarding hops.
+        hops: u8,
+    },
+    /// A peer is now kept.
+    NeighbourAdded(PeerId),
+    /// A peer is no longer kept.
+    NeighbourRemoved(PeerId, RemoveReason),
+    /// This peer did not know its own dialable address; the join acceptor
+    /// reported the one it saw, and the peer now advertises it.
+    ObservedAddr(String),
+    /// A message was refused; counted in [`Stats::rejected`].
+    Rejected {
+        /// The sender.
+        from: PeerId,
+        /// Why.
+        reason: RejectReason,
+    },
+}
+
+/// The overlay's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Messages handed out by `poll_transmit`.
+    pub msgs_out: u64,
+    /// Messages passed to `handle`.
+    pub msgs_in: u64,
+    /// Messages refused (lying ids, bad values).
+    pub rejected: u64,
+    /// Joins this peer completed.
+    pub joins: u64,
+    /// Joins this peer accepted for others.
+    pub joins_accepted: u64,
+    /// Joins this peer forwarded.
+    pub joins_forwarded: u64,
+    /// Neighbours dropped after the failure timeout.
+    pub timeouts: u64,
+    /// Repair digests sent (hull gaps, lost neighbours, new enclosing peers).
+    pub repairs: u64,
+}
+
+impl Stats {
+    /// `(name, help, value)` of the counters a node exports (the message
+    /// totals are counted by the transport instead).
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 6] {
+        [
+            (
+                "rejected",
+                "Messages the overlay refused (wrong claimed id, bad values).",
+                self.rejected,
+            ),
+            ("joins", "Joins completed by this node.", self.joins),
+            (
+                "joins_accepted",
+                "Joins this node accepted for others.",
+                self.joins_accepted,
+            ),
+            (
+                "joins_forwarded",
+                "Joins this node forwarded.",
+                self.joins_forwarded,
+            ),
+            (
+                "timeouts",
+                "Neighbours dropped after the failure timeout.",
+                self.timeouts,
+            ),
+            (
+                "repairs",
+                "Repair requests sent (hull gaps, lost neighbours).",
+                self.repairs,
+            ),
+        ]
+    }
+}
+
+/// One kept peer as a renderer, a status page or a checker sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Neighbour {
+    /// Its last known record.
+    pub info: PeerInfo,
+    /// Voronoi-adjacent in this peer's view.
+    pub enclosing: bool,
+    /// Within this peer's awareness radius.
+    pub aware: bool,
+    /// Heard from directly (not only a relayed hint).
+    pub confirmed: bool,
+    /// When it was last heard from.
+    pub last_heard: Millis,
+}
+
+/// Where a peer stands with respect to the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerState {
+    /// Waiting for a join reply.
+    Joining,
+    /// Part of a world (or alone in a new one).
+    Joined,
+    /// Was part of a world, but no neighbour has been heard within the
+    /// failure timeout.
+    Lost,
+    /// Said goodbye (left the world), or stopped.
+    Stopped,
+}
+
+/// What a peer knows at one instant: itself and its kept peers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    /// Own record.
+    pub me: PeerInfo,
+    /// Where the peer stands.
+    pub state: PeerState,
+    /// Kept peers, ordered by id.
+    pub neighbours: Vec<Neighbour>,
+}
+
+impl View {
+    /// Whether part of a world (joined, or lost but not gone).
+    pub fn joined(&self) -> bool {
+        matches!(self.state, PeerState::Joined | PeerState::Lost)
+    }
+}
+
+/// The internal join state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    /// Alone in a world of its own (counts as joined).
+    Alone,
+    /// Waiting for a join reply (sent through `via`; retried on
+    /// [`Timer::JoinRetry`]).
+    Joining { via: PeerId },
+    /// Part of a world.
+    Joined,
+    /// Said goodbye.
+    Left,
+}
+
+/// The peer's timers: one deadline each, in one table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Timer {
+    /// Rebuild the local Delaunay view (`discovery::recompute`): armed
+    /// `recompute_delay_ms` after the first position change, so a burst of
+    /// changes costs one rebuild.
+    Recompute,
+    /// The maintenance round, every `maintenance_ms` (offset per peer):
+    /// join retry and probe, failure detection, greetings, heartbeats, hull
+    /// repair.
+    Maintenance,
+    /// Anti-entropy, every `anti_entropy_ms` (offset per peer): a digest to
+    /// each confirmed enclosing neighbour.
+    AntiEntropy,
+    /// Send the join again if no reply came. Checked on the maintenance
+    /// round, so it fires at most `maintenance_ms` late.
+    JoinRetry,
+    /// Walk the join once more from the same entry point once views have
+    /// settled (`join.rs`). Checked on the maintenance round.
+    Probe,
+}
+
+impl Timer {
+    const ALL: [Timer; 5] = [
+        Timer::Recompute,
+        Timer::Maintenance,
+        Timer::AntiEntropy,
+        Timer::JoinRetry,
+        Timer::Probe,
+    ];
+
+    /// Whether the driver must wake up for it (the others are checked by
+    /// the maintenance round).
+    fn wakes(self) -> bool {
+        matches!(
+            self,
+            Timer::Recompute | Timer::Maintenance | Timer::AntiEntropy
+        )
+    }
+}
+
+/// Deadlines by [`Timer`].
+#[derive(Clone, Copy, Debug, Default)]
+struct Timers([Option<Millis>; Timer::ALL.len()]);
+
+impl Timers {
+    fn get(&self, t: Timer) -> Option<Millis> {
+        self.0[t as usize]
+    }
+    fn set(&mut self, t: Timer, at: Millis) {
+        self.0[t as usize] = Some(at);
+    }
+    fn stop(&mut self, t: Timer) {
+        self.0[t as usize] = None;
+    }
+    fn is_due(&self, t: Timer, now: Millis) -> bool {
+        self.get(t).is_some_and(|at| now >= at)
+    }
+    /// The earliest deadline the driver must wake up for.
+    fn next_wake(&self) -> Option<Millis> {
+        Timer::ALL
+            .iter()
+            .filter(|t| t.wakes())
+            .filter_map(|&t| self.get(t))
+            .min()
+    }
+}
+
+/// The sans-IO peer.
+#[derive(Debug)]
+pub struct Peer {
+    config: Config,
+    me: PeerInfo,
+    seq: u32,
+    state: State,
+    kept: Table,
+    /// Ids of the enclosing neighbours as of the last recompute: the
+    /// per-move discovery check walks these, not every kept peer.
+    enclosing: Vec<PeerId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+    timers: Timers,
+    /// The entry point the join probe walks from.
+    probe_via: Option<PeerId>,
+    /// Whether this peer has ever heard a neighbour while part of a world
+    /// (before that, an empty table is a new world, not a lost peer).
+    ever_connected: bool,
+    stats: Stats,
+}
+
+fn phase(id: &PeerId, period: u64) -> u64 {
+    if period == 0 {
+        0
+    } else {
+        id.short_u64() % period
+    }
+}
+
+/// Truncates `name` to at most `MAX_NAME_LEN` bytes on a character boundary.
+pub(crate) fn clamp_name(name: &mut String) {
+    name.truncate(MAX_NAME_LEN);
+}
+
+impl Peer {
+    /// A peer alone in a new world at `me.pos`; call [`Peer::join`] to join an
+    /// existing one instead.
+    pub fn new(config: Config, mut me: PeerInfo, now: Millis) -> Self {
+        me.pos = if me.pos.is_finite() {
+            config.world.wrap(me.pos)
+        } else {
+            Point::default()
+        };
+        me.radius = config.radius;
+        clamp_name(&mut me.name);
+        let mut timers = Timers::default();
+        timers.set(
+            Timer::Maintenance,
+            now.plus(phase(&me.id, config.maintenance_ms).max(1)),
+        );
+        timers.set(
+            Timer::AntiEntropy,
+            now.plus(phase(&me.id, config.anti_entropy_ms).max(1)),
+        );
+        Self {
+            config,
+            me,
+            seq: 0,
+            state: State::Alone,
+            kept: Table::default(),
+            enclosing: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            timers,
+            probe_via: None,
+            ever_connected: false,
+            stats: Stats::default(),
+        }
+    }
+
+    /// Own record.
+    pub fn info(&self) -> &PeerInfo {
+        &self.me
+    }
+
+    /// Own id.
+    pub fn id(&self) -> PeerId {
+        self.me.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Whether the peer is part of a world (alone or joined).
+    pub fn is_joined(&self) -> bool {
+        matches!(self.state, State::Alone | State::Joined)
+    }
+
+    /// Whether a join is in progress.
+    pub fn is_joining(&self) -> bool {
+        matches!(self.state, State::Joining { .. })
+    }
+
+    /// Where the peer stands at `now`: joining, joined, lost (joined, but no
+    /// neighbour heard within the failure timeout) or stopped.
+    pub fn state(&self, now: Millis) -> PeerState {
+        match self.state {
+            State::Joining { .. } => PeerState::Joining,
+            State::Left => PeerState::Stopped,
+            State::Alone | State::Joined => {
+                if self.ever_connected && !self.heard_recently(now) {
+                    PeerState::Lost
+                } else {
+                    PeerState::Joined
+                }
+            }
+        }
+    }
+
+    /// Number of kept peers.
+    pub fn kept_count(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Kept peers as (id, believed position, enclosing), without cloning.
+    pub fn kept(&self) -> impl Iterator<Item = (PeerId, Point, bool)> + '_ {
+        self.kept
+            .iter()
+            .map(|(id, k)| (*id, k.info.pos, k.enclosing))
+    }
+
+    /// Whether `id` is kept.
+    pub fn keeps(&self, id: &PeerId) -> bool {
+        self.kept.contains_key(id)
+    }
+
+    /// Everything this peer knows at `now`, for renderers and status pages.
+    pub fn view(&self, now: Millis) -> View {
+        let r = f64::from(self.me.radius);
+        View {
+            me: self.me.clone(),
+            state: self.state(now),
+            neighbours: self
+                .kept
+                .values()
+                .map(|k| Neighbour {
+                    info: k.info.clone(),
+                    enclosing: k.enclosing,
+                    aware: self.config.world.distance(self.me.pos, k.info.pos) <= r,
+                    confirmed: k.confirmed,
+                    last_heard: k.last_heard,
+                })
+                .collect(),
+        }
+    }
+
+    /// A message arrived from the authenticated peer `from`.
+    pub fn handle(&mut self, now: Millis, from: PeerId, msg: Message) {
+        self.handle_from_addr(now, from, None, msg);
+    }
+
+    /// A message arrived from the authenticated peer `from`, whose link comes
+    /// from the transport address `remote` (a first-hop join from a peer that
+    /// does not know its own address is given this one).
+    pub fn handle_from_addr(
+        &mut self,
+        now: Millis,
+        from: PeerId,
+        remote: Option<&str>,
+        msg: Message,
+    ) {
+        self.stats.msgs_in += 1;
+        if from == self.me.id || self.state == State::Left {
+            return;
+        }
+        if let Err(e) = msg.validate() {
+            self.reject(from, RejectReason::from(&e));
+            return;
+        }
+        if let Some(k) = self.kept.get_mut(&from) {
+            k.last_heard = now;
+            k.confirmed = true;
+        }
+        match msg {
+            Message::Join { joiner, hops } => self.on_join(now, from, remote, joiner, hops),
+            Message::JoinReply {
+                hops,
+                peers,
+                observed_addr,
+            } => self.on_join_reply(now, from, hops, peers, observed_addr),
+            Message::Hello {
+                seq,
+                pos,
+                radius,
+                name,
+                addr,
+            } => {
+                let info = PeerInfo {
+                    id: from,
+                    pos,
+                    radius,
+                    name,
+                    addr,
+                };
+                self.on_hello(now, info, seq);
+            }
+            Message::Move { seq, pos } => self.on_move(now, from, seq, pos),
+            Message::Discover { peers, mutual } => self.on_discover(now, peers, mutual),
+            Message::Digest { ids } => self.on_digest(now, from, &ids),
+            Message::Ping => {}
+            Message::Forget => self.on_forget(now, from),
+            Message::Leave => self.on_leave(now, from),
+        }
+        if self.is_joined() && self.kept.get(&from).is_some_and(|k| k.confirmed) {
+            self.ever_connected = true;
+        }
+    }
+
+    fn reject(&mut self, from: PeerId, reason: RejectReason) {
+        self.stats.rejected += 1;
+        self.events.push_back(Event::Rejected { from, reason });
+    }
+
+    /// A timer fired (call at or after [`Peer::poll_timeout`]).
+    pub fn handle_timeout(&mut self, now: Millis) {
+        if self.state == State::Left {
+            return;
+        }
+        if self.timers.is_due(Timer::Recompute, now) {
+            self.recompute(now);
+        }
+        if self.timers.is_due(Timer::Maintenance, now) {
+            self.timers.set(
+                Timer::Maintenance,
+                now.plus(self.config.maintenance_ms.max(1)),
+            );
+            self.maintenance(now);
+        }
+        if self.timers.is_due(Timer::AntiEntropy, now) {
+            self.timers.set(
+                Timer::AntiEntropy,
+                now.plus(self.config.anti_entropy_ms.max(1)),
+            );
+            self.anti_entropy(now);
+        }
+    }
+
+    /// The maintenance round: each rule's periodic part, in this order.
+    fn maintenance(&mut self, now: Millis) {
+        self.join_timers(now);
+        self.detect_failures(now);
+        self.greet_hints(now);
+        self.heartbeats(now);
+        self.repair_hull(now);
+    }
+
+    /// When [`Peer::handle_timeout`] should be called next.
+    pub fn poll_timeout(&self) -> Option<Millis> {
+        if self.state == State::Left {
+            return None;
+        }
+        self.timers.next_wake()
+    }
+
+    /// The next message to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let t = self.transmits.pop_front();
+        if t.is_some() {
+            self.stats.msgs_out += 1;
+        }
+        t
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    fn send(&mut self, to: PeerId, msg: Message, now: Millis) {
+        if let Some(k) = self.kept.get_mut(&to) {
+            k.last_sent = now;
+        }
+        self.transmits.push_back(Transmit { to, msg });
+    }
+
+    fn remove(&mut self, id: &PeerId, why: RemoveReason) -> bool {
+        let gone = self.kept.remove(id).is_some();
+        if gone {
+            self.events.push_back(Event::NeighbourRemoved(*id, why));
+        }
+        gone
+    }
+
+    /// Arms the recompute timer unless it already is.
+    fn mark_dirty(&mut self, now: Millis) {
+        if self.timers.get(Timer::Recompute).is_none() {
+            self.timers
+                .set(Timer::Recompute, now.plus(self.config.recompute_delay_ms));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! Repair: healing what a lost message, a race or a departure left behind.
+//!
+//! Guarantees:
+//! - Anti-entropy: every `anti_entropy_ms` each confirmed enclosing
+//!   neighbour gets a digest of the short ids we keep; the receiver answers
+//!   with a `Discover` of the fresh records we should keep and lack.
+//! - After a loss (goodbye or timeout) the view is rebuilt at once and each
+//!   enclosing neighbour is asked to fill the hole.
+//! - A new enclosing neighbour beyond our radius is asked for its side
+//!   (sparse worlds).
+//! - Hull repair (Solipsis): an angular gap of π or more among kept peers
+//!   means a side of us is uncovered; the two neighbours bounding the gap
+//!   are asked.
+//! - Repair digests to one neighbour are at least `repair_interval_ms`
+//!   apart; each is counted in `Stats::repairs`.
+
+use super::Peer;
+use crate::Millis;
+use crate::id::PeerId;
+use crate::message::{MAX_DIGEST, Message};
+
+/// The 4-byte digest form of an id.
+pub fn short4(id: &PeerId) -> [u8; 4] {
+    [id.0[0], id.0[1], id.0[2], id.0[3]]
+}
+
+impl Peer {
+    /// The periodic digest to each confirmed enclosing neighbour.
+    pub(super) fn anti_entropy(&mut self, now: Millis) {
+        let targets: Vec<PeerId> = self
+            .kept
+            .iter()
+            .filter(|(_, k)| k.enclosing && k.confirmed)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in targets {
+            self.send_digest(id, now);
+        }
+    }
+
+    pub(super) fn on_digest(&mut self, now: Millis, from: PeerId, ids: &[[u8; 4]]) {
+        let Some(k) = self.kept.get(&from) else {
+            return;
+        };
+        let (pos, r) = (k.info.pos, k.info.radius);
+        let has = |id: &PeerId| ids.binary_search(&short4(id)).is_ok();
+        let records = self.records_for(now, from, pos, r, has);
+        if !records.is_empty() {
+            self.send(
+                from,
+                Message::Discover {
+                    peers: records,
+                    mutual: false,
+                },
+                now,
+            );
+        }
+    }
+
+    pub(super) fn send_digest(&mut self, to: PeerId, now: Millis) {
+        let Some(k) = self.kept.get_mut(&to) else {
+            return;
+        };
+        k.last_repair = Some(now);
+        let mut ids: Vec<[u8; 4]> = self.kept.keys().map(short4).collect();
+        ids.sort_unstable();
+        ids.truncate(MAX_DIGEST);
+        self.send(to, Message::Digest { ids }, now);
+    }
+
+    /// A digest sent to ask for repair, rate limited per neighbour.
+    fn repair_digest(&mut self, to: PeerId, now: Millis) {
+        let interval = self.config.repair_interval_ms;
+        let due = self
+            .kept
+            .get(&to)
+            .is_some_and(|k| k.confirmed && k.last_repair.is_none_or(|t| now.since(t) >= interval));
+        if due {
+            self.stats.repairs += 1;
+            self.send_digest(to, now);
+        }
+    }
+
+    /// A neighbour went away: recompute, then ask the enclosing ones to fill
+    /// the hole.
+    pub(super) fn after_loss(&mut self, now: Millis) {
+        self.recompute(now);
+        // `recompute` just refreshed the enclosing list.
+        let targets = self.enclosing.clone();
+        for id in targets {
+            self.repair_digest(id, now);
+        }
+    }
+
+    /// A new enclosing neighbour beyond our radius may know of peers on its
+    /// side that we lack (sparse worlds): ask it.
+    pub(super) fn ask_new_far_enclosing(&mut self, now: Millis, new_enclosing: &[PeerId]) {
+        let (me_pos, me_r) = (self.me.pos, self.me.radius);
+        for &id in new_enclosing {
+            let far = self
+                .kept
+                .get(&id)
+                .is_some_and(|k| self.config.world.distance(me_pos, k.info.pos) > f64::from(me_r));
+            if far {
+                self.repair_digest(id, now);
+            }
+        }
+    }
+
+    /// Hull repair, on the maintenance round.
+    pub(super) fn repair_hull(&mut self, now: Millis) {
+        if self.kept.len() < 2 || !self.is_joined() {
+            return;
+        }
+        let world = self.config.world;
+        let me = self.me.pos;
+        let mut angles: Vec<(f64, PeerId)> = self
+            .kept
+            .iter()
+            .filter_map(|(id, k)| {
+                let (dx, dy) = world.delta(me, k.info.pos);
+                (dx != 0.0 || dy != 0.0).then(|| (dy.atan2(dx), *id))
+            })
+            .collect();
+        angles.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut only: Vec<f64> = angles.iter().map(|a| a.0).collect();
+        let (gap, i, j) = crate::geometry::max_gap_of_angles(&mut only);
+        if gap >= std::f64::consts::PI && angles.len() >= 2 {
+            let (a, b) = (angles[i].1, angles[j].1);
+            self.repair_digest(a, now);
+            self.repair_digest(b, now);
+        }
+    }
+}

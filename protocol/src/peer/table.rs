@@ -1,0 +1,145 @@
+//! The kept peers.
+//!
+//! Guarantees: the table holds at most `Config::max_kept` peers once a
+//! recompute has run, and eviction never drops an enclosing neighbour (the
+//! farthest non-enclosing go first). Every insert is announced with
+//! `Event::NeighbourAdded` and schedules a recompute; a peer learned from a
+//! third party is a hint (`confirmed == false`) until it speaks itself, and
+//! only fresh entries are vouched for to others.
+
+use super::{Event, Peer, RemoveReason};
+use crate::Millis;
+use crate::id::{PeerId, PeerInfo};
+
+/// What a peer knows about one kept peer.
+#[derive(Clone, Debug)]
+pub(super) struct Known {
+    pub(super) info: PeerInfo,
+    /// Its last move sequence number heard.
+    pub(super) seq: u32,
+    /// It has spoken to us on its own link.
+    pub(super) confirmed: bool,
+    pub(super) added: Millis,
+    pub(super) last_heard: Millis,
+    pub(super) last_sent: Millis,
+    pub(super) last_repair: Option<Millis>,
+    pub(super) enclosing: bool,
+    pub(super) hello_sent: bool,
+    /// For a hint told to both sides: greet it ourselves if it has not
+    /// spoken by then.
+    pub(super) greet_at: Option<Millis>,
+    /// The short ids last told to this neighbour as its likely enclosing
+    /// peers (the two vertices across our shared Delaunay edge).
+    pub(super) told: [u64; 2],
+}
+
+impl Peer {
+    pub(super) fn insert(&mut self, info: PeerInfo, seq: u32, confirmed: bool, now: Millis) {
+        let id = info.id;
+        self.kept.insert(
+            id,
+            Known {
+                info,
+                seq,
+                confirmed,
+                added: now,
+                last_heard: now,
+                last_sent: now,
+                last_repair: None,
+                enclosing: false,
+                hello_sent: false,
+                greet_at: None,
+                told: [0; 2],
+            },
+        );
+        self.events.push_back(Event::NeighbourAdded(id));
+        self.mark_dirty(now);
+    }
+
+    /// Whether this peer may vouch for `k` to others: heard from directly
+    /// within one and a half heartbeats (every kept peer speaks at least once
+    /// a heartbeat), or a hint received as recently (hints must travel on
+    /// before the peer speaks, or pairs are learned too late at high latency;
+    /// the window keeps a crashed peer from living on as a hint relayed from
+    /// peer to peer for long).
+    pub(super) fn fresh(&self, k: &Known, now: Millis) -> bool {
+        if k.confirmed {
+            now.since(k.last_heard) <= self.config.heartbeat_ms * 3 / 2
+        } else {
+            now.since(k.added) <= self.config.heartbeat_ms * 3 / 2
+        }
+    }
+
+    /// Drops the farthest non-enclosing peers beyond `Config::max_kept`.
+    pub(super) fn enforce_cap(&mut self) {
+        let cap = self.config.max_kept;
+        if self.kept.len() <= cap {
+            return;
+        }
+        let world = self.config.world;
+        let me = self.me.pos;
+        let mut by_dist: Vec<(f64, PeerId)> = self
+            .kept
+            .iter()
+            .filter(|(_, k)| !k.enclosing)
+            .map(|(id, k)| (world.distance_sq(me, k.info.pos), *id))
+            .collect();
+        by_dist.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let excess = self.kept.len() - cap;
+        for (_, id) in by_dist.into_iter().take(excess) {
+            self.remove(&id, RemoveReason::Evicted);
+        }
+    }
+}
+
+/// The kept peers, sorted by id in one contiguous vector: iteration is what
+/// the hot paths do, and it stays cache-friendly.
+#[derive(Debug, Default)]
+pub(super) struct Table(Vec<Known>);
+
+impl Table {
+    fn find(&self, id: &PeerId) -> Result<usize, usize> {
+        self.0.binary_search_by(|k| k.info.id.cmp(id))
+    }
+    pub(super) fn get(&self, id: &PeerId) -> Option<&Known> {
+        self.find(id).ok().map(|i| &self.0[i])
+    }
+    pub(super) fn get_mut(&mut self, id: &PeerId) -> Option<&mut Known> {
+        self.find(id).ok().map(|i| &mut self.0[i])
+    }
+    pub(super) fn contains_key(&self, id: &PeerId) -> bool {
+        self.find(id).is_ok()
+    }
+    pub(super) fn insert(&mut self, id: PeerId, k: Known) {
+        debug_assert_eq!(id, k.info.id);
+        match self.find(&id) {
+            Ok(i) => self.0[i] = k,
+            Err(i) => self.0.insert(i, k),
+        }
+    }
+    pub(super) fn remove(&mut self, id: &PeerId) -> Option<Known> {
+        self.find(id).ok().map(|i| self.0.remove(i))
+    }
+    pub(super) fn clear(&mut self) {
+        self.0.clear();
+    }
+    pub(super) fn len(&self) -> usize {
+        self.0.len()
+    }
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&PeerId, &Known)> {
+        self.0.iter().map(|k| (&k.info.id, k))
+    }
+    pub(super) fn keys(&self) -> impl Iterator<Item = &PeerId> {
+        self.0.iter().map(|k| &k.info.id)
+    }
+    pub(super) fn values(&self) -> impl Iterator<Item = &Known> {
+        self.0.iter()
+    }
+}
+
+impl std::ops::Index<&PeerId> for Table {
+    type Output = Known;
+    fn index(&self, id: &PeerId) -> &Known {
+        self.get(id).expect("known peer")
+    }
+}

@@ -1,0 +1,92 @@
+//! Movement traces: parsing the CSV and what replay needs of it.
+
+use crate::geometry::Point;
+
+/// A movement trace: for each step, the rows `(peer, x, y)` of that step.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// `steps[s]` lists the peers present at step `s` and their positions.
+    pub steps: Vec<Vec<(u32, Point)>>,
+}
+
+/// Why a trace could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TraceError {
+    /// The header is not `peer,step,x,y`.
+    #[error("trace header must be `peer,step,x,y`, found {0:?}")]
+    Header(String),
+    /// A row could not be parsed.
+    #[error("trace line {line}: {why}")]
+    Row {
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+impl Trace {
+    /// Parses the CSV text of a trace (see `traces/README.md`).
+    pub fn parse(text: &str) -> Result<Self, TraceError> {
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or("").trim();
+        if header != "peer,step,x,y" {
+            return Err(TraceError::Header(header.to_string()));
+        }
+        let mut steps: Vec<Vec<(u32, Point)>> = Vec::new();
+        for (n, line) in lines.enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let bad = |why: &str| TraceError::Row {
+                line: n + 2,
+                why: why.to_string(),
+            };
+            let mut it = line.split(',');
+            let mut field = |name: &str| it.next().ok_or_else(|| bad(&format!("missing {name}")));
+            let peer: u32 = field("peer")?
+                .trim()
+                .parse()
+                .map_err(|_| bad("peer is not an integer"))?;
+            let step: usize = field("step")?
+                .trim()
+                .parse()
+                .map_err(|_| bad("step is not an integer"))?;
+            let x: f32 = field("x")?
+                .trim()
+                .parse()
+                .map_err(|_| bad("x is not a number"))?;
+            let y: f32 = field("y")?
+                .trim()
+                .parse()
+                .map_err(|_| bad("y is not a number"))?;
+            if !x.is_finite() || !y.is_finite() {
+                return Err(bad("position is not finite"));
+            }
+            if step > 10_000_000 {
+                return Err(bad("step too large"));
+            }
+            if steps.len() <= step {
+                steps.resize_with(step + 1, Vec::new);
+            }
+            steps[step].push((peer, Point::new(x, y)));
+        }
+        Ok(Self { steps })
+    }
+}
+
+/// The last step at which a peer first appears (when the trace's joins end).
+pub(super) fn trace_last_entry(t: &Trace) -> u64 {
+    let mut seen = std::collections::HashSet::new();
+    let mut last = 0;
+    for (s, rows) in t.steps.iter().enumerate() {
+        for (p, _) in rows {
+            if seen.insert(*p) {
+                last = s as u64;
+            }
+        }
+    }
+    last
+}

@@ -1,0 +1,335 @@
+//! One behaviour test per rule, over a few peers on the test network (or one
+//! peer fed by hand where the rule is local).
+
+use super::Net;
+use crate::Millis;
+use crate::geometry::{Point, World};
+use crate::id::{PeerId, PeerInfo};
+use crate::message::Message;
+use crate::peer::{Config, Event, Peer, RemoveReason, short4};
+
+const WORLD: World = World {
+    width: 1000.0,
+    height: 1000.0,
+};
+
+fn lone(seed: u64, x: f32, y: f32, config: Config) -> Peer {
+    let info = PeerInfo::new(PeerId::from_seed(seed), Point::new(x, y), 100.0, "p");
+    Peer::new(config, info, Millis(0))
+}
+
+fn hello(seq: u32, x: f32, y: f32) -> Message {
+    Message::Hello {
+        seq,
+        pos: Point::new(x, y),
+        radius: 100.0,
+        name: String::new(),
+        addr: String::new(),
+    }
+}
+
+/// Runs a lone peer's timers until `until` and returns what it sent.
+fn run(p: &mut Peer, until: u64) -> Vec<crate::peer::Transmit> {
+    let mut out = Vec::new();
+    while let Some(t) = p.poll_timeout().filter(|t| t.0 <= until) {
+        p.handle_timeout(t);
+        out.extend(std::iter::from_fn(|| p.poll_transmit()));
+    }
+    out
+}
+
+fn config() -> Config {
+    Config {
+        world: WORLD,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn peers_joining_one_after_another_through_one_entry_all_keep_each_other() {
+    let mut net = Net::new(WORLD, 20);
+    let a = net.add(1, 500.0, 500.0);
+    let b = net.add_joining(2, 550.0, 500.0, a);
+    net.drive(500);
+    let c = net.add_joining(3, 500.0, 560.0, a);
+    net.drive(3_000);
+    for (x, y) in [(a, b), (a, c), (b, c)] {
+        assert!(net.keeps(x, y) && net.keeps(y, x), "{x} and {y}");
+    }
+    assert_eq!(net.sent(c, a, "join"), 2, "the join and its probe");
+    net.assert_invariants("after three joins");
+}
+
+#[test]
+fn an_unanswered_join_is_sent_again_until_it_is_answered() {
+    let mut net = Net::new(WORLD, 20);
+    let a = net.add(1, 500.0, 500.0);
+    let b = net.add(2, 550.0, 500.0);
+    net.hold(b, a);
+    let now = net.now;
+    net.peer(b).join(a, now);
+    // Retries are checked on the 250 ms maintenance round: by 4.6 s, two.
+    net.drive(4_600);
+    assert!(net.peers[&b].is_joining());
+    net.release(b, a);
+    net.drive(1_000);
+    assert_eq!(net.sent(b, a, "join"), 3, "the join and two retries");
+    assert!(net.peers[&b].is_joined() && net.confirmed(b, a) && net.confirmed(a, b));
+}
+
+#[test]
+fn a_join_is_forwarded_greedily_to_the_peer_whose_cell_holds_the_joiner() {
+    let mut net = Net::new(WORLD, 10);
+    let a = net.add(1, 100.0, 100.0);
+    let b = net.add_joining(2, 180.0, 100.0, a);
+    net.drive(1_000);
+    let c = net.add_joining(3, 260.0, 100.0, b);
+    net.drive(1_000);
+    // A newcomer next to c, entering through a: a forwards toward it.
+    let d = net.add_joining(4, 300.0, 110.0, a);
+    net.drive(3_000);
+    assert!(net.sent(a, b, "join") >= 1, "a forwards to b");
+    assert!(net.sent(c, d, "join_reply") >= 1, "c accepts");
+    assert!(net.keeps(d, c) && net.keeps(c, d));
+    net.assert_invariants("after a forwarded join");
+}
+
+#[test]
+fn a_common_neighbour_introduces_a_pair_before_it_crosses_the_radius() {
+    let mut net = Net::new(WORLD, 50);
+    let a = net.add(1, 500.0, 500.0);
+    // Peers all over the world, so that no cell wraps around the torus.
+    let mut seed = 100;
+    for x in [100.0, 300.0, 700.0, 900.0] {
+        for y in [100.0, 300.0, 700.0, 900.0] {
+            net.add_joining(seed, x, y, a);
+            seed += 1;
+            net.drive(300);
+        }
+    }
+    // a, d and e stand between b and c, so b and c are not Voronoi
+    // neighbours either.
+    let d = net.add_joining(4, 500.0, 560.0, a);
+    net.drive(500);
+    let e = net.add_joining(5, 500.0, 440.0, a);
+    net.drive(500);
+    let b = net.add_joining(2, 410.0, 505.0, a);
+    net.drive(1_000);
+    let c = net.add_joining(3, 590.0, 500.0, a);
+    net.drive(3_000);
+    assert!(net.keeps(a, b) && net.keeps(a, c) && net.keeps(d, b) && net.keeps(e, c));
+    assert!(!net.keeps(c, b), "180 apart, beyond radius + buffer");
+    // b walks toward c; a, which keeps both, tells them about each other
+    // once they are within radius + buffer (132), before 100.
+    let mut x = 410.0;
+    while x < 470.0 {
+        x += 5.0;
+        net.move_to(b, x, 505.0);
+        net.drive(100);
+    }
+    // 120 apart: inside the buffer, outside the radius.
+    net.drive(300);
+    assert!(net.keeps(c, b) && net.keeps(b, c));
+    assert!(net.sent(a, c, "discover") >= 1);
+}
+
+#[test]
+fn a_move_from_a_stranger_out_of_range_is_answered_with_forget() {
+    let mut p = lone(1, 100.0, 100.0, config());
+    let stranger = PeerId::from_seed(9);
+    p.handle(
+        Millis(1),
+        stranger,
+        Message::Move {
+            seq: 3,
+            pos: Point::new(600.0, 600.0),
+        },
+    );
+    let t = p.poll_transmit().expect("an answer");
+    assert_eq!((t.to, t.msg), (stranger, Message::Forget));
+    assert!(!p.keeps(&stranger));
+}
+
+#[test]
+fn forget_drops_a_peer_that_is_not_enclosing_but_keeps_an_enclosing_one() {
+    let mut p = lone(1, 500.0, 500.0, config());
+    // A ring of six at 40 units, and `hidden` right behind one of them.
+    for i in 0..6u64 {
+        let ang = i as f32 * std::f32::consts::TAU / 6.0;
+        p.handle(
+            Millis(1),
+            PeerId::from_seed(10 + i),
+            hello(1, 500.0 + 40.0 * ang.cos(), 500.0 + 40.0 * ang.sin()),
+        );
+    }
+    let hidden = PeerId::from_seed(99);
+    p.handle(Millis(1), hidden, hello(1, 590.0, 500.0));
+    run(&mut p, 20);
+    assert!(p.keeps(&hidden), "in range");
+    let ring0 = PeerId::from_seed(10);
+    p.handle(Millis(30), ring0, Message::Forget);
+    assert!(p.keeps(&ring0), "enclosing: still needed");
+    p.handle(Millis(31), hidden, Message::Forget);
+    assert!(!p.keeps(&hidden));
+    let removed: Vec<Event> = std::iter::from_fn(|| p.poll_event()).collect();
+    assert!(removed.contains(&Event::NeighbourRemoved(hidden, RemoveReason::Forgotten)));
+}
+
+#[test]
+fn a_digest_is_answered_with_the_fresh_records_the_sender_lacks() {
+    let mut p = lone(1, 500.0, 500.0, config());
+    let (b, c, d) = (
+        PeerId::from_seed(2),
+        PeerId::from_seed(3),
+        PeerId::from_seed(4),
+    );
+    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
+    p.handle(Millis(1), c, hello(1, 560.0, 530.0));
+    p.handle(Millis(1), d, hello(1, 470.0, 480.0));
+    while p.poll_transmit().is_some() {}
+    // b knows c already, not d: it gets d (and us), not c.
+    let mut ids = vec![short4(&c)];
+    ids.sort_unstable();
+    p.handle(Millis(5), b, Message::Digest { ids });
+    let t = p.poll_transmit().expect("a discover");
+    let Message::Discover { peers, .. } = t.msg else {
+        panic!("expected a discover, got {:?}", t.msg);
+    };
+    let named: Vec<PeerId> = peers.iter().map(|p| p.id).collect();
+    assert!(named.contains(&d) && !named.contains(&c) && !named.contains(&b));
+}
+
+#[test]
+fn after_a_short_partition_heals_digests_reintroduce_the_two_sides() {
+    let mut net = Net::new(WORLD, 20);
+    let a = net.add(1, 500.0, 500.0);
+    let b = net.add_joining(2, 560.0, 500.0, a);
+    net.drive(1_000);
+    net.partition(&[a], &[PeerId::from_seed(3)]);
+    let c = net.add_joining(3, 530.0, 560.0, b);
+    net.drive(2_500);
+    assert!(
+        !net.confirmed(a, c) && !net.confirmed(c, a),
+        "cut apart, at most hints"
+    );
+    net.heal();
+    let digests_before = net.sent(a, b, "digest") + net.sent(c, b, "digest");
+    net.drive(4_500);
+    assert!(net.sent(a, b, "digest") + net.sent(c, b, "digest") > digests_before);
+    assert!(net.confirmed(a, c) && net.confirmed(c, a));
+    net.assert_invariants("after the partition healed");
+}
+
+#[test]
+fn a_gap_of_half_a_turn_asks_the_two_peers_bounding_it() {
+    let mut p = lone(1, 500.0, 500.0, config());
+    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    // Both to the east: the west half is uncovered.
+    p.handle(Millis(1), b, hello(1, 550.0, 510.0));
+    p.handle(Millis(1), c, hello(1, 550.0, 490.0));
+    while p.poll_transmit().is_some() {}
+    let sent = run(&mut p, 300);
+    for id in [b, c] {
+        assert!(
+            sent.iter()
+                .any(|t| t.to == id && matches!(t.msg, Message::Digest { .. })),
+            "a repair digest to {id}"
+        );
+    }
+    assert!(p.stats().repairs >= 2);
+}
+
+#[test]
+fn a_teleport_leaves_the_old_place_and_joins_the_new_one() {
+    let config = Config {
+        world: WORLD,
+        teleport_distance: 300.0,
+        ..Config::default()
+    };
+    let mut net = Net::with_config(config, 20);
+    let a = net.add(1, 200.0, 200.0);
+    let old: Vec<PeerId> = [(2, 250.0, 200.0), (3, 200.0, 250.0)]
+        .into_iter()
+        .map(|(s, x, y)| net.add_joining(s, x, y, a))
+        .collect();
+    net.drive(1_000);
+    let new: Vec<PeerId> = [(4, 700.0, 700.0), (5, 750.0, 700.0), (6, 700.0, 750.0)]
+        .into_iter()
+        .map(|(s, x, y)| {
+            let id = net.add_joining(s, x, y, a);
+            net.drive(500);
+            id
+        })
+        .collect();
+    net.drive(3_000);
+    let t = old[0];
+    net.move_to(t, 730.0, 730.0);
+    net.drive(4_000);
+    for &n in &new {
+        assert!(net.keeps(t, n) && net.keeps(n, t), "{t} and {n}");
+    }
+    net.assert_invariants("after the teleport");
+}
+
+#[test]
+fn the_cap_evicts_the_farthest_peers_that_are_not_enclosing() {
+    let config = Config {
+        world: WORLD,
+        max_kept: 8,
+        ..Config::default()
+    };
+    let mut p = lone(1, 500.0, 500.0, config);
+    // Six close around us, then six farther out behind them.
+    let mut far = Vec::new();
+    for i in 0..6u64 {
+        let ang = i as f32 * std::f32::consts::TAU / 6.0;
+        let (c, s) = (ang.cos(), ang.sin());
+        p.handle(
+            Millis(1),
+            PeerId::from_seed(10 + i),
+            hello(1, 500.0 + 30.0 * c, 500.0 + 30.0 * s),
+        );
+        let id = PeerId::from_seed(20 + i);
+        p.handle(
+            Millis(1),
+            id,
+            hello(
+                1,
+                500.0 + (70.0 + i as f32) * c,
+                500.0 + (70.0 + i as f32) * s,
+            ),
+        );
+        far.push(id);
+    }
+    run(&mut p, 20);
+    assert_eq!(p.kept_count(), 8);
+    for i in 0..6u64 {
+        assert!(p.keeps(&PeerId::from_seed(10 + i)), "enclosing stay");
+    }
+    // The two farthest of the outer ring went.
+    assert!(!p.keeps(&far[5]) && !p.keeps(&far[4]));
+    assert!(p.keeps(&far[0]) && p.keeps(&far[1]));
+}
+
+#[test]
+fn a_silent_neighbour_times_out_and_the_rest_repair_around_it() {
+    let mut net = Net::new(WORLD, 20);
+    let a = net.add(1, 500.0, 500.0);
+    let mut ids = vec![a];
+    for (s, x, y) in [
+        (2, 560.0, 500.0),
+        (3, 500.0, 560.0),
+        (4, 440.0, 500.0),
+        (5, 500.0, 440.0),
+    ] {
+        ids.push(net.add_joining(s, x, y, a));
+        net.drive(300);
+    }
+    net.drive(3_000);
+    net.crash(a);
+    net.drive(5_000);
+    for &x in &ids[1..] {
+        assert!(!net.keeps(x, a), "{x} still keeps the crashed peer");
+    }
+    net.assert_invariants("after a crash");
+}
