@@ -141,7 +141,7 @@ fn write_config(path: &Path, bootstrap: u16) {
 /// Three processes: `alpha` from flags, `beta` from the environment, `gamma`
 /// from a TOML file with a key file and a flag that beats the file.
 struct Three {
-    dir: std::path::PathBuf,
+    _dir: TempDir,
     seed: Node,
     beta: Node,
     gamma: Node,
@@ -150,9 +150,12 @@ struct Three {
     ids: [String; 3],
 }
 
-impl Drop for Three {
+/// A folder removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -206,7 +209,7 @@ fn three(tag: &str) -> Three {
     let gamma = spawn(&gamma_args, &[], s2);
     let ids = [id_of(&seed), id_of(&beta), id_of(&gamma)];
     Three {
-        dir,
+        _dir: TempDir(dir),
         seed,
         beta,
         gamma,
