@@ -393,7 +393,13 @@ fn phase(id: &PeerId, period: u64) -> u64 {
 
 /// Truncates `name` to at most `MAX_NAME_LEN` bytes on a character boundary.
 pub(crate) fn clamp_name(name: &mut String) {
-    name.truncate(MAX_NAME_LEN);
+    if name.len() > MAX_NAME_LEN {
+        let mut end = MAX_NAME_LEN;
+        while !name.is_char_boundary(end) {
+            end -= 1;
+        }
+        name.truncate(end);
+    }
 }
 
 impl Peer {

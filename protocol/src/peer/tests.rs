@@ -159,3 +159,15 @@ fn moves_go_to_every_kept_peer_and_pings_keep_quiet_links_alive() {
             .any(|t| t.to == b.id() && t.msg == Message::Ping)
     );
 }
+
+#[test]
+fn a_long_name_is_cut_on_a_character_boundary() {
+    // 63 ASCII bytes, then 'é' (2 bytes) across the 64-byte limit.
+    let name = format!("{}é and more", "a".repeat(63));
+    let p = Peer::new(
+        Config::default(),
+        PeerInfo::new(PeerId::from_seed(1), Point::new(1.0, 1.0), 100.0, name),
+        Millis(0),
+    );
+    assert_eq!(p.info().name, "a".repeat(63));
+}
