@@ -120,11 +120,12 @@ impl Peer {
                 tell_others.push(n.info.id);
             }
         }
-        if !tell_mover.is_empty() {
+        // In a crowd the list can pass what one message may carry.
+        for chunk in tell_mover.chunks(MAX_RECORDS) {
             self.send(
                 from,
                 Message::Discover {
-                    peers: tell_mover,
+                    peers: chunk.to_vec(),
                     mutual: true,
                 },
                 now,

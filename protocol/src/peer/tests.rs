@@ -171,3 +171,52 @@ fn a_long_name_is_cut_on_a_character_boundary() {
     );
     assert_eq!(p.info().name, "a".repeat(63));
 }
+
+#[test]
+fn pair_discovery_in_a_crowd_never_sends_more_records_than_a_receiver_accepts() {
+    let mut a = peer(1, 500.0, 500.0);
+    let mover = PeerId::from_seed(2);
+    a.handle(Millis(1), mover, hello_at(1, 380.0, 500.0));
+    // 300 peers in a tight crowd east of us, out of the mover's range.
+    for i in 0..300u64 {
+        let (x, y) = (560.0 + (i % 20) as f32 * 0.5, 490.0 + (i / 20) as f32 * 0.5);
+        a.handle(Millis(1), PeerId::from_seed(100 + i), hello_at(1, x, y));
+    }
+    let mut now = Millis(1);
+    while now.0 < 50 {
+        now = a.poll_timeout().unwrap();
+        a.handle_timeout(now);
+    }
+    drain(&mut a);
+    // The mover walks next to the crowd: it must learn all 300.
+    a.handle(
+        Millis(60),
+        mover,
+        Message::Move {
+            seq: 2,
+            pos: Point::new(470.0, 500.0),
+        },
+    );
+    let mut told = 0;
+    for t in drain(&mut a) {
+        assert!(
+            t.msg.validate().is_ok(),
+            "{} refused by its receiver",
+            t.msg.kind()
+        );
+        if let (true, Message::Discover { peers, .. }) = (t.to == mover, &t.msg) {
+            told += peers.len();
+        }
+    }
+    assert_eq!(told, 300);
+}
+
+fn hello_at(seq: u32, x: f32, y: f32) -> Message {
+    Message::Hello {
+        seq,
+        pos: Point::new(x, y),
+        radius: 100.0,
+        name: String::new(),
+        addr: String::new(),
+    }
+}
