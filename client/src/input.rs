@@ -7,6 +7,7 @@ use peerworld_protocol::Point;
 
 use crate::avatar::OwnPos;
 use peerworld_node::Command;
+use tokio::sync::mpsc;
 
 use crate::net::{Bridge, NetSystems};
 
@@ -88,20 +89,56 @@ fn send_moves(own: Res<OwnPos>, bridge: Res<Bridge>, mut last: ResMut<LastSent>,
     if !own.placed {
         return;
     }
-    let now = time.elapsed_secs_f64();
-    let pos = own.wrapped();
+    offer_move(
+        &bridge.commands,
+        &mut last,
+        own.wrapped(),
+        time.elapsed_secs_f64(),
+    );
+}
+
+/// Sends `pos` if the avatar moved and the last move is a send period old.
+/// A full queue drops the move, and `last` keeps the last position the node
+/// actually took, so the move is offered again on the next frame (a final
+/// move is never lost).
+fn offer_move(commands: &mpsc::Sender<Command>, last: &mut LastSent, pos: Vec2, now: f64) {
     let Some(prev) = last.pos else {
         // The node already stands where the first view placed us.
         last.pos = Some(pos);
         return;
     };
     let moved = prev.distance(pos) > 0.01;
-    if moved && now - last.at >= SEND_PERIOD {
-        // A full queue drops this move; the next one supersedes it.
-        let _ = bridge
-            .commands
-            .try_send(Command::MoveTo(Point::new(pos.x, pos.y)));
+    if moved
+        && now - last.at >= SEND_PERIOD
+        && commands
+            .try_send(Command::MoveTo(Point::new(pos.x, pos.y)))
+            .is_ok()
+    {
         last.pos = Some(pos);
         last.at = now;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_move_refused_by_a_full_queue_is_offered_again() {
+        let (tx, mut rx) = mpsc::channel(1);
+        let mut last = LastSent {
+            pos: Some(Vec2::new(0.0, 0.0)),
+            at: 0.0,
+        };
+        tx.try_send(Command::MoveTo(Point::new(0.0, 0.0))).unwrap();
+        // The avatar stops at (10, 0) while the queue is full.
+        offer_move(&tx, &mut last, Vec2::new(10.0, 0.0), 1.0);
+        assert!(rx.try_recv().is_ok());
+        // Standing still from now on: the final position still reaches the node.
+        offer_move(&tx, &mut last, Vec2::new(10.0, 0.0), 1.1);
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(Command::MoveTo(Point::new(10.0, 0.0)))
+        );
     }
 }
