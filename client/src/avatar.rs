@@ -53,8 +53,7 @@ impl Interp {
         if t <= first.0 {
             return Some(first.1);
         }
-        for w in self.samples.iter().collect::<Vec<_>>().windows(2) {
-            let (&(t0, p0), &(t1, p1)) = (w[0], w[1]);
+        for (&(t0, p0), &(t1, p1)) in self.samples.iter().zip(self.samples.iter().skip(1)) {
             if t <= t1 {
                 let f = if t1 > t0 {
                     ((t - t0) / (t1 - t0)) as f32

@@ -80,6 +80,8 @@ pub struct Sim {
     join_time: u64,
     joins: u64,
     totals: Tally,
+    /// The step of the trace's last newcomer, found once.
+    trace_last_entry: Option<u64>,
 }
 
 impl Sim {
@@ -118,6 +120,7 @@ impl Sim {
             join_time: 0,
             joins: 0,
             totals: Tally::default(),
+            trace_last_entry: cfg.trace.as_ref().map(trace_last_entry),
             cfg,
         }
     }
@@ -160,8 +163,8 @@ impl Sim {
     /// The tick from which samples are averaged.
     pub fn measure_from(&self) -> u64 {
         self.cfg.measure_from.unwrap_or_else(|| {
-            let joins = if let Some(t) = &self.cfg.trace {
-                trace_last_entry(t)
+            let joins = if let Some(last) = self.trace_last_entry {
+                last
             } else if self.cfg.joins_per_tick == 0 {
                 0
             } else {

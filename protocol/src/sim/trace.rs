@@ -90,3 +90,15 @@ pub(super) fn trace_last_entry(t: &Trace) -> u64 {
     }
     last
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_entry_is_the_step_of_the_last_newcomer() {
+        let t =
+            Trace::parse("peer,step,x,y\n1,0,1,1\n2,0,2,2\n1,1,1,2\n3,3,5,5\n2,4,2,3\n").unwrap();
+        assert_eq!(trace_last_entry(&t), 3);
+    }
+}
