@@ -497,50 +497,6 @@ impl Sim {
         }
     }
 
-    fn trace_step(&mut self) {
-        let Some(trace) = self.cfg.trace.as_ref() else {
-            return;
-        };
-        let step = self.tick as usize;
-        let rows: Vec<(u32, Point)> = trace.steps.get(step).cloned().unwrap_or_default();
-        let prev: Vec<u32> = if step > 0 {
-            trace
-                .steps
-                .get(step - 1)
-                .map(|r| r.iter().map(|x| x.0).collect())
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        // Leaves: present at the previous step, absent now.
-        let present: std::collections::BTreeSet<u32> = rows.iter().map(|r| r.0).collect();
-        for p in prev {
-            if !present.contains(&p)
-                && let Some(&slot) = self.by_trace.get(&p)
-            {
-                let id = self.slots[slot].peer.id();
-                self.leave(&id);
-                self.by_trace.remove(&p);
-            }
-        }
-        for (p, pos) in rows {
-            match self.by_trace.get(&p) {
-                Some(&slot) => {
-                    if self.slots[slot].alive {
-                        self.slots[slot].walker = Walker::new(self.world.wrap(pos));
-                        self.slots[slot].peer.move_to(pos, self.now);
-                        self.flush(slot);
-                    }
-                }
-                None => {
-                    let id = self.spawn(pos);
-                    let slot = self.by_id[&id];
-                    self.by_trace.insert(p, slot);
-                }
-            }
-        }
-    }
-
     /// The invariants now, over the peers that are part of the world.
     pub fn sample(&self) -> Sample {
         let live: Vec<&Slot> = self

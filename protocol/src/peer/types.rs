@@ -1,0 +1,249 @@
+//! The peer's public types: its configuration, what it sends and reports,
+//! and what it knows.
+
+use crate::Millis;
+use crate::geometry::World;
+use crate::id::{PeerId, PeerInfo};
+use crate::message::{DecodeError, Message};
+
+/// Tunables of the overlay.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The world's size.
+    pub world: World,
+    /// Awareness radius.
+    pub radius: f32,
+    /// Detection buffer: peers are learned about this far before they cross
+    /// the radius (VON uses 32 at radius 100).
+    pub buffer: f32,
+    /// A neighbour silent for this long is dropped as crashed; with no
+    /// neighbour heard for this long, a joined peer is lost.
+    pub failure_timeout_ms: u64,
+    /// A neighbour that was sent nothing for this long gets a ping.
+    pub heartbeat_ms: u64,
+    /// Period of the anti-entropy digest to each enclosing neighbour.
+    pub anti_entropy_ms: u64,
+    /// Period of the maintenance timer (failures, heartbeats, hull checks).
+    pub maintenance_ms: u64,
+    /// Delay that batches position changes before the local Delaunay view is
+    /// recomputed.
+    pub recompute_delay_ms: u64,
+    /// Fewest milliseconds between two repair digests to the same neighbour.
+    pub repair_interval_ms: u64,
+    /// A join not answered within this time is sent again.
+    pub join_retry_ms: u64,
+    /// Join forwarding stops after this many hops (loop guard).
+    pub max_join_hops: u8,
+    /// A move longer than this is a teleport: leave, then re-join there.
+    pub teleport_distance: f32,
+    /// Most peers kept at once (the farthest non-enclosing go first).
+    pub max_kept: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            world: World::default(),
+            radius: 100.0,
+            buffer: 32.0,
+            failure_timeout_ms: 3_000,
+            heartbeat_ms: 1_000,
+            anti_entropy_ms: 2_000,
+            maintenance_ms: 250,
+            recompute_delay_ms: 10,
+            repair_interval_ms: 500,
+            join_retry_ms: 2_000,
+            max_join_hops: 128,
+            teleport_distance: 1_000.0,
+            max_kept: 1_024,
+        }
+    }
+}
+
+/// A message to send: to whom, and what.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transmit {
+    /// The receiver.
+    pub to: PeerId,
+    /// The message.
+    pub msg: Message,
+}
+
+/// Why a kept peer was dropped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RemoveReason {
+    /// It said goodbye.
+    Left,
+    /// It was silent for longer than the failure timeout (or, a hint, never
+    /// spoke within it).
+    TimedOut,
+    /// It is neither enclosing nor within range any more.
+    OutOfRange,
+    /// It told us it does not keep us, and it is not enclosing for us.
+    Forgotten,
+    /// Evicted to keep the table under `Config::max_kept`.
+    Evicted,
+    /// We teleported away from it.
+    Teleported,
+}
+
+/// Why a message was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RejectReason {
+    /// A position that is not finite.
+    #[error("non-finite position")]
+    BadPosition,
+    /// A radius that is not finite or is negative.
+    #[error("bad radius")]
+    BadRadius,
+    /// A name, address or list over its limit.
+    #[error("field too long")]
+    TooLong,
+    /// A first-hop join that names another peer than its sender.
+    #[error("join claims another id")]
+    JoinClaimsAnotherId,
+    /// Anything else the validator refuses.
+    #[error("invalid message")]
+    Invalid,
+}
+
+impl From<&DecodeError> for RejectReason {
+    fn from(e: &DecodeError) -> Self {
+        match e {
+            DecodeError::BadPosition => Self::BadPosition,
+            DecodeError::BadRadius => Self::BadRadius,
+            DecodeError::TooLong => Self::TooLong,
+            _ => Self::Invalid,
+        }
+    }
+}
+
+/// What happened, for the embedding program.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// The join completed through an acceptor after `hops` forwards.
+    Joined {
+        /// The peer whose Voronoi cell held the joiner.
+        acceptor: PeerId,
+        /// Join forwarding hops.
+        hops: u8,
+    },
+    /// A peer is now kept.
+    NeighbourAdded(PeerId),
+    /// A peer is no longer kept.
+    NeighbourRemoved(PeerId, RemoveReason),
+    /// This peer did not know its own dialable address; the join acceptor
+    /// reported the one it saw, and the peer now advertises it.
+    ObservedAddr(String),
+    /// A message was refused; counted in [`Stats::rejected`].
+    Rejected {
+        /// The sender.
+        from: PeerId,
+        /// Why.
+        reason: RejectReason,
+    },
+}
+
+/// The overlay's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Messages handed out by `poll_transmit`.
+    pub msgs_out: u64,
+    /// Messages passed to `handle`.
+    pub msgs_in: u64,
+    /// Messages refused (lying ids, bad values).
+    pub rejected: u64,
+    /// Joins this peer completed.
+    pub joins: u64,
+    /// Joins this peer accepted for others.
+    pub joins_accepted: u64,
+    /// Joins this peer forwarded.
+    pub joins_forwarded: u64,
+    /// Neighbours dropped after the failure timeout.
+    pub timeouts: u64,
+    /// Repair digests sent (hull gaps, lost neighbours, new enclosing peers).
+    pub repairs: u64,
+}
+
+impl Stats {
+    /// `(name, help, value)` of the counters a node exports (the message
+    /// totals are counted by the transport instead).
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 6] {
+        [
+            (
+                "rejected",
+                "Messages the overlay refused (wrong claimed id, bad values).",
+                self.rejected,
+            ),
+            ("joins", "Joins completed by this node.", self.joins),
+            (
+                "joins_accepted",
+                "Joins this node accepted for others.",
+                self.joins_accepted,
+            ),
+            (
+                "joins_forwarded",
+                "Joins this node forwarded.",
+                self.joins_forwarded,
+            ),
+            (
+                "timeouts",
+                "Neighbours dropped after the failure timeout.",
+                self.timeouts,
+            ),
+            (
+                "repairs",
+                "Repair requests sent (hull gaps, lost neighbours).",
+                self.repairs,
+            ),
+        ]
+    }
+}
+
+/// One kept peer as a renderer, a status page or a checker sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Neighbour {
+    /// Its last known record.
+    pub info: PeerInfo,
+    /// Voronoi-adjacent in this peer's view.
+    pub enclosing: bool,
+    /// Within this peer's awareness radius.
+    pub aware: bool,
+    /// Heard from directly (not only a relayed hint).
+    pub confirmed: bool,
+    /// When it was last heard from.
+    pub last_heard: Millis,
+}
+
+/// Where a peer stands with respect to the world.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerState {
+    /// Waiting for a join reply.
+    Joining,
+    /// Part of a world (or alone in a new one).
+    Joined,
+    /// Was part of a world, but no neighbour has been heard within the
+    /// failure timeout.
+    Lost,
+    /// Said goodbye (left the world), or stopped.
+    Stopped,
+}
+
+/// What a peer knows at one instant: itself and its kept peers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct View {
+    /// Own record.
+    pub me: PeerInfo,
+    /// Where the peer stands.
+    pub state: PeerState,
+    /// Kept peers, ordered by id.
+    pub neighbours: Vec<Neighbour>,
+}
+
+impl View {
+    /// Whether part of a world (joined, or lost but not gone).
+    pub fn joined(&self) -> bool {
+        matches!(self.state, PeerState::Joined | PeerState::Lost)
+    }
+}
