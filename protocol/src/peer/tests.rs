@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::geometry::World;
+use crate::testnet::hello;
 
 fn peer(seed: u64, x: f32, y: f32) -> Peer {
     let cfg = Config {
@@ -176,11 +177,11 @@ fn a_long_name_is_cut_on_a_character_boundary() {
 fn pair_discovery_in_a_crowd_never_sends_more_records_than_a_receiver_accepts() {
     let mut a = peer(1, 500.0, 500.0);
     let mover = PeerId::from_seed(2);
-    a.handle(Millis(1), mover, hello_at(1, 380.0, 500.0));
+    a.handle(Millis(1), mover, hello(1, 380.0, 500.0));
     // 300 peers in a tight crowd east of us, out of the mover's range.
     for i in 0..300u64 {
         let (x, y) = (560.0 + (i % 20) as f32 * 0.5, 490.0 + (i / 20) as f32 * 0.5);
-        a.handle(Millis(1), PeerId::from_seed(100 + i), hello_at(1, x, y));
+        a.handle(Millis(1), PeerId::from_seed(100 + i), hello(1, x, y));
     }
     let mut now = Millis(1);
     while now.0 < 50 {
@@ -209,14 +210,4 @@ fn pair_discovery_in_a_crowd_never_sends_more_records_than_a_receiver_accepts() 
         }
     }
     assert_eq!(told, 300);
-}
-
-fn hello_at(seq: u32, x: f32, y: f32) -> Message {
-    Message::Hello {
-        seq,
-        pos: Point::new(x, y),
-        radius: 100.0,
-        name: String::new(),
-        addr: String::new(),
-    }
 }

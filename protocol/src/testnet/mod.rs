@@ -259,5 +259,17 @@ impl Net {
     }
 }
 
+/// A `Hello` from a peer at (x, y) with radius 100 (for feeding a peer by
+/// hand).
+pub(crate) fn hello(seq: u32, x: f32, y: f32) -> Message {
+    Message::Hello {
+        seq,
+        pos: Point::new(x, y),
+        radius: 100.0,
+        name: String::new(),
+        addr: String::new(),
+    }
+}
+
 mod model;
 mod rules;

@@ -1,7 +1,7 @@
 //! One behaviour test per rule, over a few peers on the test network (or one
 //! peer fed by hand where the rule is local).
 
-use super::Net;
+use super::{Net, hello};
 use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
@@ -16,16 +16,6 @@ const WORLD: World = World {
 fn lone(seed: u64, x: f32, y: f32, config: Config) -> Peer {
     let info = PeerInfo::new(PeerId::from_seed(seed), Point::new(x, y), 100.0, "p");
     Peer::new(config, info, Millis(0))
-}
-
-fn hello(seq: u32, x: f32, y: f32) -> Message {
-    Message::Hello {
-        seq,
-        pos: Point::new(x, y),
-        radius: 100.0,
-        name: String::new(),
-        addr: String::new(),
-    }
 }
 
 /// Runs a lone peer's timers until `until` and returns what it sent.
