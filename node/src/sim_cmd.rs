@@ -39,6 +39,9 @@ pub struct SimArgs {
     /// Per peer per tick probability of leaving (half crash, half goodbye).
     #[arg(long, default_value_t = 0.0)]
     churn: f64,
+    /// Per peer per tick probability of jumping to a random spot.
+    #[arg(long, default_value_t = 0.0)]
+    teleport: f64,
     /// Replay a movement trace (CSV `peer,step,x,y`, plain or .xz).
     #[arg(long)]
     trace: Option<PathBuf>,
@@ -103,8 +106,11 @@ fn read_trace(path: &PathBuf) -> anyhow::Result<Trace> {
 
 /// Runs the simulator as the arguments say.
 pub fn run(a: SimArgs) -> anyhow::Result<()> {
-    if !(0.0..=1.0).contains(&a.churn) || !(0.0..=1.0).contains(&a.loss) {
-        bail!("--churn and --loss are probabilities in [0, 1]");
+    if ![a.churn, a.loss, a.teleport]
+        .iter()
+        .all(|p| (0.0..=1.0).contains(p))
+    {
+        bail!("--churn, --loss and --teleport are probabilities in [0, 1]");
     }
     if !(a.radius.is_finite() && a.radius > 0.0 && a.speed.is_finite() && a.speed >= 0.0) {
         bail!("--radius must be positive and --speed non-negative");
@@ -127,6 +133,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         },
         seed: a.seed,
         churn: a.churn,
+        teleport: a.teleport,
         latency_ms: a.latency_ms,
         jitter_ms: a.jitter_ms.unwrap_or((a.latency_ms / 2).min(3)),
         loss: a.loss,

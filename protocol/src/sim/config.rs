@@ -34,6 +34,9 @@ pub struct SimConfig {
     /// Per peer per tick probability of leaving (half crash, half goodbye);
     /// each leaver is replaced by a newcomer at a random spot.
     pub churn: f64,
+    /// Per peer per tick probability of jumping to a random spot (a
+    /// teleport: the avatar moves there at once).
+    pub teleport: f64,
     /// Base one-way latency in milliseconds.
     pub latency_ms: u64,
     /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
@@ -66,6 +69,7 @@ impl Default for SimConfig {
             mobility: Mobility::RandomWaypoint,
             seed: 1,
             churn: 0.0,
+            teleport: 0.0,
             latency_ms: 5,
             jitter_ms: 3,
             loss: 0.0,

@@ -485,13 +485,19 @@ impl Sim {
             if !self.slots[i].alive || !self.slots[i].peer.is_joined() {
                 continue;
             }
-            let pos = self.slots[i].walker.step(
-                self.world,
-                self.cfg.mobility,
-                &self.hot,
-                self.cfg.speed,
-                &mut self.rng,
-            );
+            let pos = if self.cfg.teleport > 0.0 && self.rng.f64() < self.cfg.teleport {
+                let to = random_point(self.world, &mut self.rng);
+                self.slots[i].walker = Walker::new(to);
+                to
+            } else {
+                self.slots[i].walker.step(
+                    self.world,
+                    self.cfg.mobility,
+                    &self.hot,
+                    self.cfg.speed,
+                    &mut self.rng,
+                )
+            };
             self.slots[i].peer.move_to(pos, self.now);
             self.flush(i);
         }
