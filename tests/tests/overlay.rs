@@ -345,6 +345,27 @@ fn teleport_rejoins_at_the_new_place() {
 }
 
 #[test]
+fn walkers_that_teleport_now_and_then_stay_in_one_world() {
+    // About one jump to a random spot per tick, across a world of 400 walkers
+    // at 100 ms latency: a jump is a join at the new place that keeps the
+    // old links until the reply, so nobody is stranded.
+    for seed in [3, 4] {
+        let mut cfg = config(400, 800.0, Mobility::RandomWaypoint, 0);
+        cfg.seed = seed;
+        cfg.latency_ms = 100;
+        cfg.teleport = 0.0025;
+        cfg.ticks = join_ticks(&cfg) + 50 + 150;
+        cfg.sample_every = 5;
+        cfg.voronoi = false;
+        let r = Sim::new(cfg).run();
+        let t = &r.summary;
+        assert_eq!(t.components_max, 1, "seed {seed}: {r:?}");
+        assert!(t.consistency >= 0.995, "seed {seed}: {r:?}");
+        assert!(t.consistency_min >= 0.99, "seed {seed}: {r:?}");
+    }
+}
+
+#[test]
 fn loss_of_position_updates_is_tolerated() {
     let mut cfg = config(500, 850.0, Mobility::RandomWaypoint, 0);
     cfg.loss = 0.1;

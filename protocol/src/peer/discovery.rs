@@ -27,7 +27,7 @@ use crate::voronoi;
 
 impl Peer {
     /// The avatar moved to `pos`. A jump longer than
-    /// `Config::teleport_distance` leaves and re-joins at the new place.
+    /// `Config::teleport_distance` is a teleport: a join at the new place.
     pub fn move_to(&mut self, pos: Point, now: Millis) {
         if !pos.is_finite() || self.state == State::Left {
             return;

@@ -15,13 +15,15 @@
 //!   walks the join once more from the same entry point (the probe): the
 //!   second walk ends at the true owner and introduces whoever was missed
 //!   while many peers joined at once.
-//! - A teleport (a move longer than `Config::teleport_distance`) says goodbye
-//!   to every kept peer and joins at the new place through the confirmed
-//!   peer nearest to it (alone if there is none).
+//! - A teleport (a move longer than `Config::teleport_distance`, which
+//!   walking discovery cannot follow) is a join at the new place through the
+//!   confirmed kept peer nearest to it (alone if there is none) that keeps
+//!   the old links until the join reply completes the new view; the old
+//!   neighbours hear the move and drop us unless they still need us.
 
 use std::net::SocketAddr;
 
-use super::{Event, Peer, RejectReason, RemoveReason, State, Timer};
+use super::{Event, Peer, RejectReason, State, Timer};
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
@@ -176,7 +178,10 @@ impl Peer {
         }
     }
 
-    /// Leaves the old place and joins at `pos`.
+    /// Joins at `pos`, keeping the old links until the new view is
+    /// complete: the old neighbours hear the move (each drops us unless it
+    /// still needs us), the join goes through the confirmed kept peer nearest
+    /// to `pos`, and the reply's recompute drops whoever is no longer needed.
     pub(super) fn teleport(&mut self, pos: Point, now: Millis) {
         let world = self.config.world;
         let entry = self
@@ -189,17 +194,13 @@ impl Peer {
                     .total_cmp(&world.distance_sq(b.1.info.pos, pos))
             })
             .map(|(id, _)| *id);
-        let ids: Vec<PeerId> = self.kept.keys().copied().collect();
-        for id in &ids {
-            self.send(*id, Message::Leave, now);
-            self.events
-                .push_back(Event::NeighbourRemoved(*id, RemoveReason::Teleported));
-        }
-        self.kept.clear();
-        self.enclosing.clear();
         self.me.pos = pos;
         self.seq = self.seq.wrapping_add(1);
-        self.timers.stop(Timer::Recompute);
+        let msg = Message::Move { seq: self.seq, pos };
+        let ids: Vec<PeerId> = self.kept.keys().copied().collect();
+        for id in ids {
+            self.send(id, msg.clone(), now);
+        }
         match entry {
             Some(via) => self.join(via, now),
             None => self.state = State::Alone,

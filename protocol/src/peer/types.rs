@@ -34,7 +34,9 @@ pub struct Config {
     pub join_retry_ms: u64,
     /// Join forwarding stops after this many hops (loop guard).
     pub max_join_hops: u8,
-    /// A move longer than this is a teleport: leave, then re-join there.
+    /// A move longer than this in one step is a teleport: a join at the new
+    /// place (walking discovery only follows moves shorter than the
+    /// detection buffer per exchange).
     pub teleport_distance: f32,
     /// Most peers kept at once (the farthest non-enclosing go first).
     pub max_kept: usize,
@@ -54,7 +56,7 @@ impl Default for Config {
             repair_interval_ms: 500,
             join_retry_ms: 2_000,
             max_join_hops: 128,
-            teleport_distance: 1_000.0,
+            teleport_distance: 100.0,
             max_kept: 1_024,
         }
     }
@@ -83,8 +85,6 @@ pub enum RemoveReason {
     Forgotten,
     /// Evicted to keep the table under `Config::max_kept`.
     Evicted,
-    /// We teleported away from it.
-    Teleported,
 }
 
 /// Why a message was refused.

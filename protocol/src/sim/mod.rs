@@ -7,7 +7,7 @@
 //! datagrams). The same configuration and seed give the same result, bit for
 //! bit: no wall clock, no unseeded randomness, no hash-order iteration.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::Millis;
 use crate::geometry::{Point, World};
@@ -37,6 +37,9 @@ struct Slot {
     alive: bool,
     timer_at: Option<Millis>,
     join_started: Option<Millis>,
+    /// When the peer starts counting in the metrics: two one-way latencies
+    /// after its join completed (at once for the first, alone).
+    counts_from: Option<Millis>,
 }
 
 #[derive(Debug)]
@@ -220,9 +223,11 @@ impl Sim {
         let mut peer = Peer::new(self.cfg.peer.clone(), info, self.now);
         let via = self.pick_bootstrap();
         let mut join_started = None;
+        let mut counts_from = Some(self.now);
         if let Some(via) = via {
             peer.join(via, self.now);
             join_started = Some(self.now);
+            counts_from = None;
         }
         let walker = Walker::new(peer.info().pos);
         let slot = self.slots.len();
@@ -232,6 +237,7 @@ impl Sim {
             alive: true,
             timer_at: None,
             join_started,
+            counts_from,
         });
         self.by_id.insert(id, slot);
         self.last_join_tick = self.tick;
@@ -352,6 +358,7 @@ impl Sim {
         }
         while let Some(e) = self.slots[slot].peer.poll_event() {
             if let Event::Joined { hops, .. } = e {
+                self.slots[slot].counts_from = Some(self.now.plus(2 * self.cfg.latency_ms));
                 self.joins += 1;
                 self.join_hops += u64::from(hops);
                 if let Some(t0) = self.slots[slot].join_started.take() {
@@ -503,13 +510,22 @@ impl Sim {
         }
     }
 
-    /// The invariants now, over the peers that are part of the world.
+    /// The invariants now, over the peers that count (see the counting rule
+    /// in docs/PROTOCOL.md).
     pub fn sample(&self) -> Sample {
-        let live: Vec<&Slot> = self
+        // The counting rule: a peer counts from two one-way latencies after
+        // its join completed; joining (or re-joining) peers do not count, and
+        // neither do others' entries about them.
+        let counts = |s: &Slot| {
+            s.alive && s.peer.is_joined() && s.counts_from.is_some_and(|t| self.now >= t)
+        };
+        let not_yet: HashSet<PeerId> = self
             .slots
             .iter()
-            .filter(|s| s.alive && s.peer.is_joined())
+            .filter(|s| s.alive && !counts(s))
+            .map(|s| s.peer.id())
             .collect();
+        let live: Vec<&Slot> = self.slots.iter().filter(|s| counts(s)).collect();
         let truth: Vec<TruePeer> = live
             .iter()
             .map(|s| TruePeer {
@@ -523,6 +539,7 @@ impl Sim {
             .map(|s| {
                 s.peer
                     .kept()
+                    .filter(|(id, _, _)| !not_yet.contains(id))
                     .map(|(id, pos, enclosing)| Kept { id, pos, enclosing })
                     .collect()
             })
