@@ -178,6 +178,62 @@ fn knows(node: &NodeHandle, id: PeerId) -> bool {
 }
 
 #[test]
+fn a_node_that_sleeps_past_the_failure_timeout_is_lost_then_rejoins() {
+    real_time(|| async {
+        let mut seed = node_config(WORLD);
+        seed.pos = Some(Point::new(500.0, 500.0));
+        let seed = Node::spawn(seed).unwrap();
+        let mut nodes = vec![seed.clone()];
+        for (i, (x, y)) in [
+            (560.0, 500.0),
+            (500.0, 580.0),
+            (430.0, 480.0),
+            (520.0, 420.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let mut c = node_config(WORLD);
+            c.pos = Some(Point::new(x, y));
+            c.bootstrap = vec![seed.local_addr()];
+            c.seed = i as u64;
+            nodes.push(Node::spawn(c).unwrap());
+        }
+        let all_know_all = |nodes: &[NodeHandle]| {
+            nodes
+                .iter()
+                .all(|a| nodes.iter().all(|b| a.id() == b.id() || knows(a, b.id())))
+        };
+        assert!(wait_until(Duration::from_secs(15), || all_know_all(&nodes)).await);
+        // Asleep for twice the failure timeout: everyone drops it, and it
+        // drops everyone.
+        let sleeper = nodes[2].clone();
+        assert!(sleeper.suspend(Duration::from_secs(7)));
+        assert!(
+            wait_until(Duration::from_secs(6), || !knows(&seed, sleeper.id())).await,
+            "the others still keep the sleeper"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        // Awake: it finds itself lost and joins again through its bootstrap.
+        assert!(
+            wait_until(Duration::from_secs(15), || all_know_all(&nodes)).await,
+            "the sleeper did not come back"
+        );
+        assert_eq!(
+            sleeper.snapshot().view.state,
+            peerworld_node::PeerState::Joined
+        );
+        assert!(sleeper.snapshot().stats.joins >= 2, "it joined again");
+        for n in &nodes {
+            n.shutdown();
+        }
+        for n in &nodes {
+            n.closed().await;
+        }
+    });
+}
+
+#[test]
 fn restarted_node_keeps_its_id_through_the_identity_file() {
     real_time(|| async {
         let dir = std::env::temp_dir().join(format!("pw-restart-{}", std::process::id()));

@@ -32,6 +32,26 @@ use crate::metrics::Metrics;
 const WRITER_QUEUE: usize = 1024;
 /// Period of the walk / publish / housekeeping tick.
 const TICK: Duration = Duration::from_millis(100);
+/// First wait between two rejoins while lost; it doubles up to `REJOIN_MAX`.
+const REJOIN_FIRST: Duration = Duration::from_secs(1);
+/// Longest wait between two rejoins while lost.
+const REJOIN_MAX: Duration = Duration::from_secs(30);
+
+/// The rejoin schedule while lost.
+#[derive(Debug)]
+pub(super) struct Rejoin {
+    at: Option<Instant>,
+    backoff: Duration,
+}
+
+impl Default for Rejoin {
+    fn default() -> Self {
+        Self {
+            at: None,
+            backoff: REJOIN_FIRST,
+        }
+    }
+}
 
 pub(super) struct Driver {
     pub(super) peer: Peer,
@@ -52,6 +72,8 @@ pub(super) struct Driver {
     pub(super) view_tx: watch::Sender<Arc<Snapshot>>,
     pub(super) dirty: bool,
     pub(super) join_hops: Option<u8>,
+    /// When to try the next rejoin while lost, and the backoff after it.
+    pub(super) rejoin: Rejoin,
     pub(super) links_open: Arc<AtomicUsize>,
     pub(super) tasks: JoinSet<()>,
     pub(super) writers: JoinSet<()>,
@@ -103,6 +125,13 @@ impl Driver {
                         let now = self.now();
                         self.peer.move_to(p, now);
                         self.dirty = true;
+                    }
+                    Some(Command::Suspend(d)) => {
+                        info!(secs = d.as_secs_f64(), "suspended");
+                        muted.store(true, Ordering::Relaxed);
+                        tokio::time::sleep(d).await;
+                        muted.store(false, Ordering::Relaxed);
+                        info!("resumed");
                     }
                     None => {
                         self.leave().await;
@@ -371,6 +400,7 @@ impl Driver {
         {
             self.dial_bootstrap();
         }
+        self.rejoin_if_lost(now);
         let peer = &self.peer;
         let reaped = self.links.reap(Instant::now(), |id| peer.keeps(id));
         for conn in reaped.duplicates {
@@ -382,6 +412,35 @@ impl Driver {
         self.links_open.store(self.links.len(), Ordering::Relaxed);
         self.book.prune(|id| peer.keeps(id));
         self.publish(false);
+    }
+
+    /// Lost (no neighbour heard within the failure timeout): join again
+    /// through the bootstrap peers, in turn, with jittered exponential
+    /// backoff (1 s doubling to 30 s) until the node is part of a world again.
+    fn rejoin_if_lost(&mut self, now: Millis) {
+        let state = self.peer.state(now);
+        if state != PeerState::Lost {
+            if state == PeerState::Joined {
+                self.rejoin = Rejoin::default();
+            }
+            return;
+        }
+        let t = Instant::now();
+        if self.bootstrap.is_empty()
+            || !self.bootstrapped
+            || self.rejoin.at.is_some_and(|at| t < at)
+        {
+            return;
+        }
+        warn!(
+            backoff_s = self.rejoin.backoff.as_secs_f64(),
+            "lost every neighbour: joining again through a bootstrap peer"
+        );
+        let jitter = 0.75 + 0.5 * self.rng.f64();
+        self.rejoin.at = Some(t + self.rejoin.backoff.mul_f64(jitter));
+        self.rejoin.backoff = (self.rejoin.backoff * 2).min(REJOIN_MAX);
+        self.bootstrapped = false;
+        self.dial_bootstrap();
     }
 
     fn publish(&mut self, stopped: bool) {

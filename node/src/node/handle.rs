@@ -101,6 +101,10 @@ pub enum Command {
     /// Move the avatar here (a jump longer than the teleport distance
     /// re-joins there).
     MoveTo(Point),
+    /// Sleep like a suspended machine: the socket goes quiet and the driver
+    /// pauses for this long, then both resume (for tests of the overlay's
+    /// recovery; see [`NodeHandle::suspend`]).
+    Suspend(std::time::Duration),
 }
 
 /// Cloneable handle to a running node. See [`crate::Node::spawn`].
@@ -132,6 +136,13 @@ impl NodeHandle {
     /// later move supersedes it anyway).
     pub fn move_to(&self, pos: Point) -> bool {
         self.commands.try_send(Command::MoveTo(pos)).is_ok()
+    }
+
+    /// Suspends the node for `d` as if its machine slept: its socket drops
+    /// everything and its driver stops, then both resume. Returns false if
+    /// the node has stopped or its queue is full.
+    pub fn suspend(&self, d: std::time::Duration) -> bool {
+        self.commands.try_send(Command::Suspend(d)).is_ok()
     }
 
     /// The node's command queue (bounded), for programs that hold a sender

@@ -153,6 +153,7 @@ impl Node {
             view_tx,
             dirty: true,
             join_hops: None,
+            rejoin: driver::Rejoin::default(),
             links_open: links_open.clone(),
             tasks: JoinSet::new(),
             writers: JoinSet::new(),
