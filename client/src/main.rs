@@ -183,6 +183,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 world,
                 identity,
                 bot_speed: cli.bot_speed,
+                // The peer cache lives beside the key: a joined world can be
+                // found again when its bootstrap peer is gone.
+                state_dir: dirs::data_dir().map(|d| d.join("peerworld")),
             })?;
             (Some(net), bridge)
         }

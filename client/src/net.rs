@@ -156,6 +156,8 @@ pub struct NetSetup {
     pub identity: Option<Identity>,
     /// Bot walking speed, units per second.
     pub bot_speed: f32,
+    /// Where the own node keeps its peer cache (only when joining a world).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// The tokio runtime thread and the nodes on it. Dropping it (or
@@ -291,6 +293,9 @@ async fn start_nodes(setup: &NetSetup) -> Result<Vec<NodeHandle>, NetError> {
     own.name = setup.name.clone();
     own.identity = setup.identity.clone();
     own.bootstrap = bootstrap;
+    if setup.join.is_some() {
+        own.state_dir = setup.state_dir.clone();
+    }
     own.pos = Some(centre);
     out.insert(0, Node::spawn(own)?);
     Ok(out)

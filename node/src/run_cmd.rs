@@ -72,6 +72,10 @@ pub struct RunArgs {
     /// keeps its id [default: a fresh key per run].
     #[arg(long, env = "PEERWORLD_IDENTITY")]
     identity: Option<PathBuf>,
+    /// Folder for state kept across restarts (the peer cache, so a node whose
+    /// bootstrap peers are gone can join again through peers it kept).
+    #[arg(long, env = "PEERWORLD_STATE_DIR")]
+    state_dir: Option<PathBuf>,
     /// TOML file with any of these settings (same names, `bootstrap` a list).
     #[arg(long, env = "PEERWORLD_CONFIG")]
     config: Option<PathBuf>,
@@ -99,6 +103,7 @@ struct FileConfig {
     speed: Option<f32>,
     world: Option<[f32; 2]>,
     identity: Option<PathBuf>,
+    state_dir: Option<PathBuf>,
     log_format: Option<LogFormat>,
     seed: Option<u64>,
 }
@@ -193,6 +198,7 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     });
     node.name = args.name.or(file.name).unwrap_or_default();
     node.identity = identity;
+    node.state_dir = args.state_dir.or(file.state_dir);
     Ok(Settings {
         node,
         status: args.status.or(file.status),

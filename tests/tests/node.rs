@@ -234,6 +234,52 @@ fn a_node_that_sleeps_past_the_failure_timeout_is_lost_then_rejoins() {
 }
 
 #[test]
+fn a_node_whose_bootstrap_is_gone_rejoins_through_its_peer_cache_after_a_restart() {
+    real_time(|| async {
+        let dir = std::env::temp_dir().join(format!("pw-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut a = node_config(WORLD);
+        a.pos = Some(Point::new(500.0, 500.0));
+        let a = Node::spawn(a).unwrap();
+        let mut c = node_config(WORLD);
+        c.pos = Some(Point::new(560.0, 520.0));
+        c.bootstrap = vec![a.local_addr()];
+        let c = Node::spawn(c).unwrap();
+        let start_b = || {
+            let mut b = node_config(WORLD);
+            b.pos = Some(Point::new(450.0, 560.0));
+            b.bootstrap = vec![a.local_addr()];
+            b.state_dir = Some(dir.clone());
+            Node::spawn(b).unwrap()
+        };
+        let b = start_b();
+        assert!(
+            wait_until(Duration::from_secs(10), || knows(&b, c.id())
+                && knows(&b, a.id()))
+            .await
+        );
+        b.shutdown();
+        b.closed().await;
+        assert!(dir.join("peers.json").exists(), "the cache was written");
+        a.shutdown();
+        a.closed().await;
+        // The only bootstrap is gone: the restarted node finds c in its cache.
+        let b = start_b();
+        assert!(
+            wait_until(Duration::from_secs(30), || knows(&b, c.id())
+                && knows(&c, b.id()))
+            .await,
+            "the restarted node did not rejoin through its cache"
+        );
+        b.shutdown();
+        c.shutdown();
+        b.closed().await;
+        c.closed().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
+#[test]
 fn restarted_node_keeps_its_id_through_the_identity_file() {
     real_time(|| async {
         let dir = std::env::temp_dir().join(format!("pw-restart-{}", std::process::id()));

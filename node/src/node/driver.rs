@@ -3,6 +3,7 @@
 //! It interprets no protocol message itself: the overlay decides, the driver
 //! carries frames and keeps the transport's books.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -20,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, warn};
 
 use super::addrbook::AddressBook;
+use super::cache::PeerCache;
 use super::handle::{Command, Snapshot};
 use super::links::{LinkTable, Queued};
 use super::transport::Dialer;
@@ -34,6 +36,8 @@ const WRITER_QUEUE: usize = 1024;
 const TICK: Duration = Duration::from_millis(100);
 /// First wait between two rejoins while lost; it doubles up to `REJOIN_MAX`.
 const REJOIN_FIRST: Duration = Duration::from_secs(1);
+/// Ticks between two refreshes (and saves) of the peer cache.
+const CACHE_EVERY_TICKS: u64 = 50;
 /// Longest wait between two rejoins while lost.
 const REJOIN_MAX: Duration = Duration::from_secs(30);
 
@@ -62,8 +66,15 @@ pub(super) struct Driver {
     pub(super) inbox_tx: mpsc::Sender<Input>,
     pub(super) links: LinkTable<Connection>,
     pub(super) book: AddressBook,
-    pub(super) bootstrap: Vec<std::net::SocketAddr>,
+    /// The configured bootstrap peers.
+    pub(super) bootstrap: Vec<SocketAddr>,
+    /// Where the current (re)join tries, in turn: an id when known (a
+    /// cached peer), and an address.
+    pub(super) entries: Vec<(Option<PeerId>, SocketAddr)>,
     pub(super) boot_next: usize,
+    /// Recently kept peers (and their file under the state directory).
+    pub(super) cache: PeerCache,
+    pub(super) ticks: u64,
     pub(super) boot_retry: Option<Instant>,
     /// Whether the bootstrap peer answered (or there is none).
     pub(super) bootstrapped: bool,
@@ -97,7 +108,7 @@ impl Driver {
         muted: Arc<AtomicBool>,
     ) {
         info!(addr = %self.peer.info().addr, pos = ?self.peer.info().pos, "node started");
-        if !self.bootstrap.is_empty() {
+        if !self.entries.is_empty() {
             self.dial_bootstrap();
         }
         let mut tick = tokio::time::interval(TICK);
@@ -164,6 +175,7 @@ impl Driver {
 
     /// Goodbye to everyone, let the writers deliver it, close the endpoint.
     async fn leave(&mut self) {
+        self.refresh_cache();
         let now = self.now();
         self.peer.leave(now);
         self.flush();
@@ -184,7 +196,7 @@ impl Driver {
         }
     }
 
-    fn dial(&mut self, addr: std::net::SocketAddr, expected: Option<PeerId>, bootstrap: bool) {
+    fn dial(&mut self, addr: SocketAddr, expected: Option<PeerId>, bootstrap: bool) {
         let mut tasks = std::mem::take(&mut self.tasks);
         if let Err(e) = self.dialer().dial(&mut tasks, addr, expected, bootstrap) {
             warn!(error = %e, "cannot build a client configuration");
@@ -193,11 +205,33 @@ impl Driver {
     }
 
     fn dial_bootstrap(&mut self) {
-        let addr = self.bootstrap[self.boot_next % self.bootstrap.len()];
+        let (expected, addr) = self.entries[self.boot_next % self.entries.len()];
         self.boot_next += 1;
         self.boot_retry = None;
-        info!(%addr, "dialing the bootstrap peer");
-        self.dial(addr, None, true);
+        info!(%addr, cached = expected.is_some(), "dialing an entry peer");
+        self.dial(addr, expected, true);
+    }
+
+    /// Cached peers first, then the configured bootstrap peers.
+    fn rejoin_entries(&self) -> Vec<(Option<PeerId>, SocketAddr)> {
+        let cached = self.cache.peers().iter().map(|&(id, a)| (Some(id), a));
+        cached
+            .chain(self.bootstrap.iter().map(|&a| (None, a)))
+            .collect()
+    }
+
+    /// Remembers the confirmed kept peers whose address we know.
+    fn refresh_cache(&mut self) {
+        let now = self.now();
+        let view = self.peer.view(now);
+        let book = &self.book;
+        self.cache.refresh(
+            view.neighbours
+                .iter()
+                .filter(|n| n.confirmed)
+                .filter_map(|n| Some((n.info.id, book.get(&n.info.id)?))),
+        );
+        self.cache.save();
     }
 
     fn on_input(&mut self, input: Input) {
@@ -401,6 +435,10 @@ impl Driver {
             self.dial_bootstrap();
         }
         self.rejoin_if_lost(now);
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(CACHE_EVERY_TICKS) {
+            self.refresh_cache();
+        }
         let peer = &self.peer;
         let reaped = self.links.reap(Instant::now(), |id| peer.keeps(id));
         for conn in reaped.duplicates {
@@ -415,7 +453,7 @@ impl Driver {
     }
 
     /// Lost (no neighbour heard within the failure timeout): join again
-    /// through the bootstrap peers, in turn, with jittered exponential
+    /// through the recently kept peers, then the bootstrap peers, in turn, with jittered exponential
     /// backoff (1 s doubling to 30 s) until the node is part of a world again.
     fn rejoin_if_lost(&mut self, now: Millis) {
         let state = self.peer.state(now);
@@ -426,12 +464,14 @@ impl Driver {
             return;
         }
         let t = Instant::now();
-        if self.bootstrap.is_empty()
-            || !self.bootstrapped
-            || self.rejoin.at.is_some_and(|at| t < at)
-        {
+        if !self.bootstrapped || self.rejoin.at.is_some_and(|at| t < at) {
             return;
         }
+        self.entries = self.rejoin_entries();
+        if self.entries.is_empty() {
+            return;
+        }
+        self.boot_next = 0;
         warn!(
             backoff_s = self.rejoin.backoff.as_secs_f64(),
             "lost every neighbour: joining again through a bootstrap peer"

@@ -45,6 +45,9 @@ pub struct NodeConfig {
     pub identity: Option<Identity>,
     /// Seed of the walk and of the random start position.
     pub seed: u64,
+    /// Where to keep the peer cache (`peers.json`) across restarts; `None`
+    /// keeps it in memory only.
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl NodeConfig {
@@ -60,6 +63,7 @@ impl NodeConfig {
             walk: Walk::Still,
             identity: None,
             seed: 0,
+            state_dir: None,
         }
     }
 }

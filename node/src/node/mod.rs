@@ -6,6 +6,7 @@
 //! | `driver.rs` | the task that owns the `Peer`: the select loop, sending, publishing |
 //! | `links.rs` | the link table (duplicates, dials in flight), no quinn inside |
 //! | `addrbook.rs` | where to dial each peer; hints never overwrite a peer's own word |
+//! | `cache.rs` | recently kept peers, for joining again (persisted under `state_dir`) |
 //! | `transport.rs` | QUIC settings, the accept loop, one dial |
 
 use std::net::UdpSocket;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
 
 mod addrbook;
+mod cache;
 mod driver;
 mod handle;
 mod links;
@@ -135,6 +137,15 @@ impl Node {
             Walk::Random { speed } => Some((Walker::new(pos), speed)),
         };
         let links_open = Arc::new(AtomicUsize::new(0));
+        // The first join tries the configured bootstrap peers, then the
+        // peers cached by an earlier run.
+        let cache = cache::PeerCache::open(config.state_dir.as_deref());
+        let entries: Vec<_> = config
+            .bootstrap
+            .iter()
+            .map(|&a| (None, a))
+            .chain(cache.peers().iter().map(|&(id, a)| (Some(id), a)))
+            .collect();
         let driver = Driver {
             peer,
             identity,
@@ -145,9 +156,12 @@ impl Node {
             links: links::LinkTable::new(id),
             book: addrbook::AddressBook::new(id),
             bootstrap: config.bootstrap.clone(),
+            entries: entries.clone(),
             boot_next: 0,
+            cache,
+            ticks: 0,
             boot_retry: None,
-            bootstrapped: config.bootstrap.is_empty(),
+            bootstrapped: entries.is_empty(),
             walker,
             rng,
             view_tx,
