@@ -10,7 +10,9 @@
 //!   refused. A joiner that does not know its own address (it listens on an
 //!   unspecified address) is given the one its first hop sees, and the
 //!   acceptor echoes it back so the joiner can advertise it.
-//! - An unanswered join is sent again every `Config::join_retry_ms`.
+//! - An unanswered join is sent again every `Config::join_retry_ms`, through
+//!   another confirmed kept peer when there is one (the one nearest to where
+//!   we join), so a join whose entry or forwarder left or crashed recovers.
 //! - Once views have settled (`join_retry_ms` after the reply) the joiner
 //!   walks the join once more from the same entry point (the probe): the
 //!   second walk ends at the true owner and introduces whoever was missed
@@ -59,7 +61,10 @@ impl Peer {
         if let State::Joining { via } = self.state
             && self.timers.is_due(Timer::JoinRetry, now)
         {
-            self.join(via, now);
+            // The entry (or a peer on the way) may have left or crashed: try
+            // another peer we keep, the one nearest to where we join.
+            let next = self.entry_near(self.me.pos, Some(via)).unwrap_or(via);
+            self.join(next, now);
         }
         if let Some(via) = self.probe_via
             && self.timers.is_due(Timer::Probe, now)
@@ -183,17 +188,7 @@ impl Peer {
     /// still needs us), the join goes through the confirmed kept peer nearest
     /// to `pos`, and the reply's recompute drops whoever is no longer needed.
     pub(super) fn teleport(&mut self, pos: Point, now: Millis) {
-        let world = self.config.world;
-        let entry = self
-            .kept
-            .iter()
-            .filter(|(_, k)| k.confirmed)
-            .min_by(|a, b| {
-                world
-                    .distance_sq(a.1.info.pos, pos)
-                    .total_cmp(&world.distance_sq(b.1.info.pos, pos))
-            })
-            .map(|(id, _)| *id);
+        let entry = self.entry_near(pos, None);
         self.me.pos = pos;
         self.seq = self.seq.wrapping_add(1);
         let msg = Message::Move { seq: self.seq, pos };
@@ -205,6 +200,20 @@ impl Peer {
             Some(via) => self.join(via, now),
             None => self.state = State::Alone,
         }
+    }
+
+    /// The confirmed kept peer nearest to `pos`, other than `not`.
+    fn entry_near(&self, pos: Point, not: Option<PeerId>) -> Option<PeerId> {
+        let world = self.config.world;
+        self.kept
+            .iter()
+            .filter(|(id, k)| k.confirmed && Some(**id) != not)
+            .min_by(|a, b| {
+                world
+                    .distance_sq(a.1.info.pos, pos)
+                    .total_cmp(&world.distance_sq(b.1.info.pos, pos))
+            })
+            .map(|(id, _)| *id)
     }
 
     /// A peer alone in its own world becomes part of a larger one as soon as

@@ -262,6 +262,45 @@ fn a_teleport_leaves_the_old_place_and_joins_the_new_one() {
 }
 
 #[test]
+fn a_teleport_whose_entry_crashes_joins_through_another_kept_peer() {
+    let config = Config {
+        world: WORLD,
+        teleport_distance: 200.0,
+        ..Config::default()
+    };
+    let mut net = Net::with_config(config, 20);
+    let a = net.add(1, 300.0, 300.0);
+    let mut ids = vec![a];
+    for (s, x, y) in [
+        (2, 360.0, 300.0),
+        (3, 300.0, 360.0),
+        (4, 240.0, 300.0),
+        (5, 300.0, 240.0),
+        (6, 420.0, 330.0),
+        (7, 650.0, 650.0),
+        (8, 700.0, 650.0),
+        (9, 650.0, 700.0),
+    ] {
+        ids.push(net.add_joining(s, x, y, a));
+        net.drive(400);
+    }
+    net.drive(3_000);
+    // t jumps next to peer 6, its nearest kept peer there, which crashes as
+    // the join leaves.
+    let t = ids[1];
+    let entry = ids[5];
+    assert!(net.confirmed(t, entry));
+    net.move_to(t, 600.0, 600.0);
+    net.crash(entry);
+    net.drive(6_000);
+    assert!(net.peers[&t].is_joined(), "still joining");
+    for &n in &ids[6..] {
+        assert!(net.confirmed(t, n) && net.confirmed(n, t), "{t} and {n}");
+    }
+    net.assert_invariants("after the entry crashed");
+}
+
+#[test]
 fn the_cap_evicts_the_farthest_peers_that_are_not_enclosing() {
     let config = Config {
         world: WORLD,
