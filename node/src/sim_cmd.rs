@@ -42,6 +42,10 @@ pub struct SimArgs {
     /// Per peer per tick probability of jumping to a random spot.
     #[arg(long, default_value_t = 0.0)]
     teleport: f64,
+    /// Drop every message between the two halves of the world (a vertical
+    /// cut at W/2, and the seam) from tick T1 to tick T2: T1..T2.
+    #[arg(long, value_parser = parse_ticks)]
+    partition: Option<(u64, u64)>,
     /// Replay a movement trace (CSV `peer,step,x,y`, plain or .xz).
     #[arg(long)]
     trace: Option<PathBuf>,
@@ -104,6 +108,23 @@ fn read_trace(path: &PathBuf) -> anyhow::Result<Trace> {
     Ok(Trace::parse(&text)?)
 }
 
+/// Parses `T1..T2` (ticks, T1 < T2).
+fn parse_ticks(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected T1..T2, got {s:?}"))?;
+    let parse = |x: &str| {
+        x.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{x:?} is not a tick number"))
+    };
+    let (a, b) = (parse(a)?, parse(b)?);
+    if a >= b {
+        return Err(format!("{s:?}: T1 must come before T2"));
+    }
+    Ok((a, b))
+}
+
 /// Runs the simulator as the arguments say.
 pub fn run(a: SimArgs) -> anyhow::Result<()> {
     if ![a.churn, a.loss, a.teleport]
@@ -134,6 +155,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         seed: a.seed,
         churn: a.churn,
         teleport: a.teleport,
+        partition: a.partition,
         latency_ms: a.latency_ms,
         jitter_ms: a.jitter_ms.unwrap_or((a.latency_ms / 2).min(3)),
         loss: a.loss,

@@ -366,6 +366,23 @@ fn walkers_that_teleport_now_and_then_stay_in_one_world() {
 }
 
 #[test]
+fn a_partition_longer_than_the_failure_timeout_heals_after_the_cut_ends() {
+    // Still peers (walkers would carry news across the cut): 10 s with the
+    // two halves of the world cut apart, then 10 s to heal.
+    let mut cfg = config(300, 700.0, Mobility::Still, 0);
+    cfg.latency_ms = 50;
+    let cut = join_ticks(&cfg) + 50;
+    cfg.partition = Some((cut, cut + 100));
+    cfg.ticks = cut + 200;
+    cfg.measure_from = Some(cut + 199);
+    let mut sim = Sim::new(cfg);
+    sim.run_ticks(cut + 90);
+    assert!(sim.sample().components >= 2, "the cut splits the world");
+    sim.run_ticks(110);
+    assert_converged(&sim.sample(), "10 s after the partition healed");
+}
+
+#[test]
 fn loss_of_position_updates_is_tolerated() {
     let mut cfg = config(500, 850.0, Mobility::RandomWaypoint, 0);
     cfg.loss = 0.1;

@@ -113,6 +113,7 @@ impl Peer {
         for (id, confirmed) in dead {
             if confirmed {
                 self.stats.timeouts += 1;
+                self.remember_silenced(id, now);
             }
             self.remove(&id, RemoveReason::TimedOut);
         }

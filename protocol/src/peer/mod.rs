@@ -35,6 +35,7 @@ mod repair;
 mod table;
 mod types;
 
+use repair::Silenced;
 pub use repair::short4;
 use table::Table;
 pub use types::{
@@ -139,6 +140,9 @@ pub struct Peer {
     timers: Timers,
     /// The entry point the join probe walks from.
     probe_via: Option<PeerId>,
+    /// Peers dropped after silence, probed again in case a partition, not a
+    /// crash, silenced them (`repair.rs`).
+    silenced: Vec<Silenced>,
     /// Whether this peer has ever heard a neighbour while part of a world
     /// (before that, an empty table is a new world, not a lost peer).
     ever_connected: bool,
@@ -195,6 +199,7 @@ impl Peer {
             events: VecDeque::new(),
             timers,
             probe_via: None,
+            silenced: Vec::new(),
             ever_connected: false,
             stats: Stats::default(),
         }
@@ -381,6 +386,7 @@ impl Peer {
         self.greet_hints(now);
         self.heartbeats(now);
         self.repair_hull(now);
+        self.probe_silenced(now);
     }
 
     /// When [`Peer::handle_timeout`] should be called next.

@@ -13,6 +13,13 @@
 //!   are asked.
 //! - Repair digests to one neighbour are at least `repair_interval_ms`
 //!   apart; each is counted in `Stats::repairs`.
+//! - Partitions heal: a confirmed peer dropped after silence may have been
+//!   cut off rather than dead. The last few such peers are remembered, and
+//!   one a maintenance round is probed with a join walked toward our own
+//!   position (2 s after the loss, then 4, 8, … up to 64 s, then forgotten).
+//!   If it is alive in another component, the walk ends at the peer there
+//!   whose cell holds us, whose reply introduces both sides; ordinary
+//!   discovery spreads the merge.
 
 use super::Peer;
 use crate::Millis;
@@ -24,7 +31,64 @@ pub fn short4(id: &PeerId) -> [u8; 4] {
     [id.0[0], id.0[1], id.0[2], id.0[3]]
 }
 
+/// Most silenced peers remembered.
+const MAX_SILENCED: usize = 8;
+/// First probe after the loss; the wait doubles after each probe.
+const FIRST_PROBE_MS: u64 = 2_000;
+/// A silenced peer is forgotten once the wait would pass this.
+const LAST_PROBE_MS: u64 = 64_000;
+
+/// A peer dropped after silence, and when to probe it next.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Silenced {
+    id: PeerId,
+    next: Millis,
+    wait_ms: u64,
+}
+
 impl Peer {
+    /// Remembers a peer dropped after silence.
+    pub(super) fn remember_silenced(&mut self, id: PeerId, now: Millis) {
+        self.silenced.retain(|s| s.id != id);
+        if self.silenced.len() >= MAX_SILENCED {
+            self.silenced.remove(0);
+        }
+        self.silenced.push(Silenced {
+            id,
+            next: now.plus(FIRST_PROBE_MS),
+            wait_ms: FIRST_PROBE_MS,
+        });
+    }
+
+    /// Probes one silenced peer that is due, on the maintenance round.
+    pub(super) fn probe_silenced(&mut self, now: Millis) {
+        if !self.is_joined() {
+            return;
+        }
+        let kept = &self.kept;
+        self.silenced.retain(|s| !kept.contains_key(&s.id));
+        let Some(i) = self.silenced.iter().position(|s| now >= s.next) else {
+            return;
+        };
+        let id = self.silenced[i].id;
+        let wait = self.silenced[i].wait_ms * 2;
+        if wait > LAST_PROBE_MS {
+            self.silenced.remove(i);
+        } else {
+            self.silenced[i].wait_ms = wait;
+            self.silenced[i].next = now.plus(wait);
+        }
+        self.stats.repairs += 1;
+        self.send(
+            id,
+            Message::Join {
+                joiner: self.me.clone(),
+                hops: 0,
+            },
+            now,
+        );
+    }
+
     /// The periodic digest to each confirmed enclosing neighbour.
     pub(super) fn anti_entropy(&mut self, now: Millis) {
         let targets: Vec<PeerId> = self

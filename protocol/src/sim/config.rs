@@ -37,6 +37,9 @@ pub struct SimConfig {
     /// Per peer per tick probability of jumping to a random spot (a
     /// teleport: the avatar moves there at once).
     pub teleport: f64,
+    /// From tick `.0` to tick `.1`, messages between the two halves of the
+    /// world (x below W/2, and the rest) are dropped: a partition.
+    pub partition: Option<(u64, u64)>,
     /// Base one-way latency in milliseconds.
     pub latency_ms: u64,
     /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
@@ -70,6 +73,7 @@ impl Default for SimConfig {
             seed: 1,
             churn: 0.0,
             teleport: 0.0,
+            partition: None,
             latency_ms: 5,
             jitter_ms: 3,
             loss: 0.0,

@@ -319,6 +319,16 @@ impl Sim {
     }
 
     /// Drains a peer's transmits and events, and re-arms its timer.
+    /// Whether the partition separates the two peers now.
+    fn cut_off(&self, a: usize, b: usize) -> bool {
+        let Some((from, to)) = self.cfg.partition else {
+            return false;
+        };
+        let half = self.world.width / 2.0;
+        let side = |i: usize| self.slots[i].peer.info().pos.x < half;
+        (from..to).contains(&self.tick) && side(a) != side(b)
+    }
+
     fn flush(&mut self, slot: usize) {
         let from = self.slots[slot].peer.id();
         let in_window = self.tick >= self.measure_from();
@@ -334,7 +344,7 @@ impl Sim {
             let Some(&to) = self.by_id.get(&t.to) else {
                 continue;
             };
-            if !self.slots[to].alive {
+            if !self.slots[to].alive || self.cut_off(slot, to) {
                 continue;
             }
             let mut lat = self.link_latency(&from, &t.to);
