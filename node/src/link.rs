@@ -23,6 +23,17 @@ use crate::{Error, close_code};
 /// Bytes of the length prefix of a stream frame.
 pub(crate) const LEN_PREFIX: usize = 4;
 
+/// Why a connection was dialled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Purpose {
+    /// To carry messages to a peer (or it dialled us).
+    Peer,
+    /// To join (or join again) through the peer at the other end.
+    Join,
+    /// To walk a merge probe (a join for our own position) through it.
+    Probe,
+}
+
 /// What the connection tasks tell the driver.
 #[derive(Debug)]
 pub(crate) enum Input {
@@ -31,13 +42,13 @@ pub(crate) enum Input {
         conn: Connection,
         id: PeerId,
         dialed: bool,
-        bootstrap: bool,
+        purpose: Purpose,
     },
     /// A dial failed or timed out.
     DialFailed {
         addr: std::net::SocketAddr,
         expected: Option<PeerId>,
-        bootstrap: bool,
+        purpose: Purpose,
     },
     /// A decoded message from the authenticated peer `from`.
     Message { from: PeerId, msg: Message },

@@ -280,6 +280,52 @@ fn a_node_whose_bootstrap_is_gone_rejoins_through_its_peer_cache_after_a_restart
 }
 
 #[test]
+fn two_worlds_in_the_same_coordinates_merge_through_a_node_given_both_bootstraps() {
+    real_time(|| async {
+        let world = |x0: f32| {
+            let mut seed = node_config(WORLD);
+            seed.pos = Some(Point::new(x0, 500.0));
+            let seed = Node::spawn(seed).unwrap();
+            let mut nodes = vec![seed.clone()];
+            for (i, dy) in [60.0, -60.0].into_iter().enumerate() {
+                let mut c = node_config(WORLD);
+                c.pos = Some(Point::new(x0 + 30.0, 500.0 + dy));
+                c.bootstrap = vec![seed.local_addr()];
+                c.seed = i as u64;
+                nodes.push(Node::spawn(c).unwrap());
+            }
+            nodes
+        };
+        let left = world(400.0);
+        let right = world(600.0);
+        let mut bridge = node_config(WORLD);
+        bridge.pos = Some(Point::new(500.0, 500.0));
+        bridge.bootstrap = vec![left[0].local_addr(), right[0].local_addr()];
+        let bridge = Node::spawn(bridge).unwrap();
+        let all: Vec<NodeHandle> = left
+            .iter()
+            .chain(&right)
+            .chain([&bridge])
+            .cloned()
+            .collect();
+        let merged = || {
+            all.iter()
+                .all(|a| all.iter().all(|b| a.id() == b.id() || knows(a, b.id())))
+        };
+        assert!(
+            wait_until(Duration::from_secs(30), merged).await,
+            "the two worlds did not merge"
+        );
+        for n in &all {
+            n.shutdown();
+        }
+        for n in &all {
+            n.closed().await;
+        }
+    });
+}
+
+#[test]
 fn restarted_node_keeps_its_id_through_the_identity_file() {
     real_time(|| async {
         let dir = std::env::temp_dir().join(format!("pw-restart-{}", std::process::id()));

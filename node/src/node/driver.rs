@@ -27,7 +27,7 @@ use super::links::{LinkTable, Queued};
 use super::transport::Dialer;
 use crate::close_code;
 use crate::identity::Identity;
-use crate::link::{self, Input, LEN_PREFIX};
+use crate::link::{self, Input, LEN_PREFIX, Purpose};
 use crate::metrics::Metrics;
 
 /// Control frames queued for a connection's writer.
@@ -36,6 +36,10 @@ const WRITER_QUEUE: usize = 1024;
 const TICK: Duration = Duration::from_millis(100);
 /// First wait between two rejoins while lost; it doubles up to `REJOIN_MAX`.
 const REJOIN_FIRST: Duration = Duration::from_secs(1);
+/// First merge probe after joining.
+const MERGE_FIRST: Duration = Duration::from_secs(5);
+/// Merge probes come every one to two of these.
+const MERGE_PERIOD: Duration = Duration::from_secs(30);
 /// Ticks between two refreshes (and saves) of the peer cache.
 const CACHE_EVERY_TICKS: u64 = 50;
 /// Longest wait between two rejoins while lost.
@@ -72,6 +76,10 @@ pub(super) struct Driver {
     /// cached peer), and an address.
     pub(super) entries: Vec<(Option<PeerId>, SocketAddr)>,
     pub(super) boot_next: usize,
+    /// The entry address that answered our last join.
+    pub(super) joined_via: Option<SocketAddr>,
+    /// When to walk the next merge probe through the other bootstraps.
+    pub(super) merge_at: Option<Instant>,
     /// Recently kept peers (and their file under the state directory).
     pub(super) cache: PeerCache,
     pub(super) ticks: u64,
@@ -196,9 +204,9 @@ impl Driver {
         }
     }
 
-    fn dial(&mut self, addr: SocketAddr, expected: Option<PeerId>, bootstrap: bool) {
+    fn dial(&mut self, addr: SocketAddr, expected: Option<PeerId>, purpose: Purpose) {
         let mut tasks = std::mem::take(&mut self.tasks);
-        if let Err(e) = self.dialer().dial(&mut tasks, addr, expected, bootstrap) {
+        if let Err(e) = self.dialer().dial(&mut tasks, addr, expected, purpose) {
             warn!(error = %e, "cannot build a client configuration");
         }
         self.tasks = tasks;
@@ -209,7 +217,7 @@ impl Driver {
         self.boot_next += 1;
         self.boot_retry = None;
         info!(%addr, cached = expected.is_some(), "dialing an entry peer");
-        self.dial(addr, expected, true);
+        self.dial(addr, expected, Purpose::Join);
     }
 
     /// Cached peers first, then the configured bootstrap peers.
@@ -241,12 +249,12 @@ impl Driver {
                 conn,
                 id,
                 dialed,
-                bootstrap,
-            } => self.on_connected(conn, id, dialed, bootstrap),
+                purpose,
+            } => self.on_connected(conn, id, dialed, purpose),
             Input::DialFailed {
                 addr,
                 expected,
-                bootstrap,
+                purpose,
             } => {
                 Metrics::add(&self.metrics.dials_failed, 1);
                 if let Some(id) = expected
@@ -255,7 +263,7 @@ impl Driver {
                     Metrics::add(&self.metrics.send_dropped, queued.len() as u64);
                     debug!(peer = %id.short(), %addr, "dial failed");
                 }
-                if bootstrap {
+                if purpose == Purpose::Join {
                     warn!(%addr, "bootstrap peer unreachable; retrying");
                     self.boot_retry = Some(Instant::now() + Duration::from_secs(1));
                 }
@@ -270,11 +278,11 @@ impl Driver {
         }
     }
 
-    fn on_connected(&mut self, conn: Connection, id: PeerId, dialed: bool, bootstrap: bool) {
+    fn on_connected(&mut self, conn: Connection, id: PeerId, dialed: bool, purpose: Purpose) {
         let me = self.peer.id();
         if id == me {
             conn.close(close_code::NORMAL.into(), b"that is me");
-            if bootstrap {
+            if purpose == Purpose::Join {
                 warn!("the bootstrap address is this node itself");
             }
             return;
@@ -312,14 +320,25 @@ impl Driver {
                 }
             }
         }
-        if bootstrap && !self.bootstrapped {
-            self.bootstrapped = true;
-            if let Some(link) = self.links.get(&id) {
-                self.book.learn_addr(id, link.conn.remote_address(), true);
+        let remote = self.links.get(&id).map(|l| l.conn.remote_address());
+        if let Some(addr) = remote
+            && purpose != Purpose::Peer
+        {
+            self.book.learn_addr(id, addr, true);
+        }
+        let now = self.now();
+        match purpose {
+            Purpose::Join if !self.bootstrapped => {
+                self.bootstrapped = true;
+                self.joined_via = remote;
+                info!(peer = %id.short(), "joining through the bootstrap peer");
+                self.peer.join(id, now);
             }
-            info!(peer = %id.short(), "joining through the bootstrap peer");
-            let now = self.now();
-            self.peer.join(id, now);
+            Purpose::Probe => {
+                debug!(peer = %id.short(), "merge probe through a bootstrap peer");
+                self.peer.probe_through(id, now);
+            }
+            Purpose::Join | Purpose::Peer => {}
         }
     }
 
@@ -397,7 +416,7 @@ impl Driver {
             Queued::Dial => {
                 self.count_sent(len + LEN_PREFIX, false);
                 if let Some(addr) = addr {
-                    self.dial(addr, Some(to), false);
+                    self.dial(addr, Some(to), Purpose::Peer);
                 }
             }
             Queued::Dropped => {
@@ -435,6 +454,7 @@ impl Driver {
             self.dial_bootstrap();
         }
         self.rejoin_if_lost(now);
+        self.probe_other_bootstraps(now);
         self.ticks += 1;
         if self.ticks.is_multiple_of(CACHE_EVERY_TICKS) {
             self.refresh_cache();
@@ -450,6 +470,37 @@ impl Driver {
         self.links_open.store(self.links.len(), Ordering::Relaxed);
         self.book.prune(|id| peer.keeps(id));
         self.publish(false);
+    }
+
+    /// Worlds merge: now and then (first 5 s after joining, then every
+    /// 30 to 60 s) walk a join probe for our own position through each
+    /// configured bootstrap other than the one we joined through. If it
+    /// belongs to another world in the same coordinates, the probe's reply
+    /// introduces both sides and discovery spreads the merge.
+    fn probe_other_bootstraps(&mut self, now: Millis) {
+        if self.peer.state(now) != PeerState::Joined || !self.bootstrapped {
+            self.merge_at = None;
+            return;
+        }
+        let t = Instant::now();
+        let Some(at) = self.merge_at else {
+            self.merge_at = Some(t + MERGE_FIRST);
+            return;
+        };
+        if t < at {
+            return;
+        }
+        let period = MERGE_PERIOD.mul_f64(1.0 + self.rng.f64());
+        self.merge_at = Some(t + period);
+        let others: Vec<SocketAddr> = self
+            .bootstrap
+            .iter()
+            .copied()
+            .filter(|a| Some(*a) != self.joined_via)
+            .collect();
+        for addr in others {
+            self.dial(addr, None, Purpose::Probe);
+        }
     }
 
     /// Lost (no neighbour heard within the failure timeout): join again

@@ -158,6 +158,8 @@ impl Node {
             bootstrap: config.bootstrap.clone(),
             entries: entries.clone(),
             boot_next: 0,
+            joined_via: None,
+            merge_at: None,
             cache,
             ticks: 0,
             boot_retry: None,

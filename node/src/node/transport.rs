@@ -13,7 +13,7 @@ use tracing::{Instrument, debug, info};
 
 use super::links::MAX_LINKS;
 use crate::identity::Identity;
-use crate::link::{self, Input};
+use crate::link::{self, Input, Purpose};
 use crate::metrics::Metrics;
 use crate::{Error, close_code};
 
@@ -76,7 +76,7 @@ pub(super) async fn accept_loop(
                                 conn,
                                 id,
                                 dialed: false,
-                                bootstrap: false,
+                                purpose: Purpose::Peer,
                             })
                             .await;
                     }
@@ -108,7 +108,7 @@ impl Dialer<'_> {
         tasks: &mut tokio::task::JoinSet<()>,
         addr: SocketAddr,
         expected: Option<PeerId>,
-        bootstrap: bool,
+        purpose: Purpose,
     ) -> Result<(), Error> {
         let crypto = QuicClientConfig::try_from(self.identity.client_config(expected)?)
             .map_err(|e| Error::Tls(e.to_string()))?;
@@ -122,7 +122,7 @@ impl Dialer<'_> {
                 let failed = Input::DialFailed {
                     addr,
                     expected,
-                    bootstrap,
+                    purpose,
                 };
                 let result = match connecting {
                     Ok(c) => tokio::time::timeout(HANDSHAKE_TIMEOUT, c).await.ok(),
@@ -139,7 +139,7 @@ impl Dialer<'_> {
                                 conn,
                                 id,
                                 dialed: true,
-                                bootstrap,
+                                purpose,
                             }
                         }
                         Err(_) => failed,

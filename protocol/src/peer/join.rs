@@ -56,6 +56,23 @@ impl Peer {
         );
     }
 
+    /// Walks a join for our own position through `via` without leaving our
+    /// world: its reply introduces whoever the walk ends at (another world
+    /// in the same coordinates, or a part of ours we were cut off from).
+    pub fn probe_through(&mut self, via: PeerId, now: Millis) {
+        if via == self.me.id || !self.is_joined() {
+            return;
+        }
+        self.send(
+            via,
+            Message::Join {
+                joiner: self.me.clone(),
+                hops: 0,
+            },
+            now,
+        );
+    }
+
     /// The join retry and the join probe, on the maintenance round.
     pub(super) fn join_timers(&mut self, now: Millis) {
         if let State::Joining { via } = self.state

@@ -79,14 +79,7 @@ impl Peer {
             self.silenced[i].next = now.plus(wait);
         }
         self.stats.repairs += 1;
-        self.send(
-            id,
-            Message::Join {
-                joiner: self.me.clone(),
-                hops: 0,
-            },
-            now,
-        );
+        self.probe_through(id, now);
     }
 
     /// The periodic digest to each confirmed enclosing neighbour.
