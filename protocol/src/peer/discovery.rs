@@ -38,6 +38,13 @@ impl Peer {
             self.teleport(pos, now);
             return;
         }
+        self.announce_move(pos, now);
+        self.mark_dirty(now);
+    }
+
+    /// Stands at `pos` and tells every kept peer, with the next sequence
+    /// number.
+    pub(super) fn announce_move(&mut self, pos: Point, now: Millis) {
         self.me.pos = pos;
         self.seq = self.seq.wrapping_add(1);
         let msg = Message::Move { seq: self.seq, pos };
@@ -45,7 +52,6 @@ impl Peer {
         for id in ids {
             self.send(id, msg.clone(), now);
         }
-        self.mark_dirty(now);
     }
 
     pub(super) fn on_move(&mut self, now: Millis, from: PeerId, seq: u32, pos: Point) {

@@ -89,14 +89,7 @@ impl Peer {
         {
             self.probe_via = None;
             self.timers.stop(Timer::Probe);
-            self.send(
-                via,
-                Message::Join {
-                    joiner: self.me.clone(),
-                    hops: 0,
-                },
-                now,
-            );
+            self.probe_through(via, now);
         }
     }
 
@@ -206,13 +199,7 @@ impl Peer {
     /// to `pos`, and the reply's recompute drops whoever is no longer needed.
     pub(super) fn teleport(&mut self, pos: Point, now: Millis) {
         let entry = self.entry_near(pos, None);
-        self.me.pos = pos;
-        self.seq = self.seq.wrapping_add(1);
-        let msg = Message::Move { seq: self.seq, pos };
-        let ids: Vec<PeerId> = self.kept.keys().copied().collect();
-        for id in ids {
-            self.send(id, msg.clone(), now);
-        }
+        self.announce_move(pos, now);
         match entry {
             Some(via) => self.join(via, now),
             None => self.state = State::Alone,
