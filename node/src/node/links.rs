@@ -117,8 +117,8 @@ impl<C> LinkTable<C> {
         (keep_new, queued)
     }
 
-    /// Whether connecting to `id` replaced or lost to another connection
-    /// (a duplicate).
+    /// Connections waiting to close: duplicates in their grace period (it
+    /// grows by one whenever a new connection replaces or loses to another).
     pub(crate) fn retiring_len(&self) -> usize {
         self.retiring.len()
     }
