@@ -362,6 +362,8 @@ fn walkers_that_teleport_now_and_then_stay_in_one_world() {
         assert_eq!(t.components_max, 1, "seed {seed}: {r:?}");
         assert!(t.consistency >= 0.995, "seed {seed}: {r:?}");
         assert!(t.consistency_min >= 0.99, "seed {seed}: {r:?}");
+        assert!(r.teleports >= 100, "seed {seed}: {r:?}");
+        assert_eq!(r.teleports_unsettled_2s, 0, "seed {seed}: stranded {r:?}");
     }
 }
 

@@ -54,7 +54,7 @@ impl Default for Config {
             maintenance_ms: 250,
             recompute_delay_ms: 10,
             repair_interval_ms: 500,
-            join_retry_ms: 2_000,
+            join_retry_ms: 1_000,
             max_join_hops: 128,
             teleport_distance: 100.0,
             max_kept: 1_024,

@@ -114,6 +114,11 @@ pub struct Report {
     pub join_time_ms_mean: f64,
     /// Joins completed.
     pub joins: u64,
+    /// Teleports (`--teleport`) made.
+    pub teleports: u64,
+    /// Of those, the ones whose peer, 2 s after the jump, was not yet part of
+    /// the world or had no enclosing neighbour (stranded).
+    pub teleports_unsettled_2s: u64,
     /// Peer-ticks simulated (live peers summed over ticks).
     pub peer_ticks: u64,
     /// Bytes per peer per tick by message kind (measured ticks).

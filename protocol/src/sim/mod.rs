@@ -19,6 +19,9 @@ use crate::peer::{Event, Peer};
 
 /// Virtual milliseconds per tick.
 pub const TICK_MS: u64 = 100;
+/// A teleported peer should be settled (joined, with an enclosing
+/// neighbour) this long after the jump.
+const TELEPORT_SETTLE_MS: u64 = 2_000;
 /// Framing bytes counted per message (as VAST counts them).
 pub const FRAMING_BYTES: u64 = 4;
 
@@ -83,6 +86,10 @@ pub struct Sim {
     join_time: u64,
     joins: u64,
     totals: Tally,
+    /// Teleports waiting for their 2 s check: (slot, when to check).
+    teleport_checks: std::collections::VecDeque<(usize, Millis)>,
+    teleports: u64,
+    teleports_unsettled: u64,
     /// The step of the trace's last newcomer, found once.
     trace_last_entry: Option<u64>,
 }
@@ -123,6 +130,9 @@ impl Sim {
             join_time: 0,
             joins: 0,
             totals: Tally::default(),
+            teleport_checks: std::collections::VecDeque::new(),
+            teleports: 0,
+            teleports_unsettled: 0,
             trace_last_entry: cfg.trace.as_ref().map(trace_last_entry),
             cfg,
         }
@@ -319,6 +329,21 @@ impl Sim {
     }
 
     /// Drains a peer's transmits and events, and re-arms its timer.
+    /// Counts the teleported peers that, 2 s after the jump, are not part of
+    /// the world or have no enclosing neighbour.
+    fn check_teleports(&mut self) {
+        while let Some(&(slot, at)) = self.teleport_checks.front() {
+            if at > self.now {
+                break;
+            }
+            self.teleport_checks.pop_front();
+            let s = &self.slots[slot];
+            if s.alive && !(s.peer.is_joined() && s.peer.kept().any(|(_, _, enc)| enc)) {
+                self.teleports_unsettled += 1;
+            }
+        }
+    }
+
     /// Whether the partition separates the two peers now.
     fn cut_off(&self, a: usize, b: usize) -> bool {
         let Some((from, to)) = self.cfg.partition else {
@@ -434,6 +459,7 @@ impl Sim {
             self.walk();
         }
         self.run_until(Millis((self.tick + 1) * TICK_MS));
+        self.check_teleports();
         let live = self.slots.iter().filter(|s| s.alive).count() as u64;
         self.peer_ticks += live;
         self.tick += 1;
@@ -505,6 +531,9 @@ impl Sim {
             let pos = if self.cfg.teleport > 0.0 && self.rng.f64() < self.cfg.teleport {
                 let to = random_point(self.world, &mut self.rng);
                 self.slots[i].walker = Walker::new(to);
+                self.teleports += 1;
+                self.teleport_checks
+                    .push_back((i, self.now.plus(TELEPORT_SETTLE_MS)));
                 to
             } else {
                 self.slots[i].walker.step(
@@ -609,6 +638,8 @@ impl Sim {
                 0.0
             },
             joins: self.joins,
+            teleports: self.teleports,
+            teleports_unsettled_2s: self.teleports_unsettled,
             peer_ticks: self.peer_ticks,
             bytes_by_kind: self
                 .window_by_kind

@@ -52,7 +52,12 @@ fn peers_joining_one_after_another_through_one_entry_all_keep_each_other() {
 
 #[test]
 fn an_unanswered_join_is_sent_again_until_it_is_answered() {
-    let mut net = Net::new(WORLD, 20);
+    let config = Config {
+        world: WORLD,
+        join_retry_ms: 2_000,
+        ..Config::default()
+    };
+    let mut net = Net::with_config(config, 20);
     let a = net.add(1, 500.0, 500.0);
     let b = net.add(2, 550.0, 500.0);
     net.hold(b, a);
