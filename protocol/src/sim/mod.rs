@@ -7,12 +7,12 @@
 //! datagrams). The same configuration and seed give the same result, bit for
 //! bit: no wall clock, no unseeded randomness, no hash-order iteration.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
-use crate::invariants::{self, Kept, Options, Sample, Tally, TruePeer};
+use crate::invariants::Tally;
 use crate::message::{Message, encoded_len};
 use crate::mobility::{Mobility, Walker, random_point};
 use crate::peer::{Event, Peer};
@@ -26,6 +26,8 @@ const TELEPORT_SETTLE_MS: u64 = 2_000;
 pub const FRAMING_BYTES: u64 = 4;
 
 mod config;
+mod dynamics;
+mod measure;
 mod rng;
 mod trace;
 
@@ -328,32 +330,6 @@ impl Sim {
         self.cfg.latency_ms + h % (self.cfg.jitter_ms + 1)
     }
 
-    /// Drains a peer's transmits and events, and re-arms its timer.
-    /// Counts the teleported peers that, 2 s after the jump, are not part of
-    /// the world or have no enclosing neighbour.
-    fn check_teleports(&mut self) {
-        while let Some(&(slot, at)) = self.teleport_checks.front() {
-            if at > self.now {
-                break;
-            }
-            self.teleport_checks.pop_front();
-            let s = &self.slots[slot];
-            if s.alive && !(s.peer.is_joined() && s.peer.kept().any(|(_, _, enc)| enc)) {
-                self.teleports_unsettled += 1;
-            }
-        }
-    }
-
-    /// Whether the partition separates the two peers now.
-    fn cut_off(&self, a: usize, b: usize) -> bool {
-        let Some((from, to)) = self.cfg.partition else {
-            return false;
-        };
-        let half = self.world.width / 2.0;
-        let side = |i: usize| self.slots[i].peer.info().pos.x < half;
-        (from..to).contains(&self.tick) && side(a) != side(b)
-    }
-
     fn flush(&mut self, slot: usize) {
         let from = self.slots[slot].peer.id();
         let in_window = self.tick >= self.measure_from();
@@ -478,130 +454,6 @@ impl Sim {
         }
     }
 
-    fn initial_joins(&mut self) {
-        if self.pending_joins == 0 {
-            return;
-        }
-        let n = if self.cfg.joins_per_tick == 0 {
-            self.pending_joins
-        } else {
-            self.cfg.joins_per_tick.min(self.pending_joins)
-        };
-        for _ in 0..n {
-            let pos = random_point(self.world, &mut self.rng);
-            self.spawn(pos);
-            self.pending_joins -= 1;
-        }
-    }
-
-    fn churn(&mut self) {
-        if self.cfg.churn <= 0.0 || self.pending_joins > 0 {
-            return;
-        }
-        let n = self.slots.len();
-        let mut leavers = Vec::new();
-        for i in 0..n {
-            if self.slots[i].alive
-                && self.slots[i].peer.is_joined()
-                && self.rng.f64() < self.cfg.churn
-            {
-                leavers.push((i, self.rng.f64() < 0.5));
-            }
-        }
-        for (i, crash) in leavers {
-            let id = self.slots[i].peer.id();
-            if crash {
-                self.crash(&id);
-            } else {
-                self.leave(&id);
-            }
-            let pos = random_point(self.world, &mut self.rng);
-            self.spawn(pos);
-        }
-    }
-
-    fn walk(&mut self) {
-        if matches!(self.cfg.mobility, Mobility::Still) || self.cfg.speed <= 0.0 {
-            return;
-        }
-        for i in 0..self.slots.len() {
-            if !self.slots[i].alive || !self.slots[i].peer.is_joined() {
-                continue;
-            }
-            let pos = if self.cfg.teleport > 0.0 && self.rng.f64() < self.cfg.teleport {
-                let to = random_point(self.world, &mut self.rng);
-                self.slots[i].walker = Walker::new(to);
-                self.teleports += 1;
-                self.teleport_checks
-                    .push_back((i, self.now.plus(TELEPORT_SETTLE_MS)));
-                to
-            } else {
-                self.slots[i].walker.step(
-                    self.world,
-                    self.cfg.mobility,
-                    &self.hot,
-                    self.cfg.speed,
-                    &mut self.rng,
-                )
-            };
-            self.slots[i].peer.move_to(pos, self.now);
-            self.flush(i);
-        }
-    }
-
-    /// The invariants now, over the peers that count (see the counting rule
-    /// in docs/PROTOCOL.md).
-    pub fn sample(&self) -> Sample {
-        // The counting rule: a peer counts from two one-way latencies after
-        // its join completed; joining (or re-joining) peers do not count, and
-        // neither do others' entries about them.
-        let counts = |s: &Slot| {
-            s.alive && s.peer.is_joined() && s.counts_from.is_some_and(|t| self.now >= t)
-        };
-        let not_yet: HashSet<PeerId> = self
-            .slots
-            .iter()
-            .filter(|s| s.alive && !counts(s))
-            .map(|s| s.peer.id())
-            .collect();
-        let live: Vec<&Slot> = self.slots.iter().filter(|s| counts(s)).collect();
-        let truth: Vec<TruePeer> = live
-            .iter()
-            .map(|s| TruePeer {
-                id: s.peer.id(),
-                pos: s.peer.info().pos,
-                radius: s.peer.info().radius,
-            })
-            .collect();
-        let views: Vec<Vec<Kept>> = live
-            .iter()
-            .map(|s| {
-                s.peer
-                    .kept()
-                    .filter(|(id, _, _)| !not_yet.contains(id))
-                    .map(|(id, pos, enclosing)| Kept { id, pos, enclosing })
-                    .collect()
-            })
-            .collect();
-        let opts = Options {
-            stale_tolerance: 2.0 * self.cfg.speed.max(1.0),
-            voronoi: self.cfg.voronoi,
-        };
-        invariants::check(self.world, &truth, &views, opts)
-    }
-
-    /// Whether the current tick is one to sample (measured and on the
-    /// sampling period).
-    pub fn should_sample(&self) -> bool {
-        self.tick > self.measure_from()
-            && (self.tick - self.measure_from()).is_multiple_of(self.cfg.sample_every.max(1))
-    }
-
-    /// Adds a sample to the report's averages.
-    pub fn record(&mut self, s: &Sample) {
-        self.totals.record(s);
-    }
-
     /// Runs to the end, sampling as configured, and reports.
     pub fn run(mut self) -> Report {
         while self.step() {
@@ -611,42 +463,5 @@ impl Sim {
             }
         }
         self.report()
-    }
-
-    /// The report so far.
-    pub fn report(&self) -> Report {
-        let t = self.totals.summary();
-        let peer_ticks = self.window_peer_ticks.max(1) as f64;
-        let secs_per_tick = TICK_MS as f64 / 1000.0;
-        Report {
-            peers: self.slots.iter().filter(|s| s.alive).count(),
-            ticks: self.tick,
-            measure_from: self.measure_from(),
-            summary: t,
-            msgs_per_peer_per_s: self.window_msgs as f64 / peer_ticks / secs_per_tick,
-            bytes_per_peer_per_s: self.window_bytes as f64 / peer_ticks / secs_per_tick,
-            msgs_per_peer_per_tick: self.window_msgs as f64 / peer_ticks,
-            bytes_per_peer_per_tick: self.window_bytes as f64 / peer_ticks,
-            join_hops_mean: if self.joins > 0 {
-                self.join_hops as f64 / self.joins as f64
-            } else {
-                0.0
-            },
-            join_time_ms_mean: if self.joins > 0 {
-                self.join_time as f64 / self.joins as f64
-            } else {
-                0.0
-            },
-            joins: self.joins,
-            teleports: self.teleports,
-            teleports_unsettled_2s: self.teleports_unsettled,
-            peer_ticks: self.peer_ticks,
-            bytes_by_kind: self
-                .window_by_kind
-                .iter()
-                .map(|(k, v)| (*k, *v as f64 / peer_ticks))
-                .collect(),
-            wall_s: 0.0,
-        }
     }
 }

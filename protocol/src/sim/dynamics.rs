@@ -1,0 +1,104 @@
+//! The world's dynamics the simulator applies each tick: the initial joins,
+//! churn, walking and teleports, and the partition that cuts links.
+
+use super::{Sim, TELEPORT_SETTLE_MS};
+use crate::mobility::{Mobility, Walker, random_point};
+
+impl Sim {
+    /// Drains a peer's transmits and events, and re-arms its timer.
+    /// Counts the teleported peers that, 2 s after the jump, are not part of
+    /// the world or have no enclosing neighbour.
+    pub(super) fn check_teleports(&mut self) {
+        while let Some(&(slot, at)) = self.teleport_checks.front() {
+            if at > self.now {
+                break;
+            }
+            self.teleport_checks.pop_front();
+            let s = &self.slots[slot];
+            if s.alive && !(s.peer.is_joined() && s.peer.kept().any(|(_, _, enc)| enc)) {
+                self.teleports_unsettled += 1;
+            }
+        }
+    }
+
+    /// Whether the partition separates the two peers now.
+    pub(super) fn cut_off(&self, a: usize, b: usize) -> bool {
+        let Some((from, to)) = self.cfg.partition else {
+            return false;
+        };
+        let half = self.world.width / 2.0;
+        let side = |i: usize| self.slots[i].peer.info().pos.x < half;
+        (from..to).contains(&self.tick) && side(a) != side(b)
+    }
+
+    pub(super) fn initial_joins(&mut self) {
+        if self.pending_joins == 0 {
+            return;
+        }
+        let n = if self.cfg.joins_per_tick == 0 {
+            self.pending_joins
+        } else {
+            self.cfg.joins_per_tick.min(self.pending_joins)
+        };
+        for _ in 0..n {
+            let pos = random_point(self.world, &mut self.rng);
+            self.spawn(pos);
+            self.pending_joins -= 1;
+        }
+    }
+
+    pub(super) fn churn(&mut self) {
+        if self.cfg.churn <= 0.0 || self.pending_joins > 0 {
+            return;
+        }
+        let n = self.slots.len();
+        let mut leavers = Vec::new();
+        for i in 0..n {
+            if self.slots[i].alive
+                && self.slots[i].peer.is_joined()
+                && self.rng.f64() < self.cfg.churn
+            {
+                leavers.push((i, self.rng.f64() < 0.5));
+            }
+        }
+        for (i, crash) in leavers {
+            let id = self.slots[i].peer.id();
+            if crash {
+                self.crash(&id);
+            } else {
+                self.leave(&id);
+            }
+            let pos = random_point(self.world, &mut self.rng);
+            self.spawn(pos);
+        }
+    }
+
+    pub(super) fn walk(&mut self) {
+        if matches!(self.cfg.mobility, Mobility::Still) || self.cfg.speed <= 0.0 {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            if !self.slots[i].alive || !self.slots[i].peer.is_joined() {
+                continue;
+            }
+            let pos = if self.cfg.teleport > 0.0 && self.rng.f64() < self.cfg.teleport {
+                let to = random_point(self.world, &mut self.rng);
+                self.slots[i].walker = Walker::new(to);
+                self.teleports += 1;
+                self.teleport_checks
+                    .push_back((i, self.now.plus(TELEPORT_SETTLE_MS)));
+                to
+            } else {
+                self.slots[i].walker.step(
+                    self.world,
+                    self.cfg.mobility,
+                    &self.hot,
+                    self.cfg.speed,
+                    &mut self.rng,
+                )
+            };
+            self.slots[i].peer.move_to(pos, self.now);
+            self.flush(i);
+        }
+    }
+}

@@ -1,0 +1,99 @@
+//! Measuring: the invariants over the peers that count, and the report.
+
+use std::collections::HashSet;
+
+use super::{Report, Sim, Slot, TICK_MS};
+use crate::id::PeerId;
+use crate::invariants::{self, Kept, Options, Sample, TruePeer};
+
+impl Sim {
+    /// The invariants now, over the peers that count (see the counting rule
+    /// in docs/PROTOCOL.md).
+    pub fn sample(&self) -> Sample {
+        // The counting rule: a peer counts from two one-way latencies after
+        // its join completed; joining (or re-joining) peers do not count, and
+        // neither do others' entries about them.
+        let counts = |s: &Slot| {
+            s.alive && s.peer.is_joined() && s.counts_from.is_some_and(|t| self.now >= t)
+        };
+        let not_yet: HashSet<PeerId> = self
+            .slots
+            .iter()
+            .filter(|s| s.alive && !counts(s))
+            .map(|s| s.peer.id())
+            .collect();
+        let live: Vec<&Slot> = self.slots.iter().filter(|s| counts(s)).collect();
+        let truth: Vec<TruePeer> = live
+            .iter()
+            .map(|s| TruePeer {
+                id: s.peer.id(),
+                pos: s.peer.info().pos,
+                radius: s.peer.info().radius,
+            })
+            .collect();
+        let views: Vec<Vec<Kept>> = live
+            .iter()
+            .map(|s| {
+                s.peer
+                    .kept()
+                    .filter(|(id, _, _)| !not_yet.contains(id))
+                    .map(|(id, pos, enclosing)| Kept { id, pos, enclosing })
+                    .collect()
+            })
+            .collect();
+        let opts = Options {
+            stale_tolerance: 2.0 * self.cfg.speed.max(1.0),
+            voronoi: self.cfg.voronoi,
+        };
+        invariants::check(self.world, &truth, &views, opts)
+    }
+
+    /// Whether the current tick is one to sample (measured and on the
+    /// sampling period).
+    pub fn should_sample(&self) -> bool {
+        self.tick > self.measure_from()
+            && (self.tick - self.measure_from()).is_multiple_of(self.cfg.sample_every.max(1))
+    }
+
+    /// Adds a sample to the report's averages.
+    pub fn record(&mut self, s: &Sample) {
+        self.totals.record(s);
+    }
+
+    /// The report so far.
+    pub fn report(&self) -> Report {
+        let t = self.totals.summary();
+        let peer_ticks = self.window_peer_ticks.max(1) as f64;
+        let secs_per_tick = TICK_MS as f64 / 1000.0;
+        Report {
+            peers: self.slots.iter().filter(|s| s.alive).count(),
+            ticks: self.tick,
+            measure_from: self.measure_from(),
+            summary: t,
+            msgs_per_peer_per_s: self.window_msgs as f64 / peer_ticks / secs_per_tick,
+            bytes_per_peer_per_s: self.window_bytes as f64 / peer_ticks / secs_per_tick,
+            msgs_per_peer_per_tick: self.window_msgs as f64 / peer_ticks,
+            bytes_per_peer_per_tick: self.window_bytes as f64 / peer_ticks,
+            join_hops_mean: if self.joins > 0 {
+                self.join_hops as f64 / self.joins as f64
+            } else {
+                0.0
+            },
+            join_time_ms_mean: if self.joins > 0 {
+                self.join_time as f64 / self.joins as f64
+            } else {
+                0.0
+            },
+            joins: self.joins,
+            teleports: self.teleports,
+            teleports_unsettled_2s: self.teleports_unsettled,
+            peer_ticks: self.peer_ticks,
+            bytes_by_kind: self
+                .window_by_kind
+                .iter()
+                .map(|(k, v)| (*k, *v as f64 / peer_ticks))
+                .collect(),
+            wall_s: 0.0,
+        }
+    }
+}
