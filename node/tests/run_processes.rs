@@ -10,6 +10,14 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The tests pick free ports by binding and releasing them, so two tests
+/// running at once could pick the same one: they run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
@@ -243,6 +251,7 @@ impl Three {
 
 #[test]
 fn flags_beat_the_environment_and_a_toml_file_configures_run() {
+    let _serial = serial();
     let t = three("config");
     let v = status_of(&t.gamma).unwrap();
     assert_eq!(v["name"], "gamma-flag", "a flag must beat the file");
@@ -256,6 +265,7 @@ fn flags_beat_the_environment_and_a_toml_file_configures_run() {
 
 #[test]
 fn three_run_processes_come_to_know_each_other_through_one_seed() {
+    let _serial = serial();
     let t = Three::settled("agree");
     for n in [&t.seed, &t.beta, &t.gamma] {
         assert_eq!(status_of(n).unwrap()["state"], "joined");
@@ -264,6 +274,7 @@ fn three_run_processes_come_to_know_each_other_through_one_seed() {
 
 #[test]
 fn a_sigkilled_process_is_dropped_by_the_others_within_the_failure_timeout() {
+    let _serial = serial();
     let Three {
         seed,
         beta,
@@ -283,6 +294,7 @@ fn a_sigkilled_process_is_dropped_by_the_others_within_the_failure_timeout() {
 
 #[test]
 fn a_process_restarted_with_its_key_file_keeps_its_id_and_is_taken_back() {
+    let _serial = serial();
     let mut t = Three::settled("restart");
     let gamma_id = t.ids[2].clone();
     let gamma_status = t.gamma.status;
@@ -310,6 +322,7 @@ fn a_process_restarted_with_its_key_file_keeps_its_id_and_is_taken_back() {
 
 #[test]
 fn sigterm_makes_each_process_say_goodbye_and_exit_zero() {
+    let _serial = serial();
     let Three {
         seed,
         beta,
@@ -338,6 +351,7 @@ fn spawn_nothing() -> Node {
 
 #[test]
 fn bad_flags_fail_with_a_clear_message() {
+    let _serial = serial();
     let out = Command::new(env!("CARGO_BIN_EXE_peerworld-node"))
         .args(["run", "--listen", "127.0.0.1:0", "--bootstrap", "nowhere"])
         .output()
