@@ -12,9 +12,12 @@ use crate::geometry::Point;
 use crate::id::PeerInfo;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+///
+/// Version 2 added the incarnation to `Hello` and `Move`; a version-1 peer
+/// cannot tell a restarted peer from a stale one, so version 1 is refused.
+pub const PROTOCOL_VERSION: u16 = 2;
 /// The oldest protocol version this build still accepts.
-pub const OLDEST_SUPPORTED_VERSION: u16 = 1;
+pub const OLDEST_SUPPORTED_VERSION: u16 = 2;
 /// Largest encoded frame accepted, in bytes.
 pub const MAX_FRAME_LEN: usize = 64 * 1024;
 /// Largest number of peer records in one message.
@@ -51,6 +54,8 @@ pub enum Message {
     /// Introduces the sender to a peer it now keeps, or announces a new
     /// radius; the sender's id is the authenticated one of the link.
     Hello {
+        /// The sender's incarnation: its boot epoch, higher after a restart.
+        inc: u32,
         /// The sender's current move sequence number.
         seq: u32,
         /// The sender's position.
@@ -64,7 +69,10 @@ pub enum Message {
     },
     /// The sender's new position (sent as a datagram: may be lost/reordered).
     Move {
-        /// Increasing per sender; older updates are ignored.
+        /// The sender's incarnation; a move of an older one is ignored, a
+        /// newer one replaces what was known of the sender.
+        inc: u32,
+        /// Increasing per sender and incarnation; older updates are ignored.
         seq: u32,
         /// New position.
         pos: Point,
@@ -310,17 +318,23 @@ mod tests {
                     peers,
                     observed_addr
                 }),
-            (info_strategy(), any::<u32>()).prop_map(|(i, seq)| Message::Hello {
-                seq,
-                pos: i.pos,
-                radius: i.radius,
-                name: i.name,
-                addr: i.addr
+            (info_strategy(), any::<u32>(), any::<u32>()).prop_map(|(i, inc, seq)| {
+                Message::Hello {
+                    inc,
+                    seq,
+                    pos: i.pos,
+                    radius: i.radius,
+                    name: i.name,
+                    addr: i.addr,
+                }
             }),
-            (any::<u32>(), -1e4f32..1e4, -1e4f32..1e4).prop_map(|(seq, x, y)| Message::Move {
-                seq,
-                pos: Point::new(x, y)
-            }),
+            (any::<u32>(), any::<u32>(), -1e4f32..1e4, -1e4f32..1e4).prop_map(
+                |(inc, seq, x, y)| Message::Move {
+                    inc,
+                    seq,
+                    pos: Point::new(x, y)
+                }
+            ),
             (prop::collection::vec(info_strategy(), 0..8), any::<bool>())
                 .prop_map(|(peers, mutual)| Message::Discover { peers, mutual }),
             prop::collection::vec(any::<[u8; 4]>(), 0..40).prop_map(|ids| Message::Digest { ids }),
@@ -365,6 +379,7 @@ mod tests {
     fn non_finite_positions_are_rejected() {
         for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
             let m = Message::Move {
+                inc: 0,
                 seq: 1,
                 pos: Point::new(bad, 0.0),
             };
@@ -378,6 +393,7 @@ mod tests {
             assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadPosition));
         }
         let m = Message::Hello {
+            inc: 0,
             seq: 1,
             pos: Point::new(1.0, 0.0),
             radius: f32::NAN,
@@ -397,6 +413,9 @@ mod tests {
         );
         bytes[..2].copy_from_slice(&0u16.to_le_bytes());
         assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(0)));
+        // Version 1 had no incarnation: refused with its own error.
+        bytes[..2].copy_from_slice(&1u16.to_le_bytes());
+        assert_eq!(decode(&bytes), Err(DecodeError::UnknownVersion(1)));
         assert_eq!(decode(&[1]), Err(DecodeError::Truncated));
     }
 
@@ -411,6 +430,7 @@ mod tests {
         assert!(decode(&bytes).is_err());
         let long_name = "n".repeat(MAX_NAME_LEN + 1);
         let m = Message::Hello {
+            inc: 0,
             seq: 0,
             pos: Point::new(0.0, 0.0),
             radius: 1.0,
@@ -423,10 +443,18 @@ mod tests {
     #[test]
     fn move_is_small() {
         let m = Message::Move {
+            inc: 0,
             seq: 70_000,
             pos: Point::new(1234.5, 99.25),
         };
-        // version 2 + tag 1 + seq 5 + position 8
-        assert_eq!(encoded_len(&m), 16);
+        // version 2 + tag 1 + incarnation 1 + seq 5 + position 8
+        assert_eq!(encoded_len(&m), 17);
+        let m = Message::Move {
+            inc: 30_000_000,
+            seq: 200,
+            pos: Point::new(1234.5, 99.25),
+        };
+        // version 2 + tag 1 + incarnation 5 + seq 1 + position 8
+        assert_eq!(encoded_len(&m), 17);
     }
 }

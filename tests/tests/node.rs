@@ -325,6 +325,79 @@ fn two_worlds_in_the_same_coordinates_merge_through_a_node_given_both_bootstraps
     });
 }
 
+fn pos_of(node: &NodeHandle, id: PeerId) -> Option<Point> {
+    node.snapshot()
+        .view
+        .neighbours
+        .iter()
+        .find(|n| n.info.id == id)
+        .map(|n| n.info.pos)
+}
+
+#[test]
+fn a_node_restarted_at_once_with_its_key_is_seen_at_its_new_place_within_a_second() {
+    real_time(|| async {
+        let dir = std::env::temp_dir().join(format!("pw-reinc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let key = dir.join("b.key");
+        let mut a = node_config(WORLD);
+        a.pos = Some(Point::new(500.0, 500.0));
+        let a = Node::spawn(a).unwrap();
+        let mut c = node_config(WORLD);
+        c.pos = Some(Point::new(560.0, 520.0));
+        c.bootstrap = vec![a.local_addr()];
+        let c = Node::spawn(c).unwrap();
+        let start_b = |x: f32| {
+            let mut b = node_config(WORLD);
+            b.pos = Some(Point::new(x, 560.0));
+            b.bootstrap = vec![a.local_addr()];
+            b.identity = Some(Identity::load_or_create(&key).unwrap());
+            Node::spawn(b).unwrap()
+        };
+        let b = start_b(450.0);
+        let id = b.id();
+        assert!(wait_until(Duration::from_secs(10), || knows(&a, id) && knows(&c, id)).await);
+        // Walk a while so its move counter is well above zero.
+        for step in 1..=20 {
+            b.move_to(Point::new(450.0 + step as f32, 560.0));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // Gone without a word, back at once (well within the failure
+        // timeout) somewhere else, with a move counter at zero.
+        b.crash();
+        b.closed().await;
+        let b = start_b(400.0);
+        let t0 = Instant::now();
+        let at = |p: Point| pos_of(&a, id) == Some(p) && pos_of(&c, id) == Some(p);
+        assert!(
+            wait_until(Duration::from_secs(10), || at(Point::new(400.0, 560.0))).await,
+            "the others still see the old life at {:?} / {:?}",
+            pos_of(&a, id),
+            pos_of(&c, id)
+        );
+        let seen = t0.elapsed();
+        b.move_to(Point::new(410.0, 570.0));
+        let t1 = Instant::now();
+        assert!(
+            wait_until(Duration::from_secs(10), || at(Point::new(410.0, 570.0))).await,
+            "the new life's move was not taken"
+        );
+        let moved = t1.elapsed();
+        eprintln!("restart seen after {seen:?}, its first move after {moved:?}");
+        assert!(
+            seen <= Duration::from_secs(1) && moved <= Duration::from_secs(1),
+            "restart seen after {seen:?}, its first move after {moved:?}"
+        );
+        for n in [&a, &b, &c] {
+            n.shutdown();
+        }
+        for n in [&a, &b, &c] {
+            n.closed().await;
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    });
+}
+
 #[test]
 fn restarted_node_keeps_its_id_through_the_identity_file() {
     real_time(|| async {

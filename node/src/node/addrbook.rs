@@ -111,6 +111,7 @@ mod tests {
         book.learn_from(
             b,
             &Message::Hello {
+                inc: 0,
                 seq: 1,
                 pos: Point::new(0.0, 0.0),
                 radius: 100.0,

@@ -21,6 +21,10 @@ pub(crate) const MAX_QUEUED_PER_DIAL: usize = 64;
 pub(crate) const IDLE_LINK: Duration = Duration::from_secs(10);
 /// A duplicate connection lives this long so frames in flight still arrive.
 pub(crate) const RETIRE_AFTER: Duration = Duration::from_secs(2);
+/// Two connections with one peer opened within this time are simultaneous
+/// dials (settled by id); a later one means the peer lost the first (it
+/// restarted, or its side closed), so the later one wins.
+pub(crate) const RACE_WINDOW: Duration = Duration::from_secs(2);
 
 /// One open connection and the queue of its writer task.
 #[derive(Debug)]
@@ -29,6 +33,7 @@ pub(crate) struct Link<C> {
     pub(crate) tx: mpsc::Sender<Bytes>,
     /// The peer that dialed this connection.
     pub(crate) dialer: PeerId,
+    pub(crate) opened: Instant,
     pub(crate) last_used: Instant,
 }
 
@@ -83,7 +88,9 @@ impl<C> LinkTable<C> {
 
     /// A handshake with `id` completed. When both sides dialed at once, both
     /// keep the connection dialed by the lower id (both decide the same); the
-    /// same dialer again means the old connection is stale. Returns whether
+    /// same dialer again, or a connection opened well after the one we hold
+    /// (a restarted peer dialing us), means the old connection is stale.
+    /// Returns whether
     /// the new connection carries our traffic from now on (the loser
     /// retires), and the frames that were waiting for it.
     pub(crate) fn connected(
@@ -97,7 +104,11 @@ impl<C> LinkTable<C> {
         let dialer = if dialed { self.me } else { id };
         let keep_new = match self.links.get(&id) {
             None => true,
-            Some(old) => old.dialer == dialer || dialer == self.me.min(id),
+            Some(old) => {
+                old.dialer == dialer
+                    || dialer == self.me.min(id)
+                    || now.saturating_duration_since(old.opened) > RACE_WINDOW
+            }
         };
         if keep_new {
             let tx = tx(&conn);
@@ -105,6 +116,7 @@ impl<C> LinkTable<C> {
                 conn,
                 tx,
                 dialer,
+                opened: now,
                 last_used: now,
             };
             if let Some(old) = self.links.insert(id, link) {
@@ -222,6 +234,20 @@ mod tests {
         assert!(t.connected(lo, "accepted", false, |_| writer(), now).0);
         assert!(!t.connected(lo, "dialed", true, |_| writer(), now).0);
         assert_eq!(t.get(&lo).unwrap().conn, "accepted");
+        assert_eq!(t.retiring_len(), 1);
+    }
+
+    #[test]
+    fn a_connection_opened_after_the_race_window_replaces_the_old_one() {
+        let (a, b) = (id(1), id(2));
+        let (lo, hi) = (a.min(b), a.max(b));
+        let now = Instant::now();
+        // The lower id dialed long ago; the higher one restarted and dials.
+        let mut t = LinkTable::new(lo);
+        assert!(t.connected(hi, "old", true, |_| writer(), now).0);
+        let later = now + RACE_WINDOW + Duration::from_millis(1);
+        assert!(t.connected(hi, "restarted", false, |_| writer(), later).0);
+        assert_eq!(t.get(&hi).unwrap().conn, "restarted");
         assert_eq!(t.retiring_len(), 1);
     }
 

@@ -43,6 +43,29 @@ use driver::Driver;
 /// Driver inbox (messages from connection tasks).
 const INBOX: usize = 4096;
 
+/// Start of the incarnation clock: 2026-01-01 00:00 UTC, in Unix seconds.
+const INCARNATION_EPOCH_S: u64 = 1_767_225_600;
+
+/// This boot's incarnation: tenths of a second since
+/// [`INCARNATION_EPOCH_S`] (a u32 lasts 13 years), and always above the
+/// last one handed out in this process, so that a node restarted at once,
+/// even in the same process, counts as a new life.
+fn incarnation_now() -> u32 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static LAST: AtomicU32 = AtomicU32::new(0);
+    let tenths = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() / 100)
+        .saturating_sub(u128::from(INCARNATION_EPOCH_S) * 10);
+    let clock = u32::try_from(tenths).unwrap_or(u32::MAX).max(1);
+    let prev = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(clock.max(last.saturating_add(1)))
+        })
+        .unwrap_or(0);
+    clock.max(prev.saturating_add(1))
+}
+
 /// A running node. See [`Node::spawn`].
 #[derive(Debug)]
 pub struct Node;
@@ -115,7 +138,11 @@ impl Node {
             me.addr = a.to_string();
         }
         let start = Instant::now();
-        let peer = Peer::new(config.overlay.clone(), me, Millis(0));
+        let mut overlay = config.overlay.clone();
+        if overlay.incarnation == 0 {
+            overlay.incarnation = incarnation_now();
+        }
+        let peer = Peer::new(overlay, me, Millis(0));
         let metrics = Arc::new(Metrics::default());
         let (commands_tx, commands_rx) = mpsc::channel(256);
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);

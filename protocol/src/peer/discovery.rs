@@ -17,7 +17,7 @@
 //!   enclosing neighbour is told of the two peers across our shared
 //!   Delaunay edge (the fan), once per change.
 
-use super::table::Known;
+use super::table::{Known, Stamp};
 use super::{Peer, RemoveReason, State, Timer, clamp_name};
 use crate::Millis;
 use crate::geometry::Point;
@@ -47,14 +47,18 @@ impl Peer {
     pub(super) fn announce_move(&mut self, pos: Point, now: Millis) {
         self.me.pos = pos;
         self.seq = self.seq.wrapping_add(1);
-        let msg = Message::Move { seq: self.seq, pos };
+        let msg = Message::Move {
+            inc: self.config.incarnation,
+            seq: self.seq,
+            pos,
+        };
         let ids: Vec<PeerId> = self.kept.keys().copied().collect();
         for id in ids {
             self.send(id, msg.clone(), now);
         }
     }
 
-    pub(super) fn on_move(&mut self, now: Millis, from: PeerId, seq: u32, pos: Point) {
+    pub(super) fn on_move(&mut self, now: Millis, from: PeerId, stamp: Stamp, pos: Point) {
         let pos = self.config.world.wrap(pos);
         // Radius changes travel in hellos; assume ours for a stranger.
         let radius = self
@@ -72,7 +76,7 @@ impl Peer {
                     name: String::new(),
                     addr: String::new(),
                 };
-                self.insert(info, seq, true, now);
+                self.insert(info, stamp, true, now);
                 self.send_hello(from, now);
             } else {
                 // It keeps us on a stale belief: tell it, or it would hold
@@ -81,13 +85,21 @@ impl Peer {
             }
             return;
         };
-        if seq <= k.seq && k.confirmed && seq != 0 {
-            return; // stale datagram
+        if stamp <= k.stamp && k.confirmed && stamp.1 != 0 {
+            return; // stale datagram, or a move of an earlier life
         }
+        let restarted = stamp.0 > k.stamp.0 && k.confirmed;
         let old = k.info.pos;
         let old_r = k.info.radius;
         k.info.pos = pos;
-        k.seq = seq;
+        k.stamp = stamp;
+        if restarted {
+            // A new life that moved before its hello reached us: it knows
+            // nothing of us any more.
+            k.hello_sent = false;
+            self.stats.restarts_seen += 1;
+            self.send_hello(from, now);
+        }
         self.mark_dirty(now);
         self.tell_pairs(now, from, old, old_r, pos, radius);
     }
@@ -167,7 +179,7 @@ impl Peer {
             clamp_name(&mut info.name);
             let near = self.in_range(self.me.pos, self.me.radius, info.pos, info.radius);
             let id = info.id;
-            self.insert(info, 0, false, now);
+            self.insert(info, (0, 0), false, now);
             if mutual {
                 // The other side was told about us: it will speak first.
                 let grace = self.config.heartbeat_ms / 2;

@@ -14,6 +14,7 @@
 //! - A peer that was part of a world and has heard no neighbour within the
 //!   failure timeout is `Lost` ([`Peer::state`]).
 
+use super::table::Stamp;
 use super::{Peer, RemoveReason, State, Timer, clamp_name};
 use crate::Millis;
 use crate::id::{PeerId, PeerInfo};
@@ -38,15 +39,20 @@ impl Peer {
         }
     }
 
-    pub(super) fn on_hello(&mut self, now: Millis, mut info: PeerInfo, seq: u32) {
+    pub(super) fn on_hello(&mut self, now: Millis, mut info: PeerInfo, stamp: Stamp) {
         info.pos = self.config.world.wrap(info.pos);
         clamp_name(&mut info.name);
         let id = info.id;
         match self.kept.get_mut(&id) {
             Some(k) => {
-                if seq >= k.seq || !k.confirmed {
+                if stamp.0 > k.stamp.0 {
+                    // It restarted: it knows nothing of us any more.
+                    k.hello_sent = false;
+                    self.stats.restarts_seen += 1;
+                }
+                if stamp >= k.stamp || !k.confirmed {
                     k.info.pos = info.pos;
-                    k.seq = seq;
+                    k.stamp = stamp;
                 }
                 k.info.radius = info.radius;
                 k.info.name = info.name;
@@ -57,7 +63,7 @@ impl Peer {
             None => {
                 // Someone joined our world through us, or found us.
                 self.no_longer_alone();
-                self.insert(info, seq, true, now);
+                self.insert(info, stamp, true, now);
             }
         }
         if self.kept.get(&id).is_some_and(|k| !k.hello_sent) {
@@ -76,6 +82,7 @@ impl Peer {
     /// Our full record, as a `Hello`.
     pub(super) fn hello(&self) -> Message {
         Message::Hello {
+            inc: self.config.incarnation,
             seq: self.seq,
             pos: self.me.pos,
             radius: self.me.radius,

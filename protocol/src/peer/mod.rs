@@ -323,6 +323,7 @@ impl Peer {
                 observed_addr,
             } => self.on_join_reply(now, from, hops, peers, observed_addr),
             Message::Hello {
+                inc,
                 seq,
                 pos,
                 radius,
@@ -336,9 +337,9 @@ impl Peer {
                     name,
                     addr,
                 };
-                self.on_hello(now, info, seq);
+                self.on_hello(now, info, (inc, seq));
             }
-            Message::Move { seq, pos } => self.on_move(now, from, seq, pos),
+            Message::Move { inc, seq, pos } => self.on_move(now, from, (inc, seq), pos),
             Message::Discover { peers, mutual } => self.on_discover(now, peers, mutual),
             Message::Digest { ids } => self.on_digest(now, from, &ids),
             Message::Ping => {}

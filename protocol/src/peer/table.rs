@@ -11,12 +11,17 @@ use super::{Event, Peer, RemoveReason};
 use crate::Millis;
 use crate::id::{PeerId, PeerInfo};
 
+/// A peer's incarnation, then its move sequence number: records compare
+/// by incarnation first, so a restarted peer's first move beats every move
+/// of its previous life.
+pub(super) type Stamp = (u32, u32);
+
 /// What a peer knows about one kept peer.
 #[derive(Clone, Debug)]
 pub(super) struct Known {
     pub(super) info: PeerInfo,
-    /// Its last move sequence number heard.
-    pub(super) seq: u32,
+    /// Its incarnation and last move sequence number heard.
+    pub(super) stamp: Stamp,
     /// It has spoken to us on its own link.
     pub(super) confirmed: bool,
     pub(super) added: Millis,
@@ -34,13 +39,13 @@ pub(super) struct Known {
 }
 
 impl Peer {
-    pub(super) fn insert(&mut self, info: PeerInfo, seq: u32, confirmed: bool, now: Millis) {
+    pub(super) fn insert(&mut self, info: PeerInfo, stamp: Stamp, confirmed: bool, now: Millis) {
         let id = info.id;
         self.kept.insert(
             id,
             Known {
                 info,
-                seq,
+                stamp,
                 confirmed,
                 added: now,
                 last_heard: now,

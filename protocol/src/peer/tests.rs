@@ -83,6 +83,7 @@ fn non_finite_positions_are_refused_and_counted() {
         Millis(2),
         b.id(),
         Message::Move {
+            inc: 0,
             seq: 5,
             pos: Point::new(f32::NAN, 1.0),
         },
@@ -101,6 +102,7 @@ fn stale_moves_are_ignored() {
         Millis(2),
         b.id(),
         Message::Move {
+            inc: 0,
             seq: 5,
             pos: Point::new(130.0, 100.0),
         },
@@ -109,6 +111,7 @@ fn stale_moves_are_ignored() {
         Millis(3),
         b.id(),
         Message::Move {
+            inc: 0,
             seq: 4,
             pos: Point::new(125.0, 100.0),
         },
@@ -194,6 +197,7 @@ fn pair_discovery_in_a_crowd_never_sends_more_records_than_a_receiver_accepts() 
         Millis(60),
         mover,
         Message::Move {
+            inc: 0,
             seq: 2,
             pos: Point::new(470.0, 500.0),
         },

@@ -40,6 +40,10 @@ pub struct Config {
     pub teleport_distance: f32,
     /// Most peers kept at once (the farthest non-enclosing go first).
     pub max_kept: usize,
+    /// This peer's incarnation (boot epoch): a restarted peer must start
+    /// with a higher one than its previous life, so that others replace
+    /// what they knew of it at once (the node uses the wall clock).
+    pub incarnation: u32,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             max_join_hops: 128,
             teleport_distance: 100.0,
             max_kept: 1_024,
+            incarnation: 0,
         }
     }
 }
@@ -163,12 +168,14 @@ pub struct Stats {
     pub timeouts: u64,
     /// Repair digests sent (hull gaps, lost neighbours, new enclosing peers).
     pub repairs: u64,
+    /// Kept peers heard in a new incarnation (restarted with the same id).
+    pub restarts_seen: u64,
 }
 
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 6] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 7] {
         [
             (
                 "rejected",
@@ -195,6 +202,11 @@ impl Stats {
                 "repairs",
                 "Repair requests sent (hull gaps, lost neighbours).",
                 self.repairs,
+            ),
+            (
+                "restarts_seen",
+                "Kept peers heard in a new incarnation (restarted with the same id).",
+                self.restarts_seen,
             ),
         ]
     }

@@ -99,6 +99,23 @@ impl Net {
         self.peers.remove(&id);
     }
 
+    /// The peer vanishes without a word and comes back at once, with the
+    /// same id and a new `incarnation`, at (x, y), joining through `via`.
+    pub(crate) fn restart(&mut self, id: PeerId, incarnation: u32, x: f32, y: f32, via: PeerId) {
+        let name = self.peers[&id].info().name.clone();
+        self.crash(id);
+        let config = Config {
+            incarnation,
+            ..self.config.clone()
+        };
+        let info = PeerInfo::new(id, Point::new(x, y), config.radius, name);
+        let now = self.now;
+        let mut p = Peer::new(config, info, now);
+        p.join(via, now);
+        self.peers.insert(id, p);
+        self.flush();
+    }
+
     /// Messages from `a` to `b` wait until [`Net::release`].
     pub(crate) fn hold(&mut self, a: PeerId, b: PeerId) {
         self.held.insert((a, b));
@@ -263,6 +280,7 @@ impl Net {
 /// hand).
 pub(crate) fn hello(seq: u32, x: f32, y: f32) -> Message {
     Message::Hello {
+        inc: 0,
         seq,
         pos: Point::new(x, y),
         radius: 100.0,

@@ -136,6 +136,7 @@ fn a_move_from_a_stranger_out_of_range_is_answered_with_forget() {
         Millis(1),
         stranger,
         Message::Move {
+            inc: 0,
             seq: 3,
             pos: Point::new(600.0, 600.0),
         },
@@ -366,4 +367,52 @@ fn a_silent_neighbour_times_out_and_the_rest_repair_around_it() {
         assert!(!net.keeps(x, a), "{x} still keeps the crashed peer");
     }
     net.assert_invariants("after a crash");
+}
+
+#[test]
+fn a_restarted_peer_is_seen_at_its_new_place_at_once() {
+    let mut net = Net::new(WORLD, 20);
+    let a = net.add(1, 500.0, 500.0);
+    let b = net.add_joining(2, 560.0, 500.0, a);
+    let c = net.add_joining(3, 500.0, 560.0, a);
+    net.drive(1_000);
+    for step in 1..=20 {
+        net.move_to(b, 560.0 + step as f32, 500.0);
+        net.drive(50);
+    }
+    net.assert_invariants("before the restart");
+    // Back within the failure timeout, with its move counter at 0 again.
+    net.restart(b, 1, 540.0, 530.0, a);
+    net.drive(300);
+    let at = |net: &Net, who: PeerId| {
+        net.peers[&who]
+            .view(net.now)
+            .neighbours
+            .iter()
+            .find(|n| n.info.id == b)
+            .map(|n| n.info.pos)
+    };
+    assert_eq!(at(&net, a), Some(Point::new(540.0, 530.0)));
+    assert_eq!(at(&net, c), Some(Point::new(540.0, 530.0)));
+    net.move_to(b, 545.0, 530.0);
+    net.drive(100);
+    assert_eq!(at(&net, a), Some(Point::new(545.0, 530.0)));
+    assert_eq!(at(&net, c), Some(Point::new(545.0, 530.0)));
+    // The others greeted the new life: it knows them first-hand.
+    assert!(net.confirmed(b, a) && net.confirmed(b, c));
+    assert!(net.peers[&a].stats().restarts_seen >= 1);
+    // A late move of the old life changes nothing.
+    let now = net.now;
+    net.peer(a).handle(
+        now,
+        b,
+        Message::Move {
+            inc: 0,
+            seq: 999,
+            pos: Point::new(900.0, 900.0),
+        },
+    );
+    assert_eq!(at(&net, a), Some(Point::new(545.0, 530.0)));
+    net.drive(3_000);
+    net.assert_invariants("after the restart");
 }
