@@ -1,7 +1,7 @@
 //! `peerworld-node sim`: reads the arguments and any trace file, drives the
 //! (pure) simulator, measures wall time and prints the report.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -46,6 +46,12 @@ pub struct SimArgs {
     /// cut at W/2, and the seam) from tick T1 to tick T2: T1..T2.
     #[arg(long, value_parser = parse_ticks)]
     partition: Option<(u64, u64)>,
+    /// Two worlds in the same coordinates until tick T (newcomers join
+    /// their own, alternately); at T one peer of the first is given a peer
+    /// of the second and probes through it then and every 30 s. The report
+    /// gives `merged_after_s` (to one component and 99.9 % consistency).
+    #[arg(long, value_name = "T")]
+    merge_at: Option<u64>,
     /// Replay a movement trace (CSV `peer,step,x,y`, plain or .xz).
     #[arg(long)]
     trace: Option<PathBuf>,
@@ -79,6 +85,9 @@ pub struct SimArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Also write every sample to FILE, one JSON object a line with its tick.
+    #[arg(long, value_name = "FILE")]
+    series: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -156,6 +165,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         churn: a.churn,
         teleport: a.teleport,
         partition: a.partition,
+        merge_at: a.merge_at,
         latency_ms: a.latency_ms,
         jitter_ms: a.jitter_ms.unwrap_or((a.latency_ms / 2).min(3)),
         loss: a.loss,
@@ -175,6 +185,15 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
     cfg.peer.radius = a.radius;
     cfg.peer.buffer = a.buffer;
 
+    let mut series = a
+        .series
+        .as_ref()
+        .map(|p| {
+            std::fs::File::create(p)
+                .map(std::io::BufWriter::new)
+                .with_context(|| format!("creating {}", p.display()))
+        })
+        .transpose()?;
     let mut sim = Sim::new(cfg);
     let start = Instant::now();
     let mut sample_time = Duration::ZERO;
@@ -185,6 +204,13 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
             let s = sim.sample();
             sample_time += t.elapsed();
             sim.record(&s);
+            if let Some(out) = series.as_mut() {
+                let mut v = serde_json::to_value(&s)?;
+                v.as_object_mut()
+                    .expect("a sample is an object")
+                    .insert("tick".into(), sim.tick().into());
+                writeln!(out, "{v}")?;
+            }
         }
         if last_progress.elapsed() > Duration::from_secs(2) {
             last_progress = Instant::now();
@@ -222,7 +248,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
 
 fn print_table(r: &Report, sample_s: f64, step_s: f64) {
     let pct = |x: f64| format!("{:.4} %", x * 100.0);
-    let rows: Vec<(&str, String)> = vec![
+    let mut rows: Vec<(&str, String)> = vec![
         ("peers", r.peers.to_string()),
         (
             "ticks (measured from)",
@@ -301,6 +327,15 @@ fn print_table(r: &Report, sample_s: f64, step_s: f64) {
             format!("{:.0}", r.peer_ticks as f64 / step_s),
         ),
     ];
+    if r.teleports > 0 {
+        rows.push((
+            "teleports (unsettled at 2 s)",
+            format!("{} ({})", r.teleports, r.teleports_unsettled_2s),
+        ));
+    }
+    if let Some(t) = r.merged_after_s {
+        rows.push(("merged (1 component, 99.9 %) after", format!("{t:.1} s")));
+    }
     for (k, v) in rows {
         println!("{k:<32} {v}");
     }

@@ -395,3 +395,24 @@ fn loss_of_position_updates_is_tolerated() {
     assert!(r.summary.consistency >= 0.99, "{r:?}");
     assert_eq!(r.summary.components_max, 1, "{r:?}");
 }
+
+#[test]
+fn two_worlds_in_the_same_coordinates_merge_once_one_peer_is_given_the_others_address() {
+    // 500 + 500 walkers in one 1200 × 1200 square at 100 ms latency, each
+    // world unaware of the other until one peer probes through a peer of
+    // the other world.
+    let mut cfg = config(1000, 1200.0, Mobility::RandomWaypoint, 0);
+    cfg.seed = 5;
+    cfg.latency_ms = 100;
+    cfg.voronoi = false;
+    let merge = join_ticks(&cfg) + 20;
+    cfg.merge_at = Some(merge);
+    cfg.measure_from = Some(merge - 20);
+    cfg.sample_every = 10;
+    cfg.ticks = merge + 150;
+    let r = Sim::new(cfg).run();
+    assert_eq!(r.summary.components_max, 2, "apart before: {r:?}");
+    assert!(r.summary.consistency_min < 0.6, "unaware before: {r:?}");
+    let after = r.merged_after_s.expect("the two worlds never merged");
+    assert!(after <= 90.0, "merged only after {after} s");
+}

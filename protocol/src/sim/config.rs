@@ -9,6 +9,10 @@ use crate::invariants::Summary;
 use crate::mobility::Mobility;
 use crate::peer::Config;
 
+/// Ticks between two merge probes of the peer given the other world's
+/// address (30 s, as a node's bootstrap probes).
+pub const MERGE_PROBE_TICKS: u64 = 300;
+
 /// How newcomers find the world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bootstrap {
@@ -40,6 +44,12 @@ pub struct SimConfig {
     /// From tick `.0` to tick `.1`, messages between the two halves of the
     /// world (x below W/2, and the rest) are dropped: a partition.
     pub partition: Option<(u64, u64)>,
+    /// Two worlds in the same coordinates until this tick: newcomers join
+    /// through a peer of their own world (alternately the one and the
+    /// other); at this tick one peer of the first is given a peer of the
+    /// second, and walks a join probe through it then and every
+    /// [`MERGE_PROBE_TICKS`] after (as a node does through a bootstrap).
+    pub merge_at: Option<u64>,
     /// Base one-way latency in milliseconds.
     pub latency_ms: u64,
     /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
@@ -74,6 +84,7 @@ impl Default for SimConfig {
             churn: 0.0,
             teleport: 0.0,
             partition: None,
+            merge_at: None,
             latency_ms: 5,
             jitter_ms: 3,
             loss: 0.0,
@@ -119,6 +130,10 @@ pub struct Report {
     /// Of those, the ones whose peer, 2 s after the jump, was not yet part of
     /// the world or had no enclosing neighbour (stranded).
     pub teleports_unsettled_2s: u64,
+    /// With two worlds (`--merge-at`): seconds from the merge tick to the
+    /// first sample with one component and a consistency of at least
+    /// 99.9 % (none if it never came).
+    pub merged_after_s: Option<f64>,
     /// Peer-ticks simulated (live peers summed over ticks).
     pub peer_ticks: u64,
     /// Bytes per peer per tick by message kind (measured ticks).

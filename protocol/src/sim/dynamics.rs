@@ -1,7 +1,7 @@
 //! The world's dynamics the simulator applies each tick: the initial joins,
 //! churn, walking and teleports, and the partition that cuts links.
 
-use super::{Sim, TELEPORT_SETTLE_MS};
+use super::{MERGE_PROBE_TICKS, Sim, TELEPORT_SETTLE_MS};
 use crate::mobility::{Mobility, Walker, random_point};
 
 impl Sim {
@@ -70,6 +70,35 @@ impl Sim {
             }
             let pos = random_point(self.world, &mut self.rng);
             self.spawn(pos);
+        }
+    }
+
+    /// Two worlds: at the merge tick, a peer of the first is given a peer
+    /// of the second; it probes through it then and every
+    /// `MERGE_PROBE_TICKS` while both live.
+    pub(super) fn merge_probe(&mut self) {
+        let Some(at) = self.cfg.merge_at else {
+            return;
+        };
+        if self.tick == at {
+            let joined = |w: u8| {
+                self.slots
+                    .iter()
+                    .find(|s| s.alive && s.born_in == w && s.peer.is_joined())
+                    .map(|s| s.peer.id())
+            };
+            self.merge_link = joined(0).zip(joined(1));
+        }
+        if self.tick < at || !(self.tick - at).is_multiple_of(MERGE_PROBE_TICKS) {
+            return;
+        }
+        if let Some((prober, via)) = self.merge_link
+            && self.peer(&via).is_some()
+            && let Some(&i) = self.by_id.get(&prober)
+            && self.slots[i].alive
+        {
+            self.slots[i].peer.probe_through(via, self.now);
+            self.flush(i);
         }
     }
 

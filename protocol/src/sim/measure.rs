@@ -3,6 +3,10 @@
 use std::collections::HashSet;
 
 use super::{Report, Sim, Slot, TICK_MS};
+
+/// Two worlds count as merged from the first sample with one component and
+/// at least this consistency.
+pub const MERGED_CONSISTENCY: f64 = 0.999;
 use crate::id::PeerId;
 use crate::invariants::{self, Kept, Options, Sample, TruePeer};
 
@@ -58,6 +62,14 @@ impl Sim {
     /// Adds a sample to the report's averages.
     pub fn record(&mut self, s: &Sample) {
         self.totals.record(s);
+        if let Some(t) = self.cfg.merge_at
+            && self.tick >= t
+            && s.components == 1
+            && s.consistency >= MERGED_CONSISTENCY
+            && self.merged_tick.is_none()
+        {
+            self.merged_tick = Some(self.tick);
+        }
     }
 
     /// The report so far.
@@ -87,6 +99,10 @@ impl Sim {
             joins: self.joins,
             teleports: self.teleports,
             teleports_unsettled_2s: self.teleports_unsettled,
+            merged_after_s: self.cfg.merge_at.and_then(|t| {
+                self.merged_tick
+                    .map(|m| (m - t) as f64 * TICK_MS as f64 / 1000.0)
+            }),
             peer_ticks: self.peer_ticks,
             bytes_by_kind: self
                 .window_by_kind

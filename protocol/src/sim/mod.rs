@@ -31,7 +31,7 @@ mod measure;
 mod rng;
 mod trace;
 
-pub use config::{Bootstrap, Report, SimConfig};
+pub use config::{Bootstrap, MERGE_PROBE_TICKS, Report, SimConfig};
 pub use rng::Rng;
 use trace::trace_last_entry;
 pub use trace::{Trace, TraceError};
@@ -45,6 +45,8 @@ struct Slot {
     /// When the peer starts counting in the metrics: two one-way latencies
     /// after its join completed (at once for the first, alone).
     counts_from: Option<Millis>,
+    /// Which of the two worlds it was born in (`merge_at`; else 0).
+    born_in: u8,
 }
 
 #[derive(Debug)]
@@ -94,6 +96,10 @@ pub struct Sim {
     teleports_unsettled: u64,
     /// The step of the trace's last newcomer, found once.
     trace_last_entry: Option<u64>,
+    /// Two worlds: the peer given the other world's address, and that
+    /// address; then the tick of the first one-component sample.
+    merge_link: Option<(PeerId, PeerId)>,
+    merged_tick: Option<u64>,
 }
 
 impl Sim {
@@ -136,6 +142,8 @@ impl Sim {
             teleports: 0,
             teleports_unsettled: 0,
             trace_last_entry: cfg.trace.as_ref().map(trace_last_entry),
+            merge_link: None,
+            merged_tick: None,
             cfg,
         }
     }
@@ -233,7 +241,12 @@ impl Sim {
             format!("p{}", self.next_id - 1),
         );
         let mut peer = Peer::new(self.cfg.peer.clone(), info, self.now);
-        let via = self.pick_bootstrap();
+        let born_in = if self.two_worlds() {
+            (self.slots.len() % 2) as u8
+        } else {
+            0
+        };
+        let via = self.pick_bootstrap(born_in);
         let mut join_started = None;
         let mut counts_from = Some(self.now);
         if let Some(via) = via {
@@ -250,6 +263,7 @@ impl Sim {
             timer_at: None,
             join_started,
             counts_from,
+            born_in,
         });
         self.by_id.insert(id, slot);
         self.last_join_tick = self.tick;
@@ -257,9 +271,16 @@ impl Sim {
         id
     }
 
-    fn pick_bootstrap(&mut self) -> Option<PeerId> {
+    /// Whether the world is still two worlds (`merge_at` not reached).
+    fn two_worlds(&self) -> bool {
+        self.cfg.merge_at.is_some_and(|t| self.tick < t)
+    }
+
+    fn pick_bootstrap(&mut self, world: u8) -> Option<PeerId> {
+        let apart = self.two_worlds();
         let live: Vec<usize> = (0..self.slots.len())
             .filter(|&i| self.slots[i].alive && self.slots[i].peer.is_joined())
+            .filter(|&i| !apart || self.slots[i].born_in == world)
             .collect();
         if live.is_empty() {
             return None;
@@ -433,6 +454,7 @@ impl Sim {
             self.initial_joins();
             self.churn();
             self.walk();
+            self.merge_probe();
         }
         self.run_until(Millis((self.tick + 1) * TICK_MS));
         self.check_teleports();
