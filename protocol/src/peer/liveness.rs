@@ -61,9 +61,18 @@ impl Peer {
                 self.mark_dirty(now);
             }
             None => {
-                // Someone joined our world through us, or found us.
+                // Someone joined our world through us, or found us. It holds
+                // our record already (it spoke first): answer only a peer in
+                // range. One kept for another reason (enclosing for it) hears
+                // our moves and pings; answering every hello would make two
+                // peers that disagree on keeping each other greet each other
+                // for ever, each dropping the other at its next recompute.
                 self.no_longer_alone();
+                let near = self.in_range(self.me.pos, self.me.radius, info.pos, info.radius);
                 self.insert(info, stamp, true, now);
+                if !near && let Some(k) = self.kept.get_mut(&id) {
+                    k.hello_sent = true;
+                }
             }
         }
         if self.kept.get(&id).is_some_and(|k| !k.hello_sent) {

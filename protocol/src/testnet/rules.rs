@@ -416,3 +416,29 @@ fn a_restarted_peer_is_seen_at_its_new_place_at_once() {
     net.drive(3_000);
     net.assert_invariants("after the restart");
 }
+
+#[test]
+fn a_hello_from_a_stranger_out_of_range_is_not_answered_with_a_hello() {
+    // Answering it would let two peers that disagree on keeping each other
+    // greet each other for ever.
+    let mut p = lone(1, 100.0, 100.0, config());
+    let far = PeerId::from_seed(9);
+    p.handle(Millis(1), far, hello(1, 600.0, 600.0));
+    let answers: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
+    assert!(
+        !answers
+            .iter()
+            .any(|t| matches!(t.msg, Message::Hello { .. })),
+        "{answers:?}"
+    );
+    // One in range is greeted back.
+    let near = PeerId::from_seed(10);
+    p.handle(Millis(2), near, hello(1, 150.0, 100.0));
+    let answers: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
+    assert!(
+        answers
+            .iter()
+            .any(|t| t.to == near && matches!(t.msg, Message::Hello { .. })),
+        "{answers:?}"
+    );
+}
