@@ -16,7 +16,7 @@ use peerworld_client::screenshot::{
     FrameBench, FrameBenchPlugin, ScreenshotPlan, ScreenshotPlugin,
 };
 use peerworld_node::Identity;
-use peerworld_node::args::parse_world;
+use peerworld_node::args::{RadiusModeArg, parse_neighbours, parse_world};
 use peerworld_protocol::World;
 
 /// Walk a shared peer-to-peer world.
@@ -49,6 +49,13 @@ struct Cli {
     /// joining].
     #[arg(long)]
     radius: Option<f32>,
+    /// fixed, or adaptive: the radius shrinks in crowds to keep the peers
+    /// within reach inside --neighbours, and grows back to --radius.
+    #[arg(long, value_enum, default_value_t = RadiusModeArg::Adaptive)]
+    radius_mode: RadiusModeArg,
+    /// Adaptive radius: fewest and most peers within reach, MIN..MAX.
+    #[arg(long, default_value = "8..40", value_parser = parse_neighbours)]
+    neighbours: (usize, usize),
     /// World size W,H; must match the world you join [default: 1000,640
     /// embedded (about one window), 10000,10000 when joining].
     #[arg(long, value_parser = parse_world)]
@@ -180,6 +187,8 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 name: name.clone(),
                 bots,
                 radius,
+                radius_mode: cli.radius_mode.into(),
+                neighbours: cli.neighbours,
                 world,
                 identity,
                 bot_speed: cli.bot_speed,

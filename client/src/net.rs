@@ -148,8 +148,12 @@ pub struct NetSetup {
     pub name: String,
     /// Bots in the embedded world.
     pub bots: usize,
-    /// Awareness radius.
+    /// Awareness radius (the largest, with the adaptive mode).
     pub radius: f32,
+    /// Fixed, or adaptive (shrinks in crowds).
+    pub radius_mode: peerworld_protocol::RadiusMode,
+    /// Adaptive radius: fewest and most peers within reach.
+    pub neighbours: (usize, usize),
     /// World size.
     pub world: World,
     /// Own key.
@@ -260,6 +264,8 @@ async fn start_nodes(setup: &NetSetup) -> Result<Vec<NodeHandle>, NetError> {
     let overlay = Config {
         world: setup.world,
         radius: setup.radius,
+        radius_mode: setup.radius_mode,
+        neighbours: setup.neighbours,
         ..Config::default()
     };
     let centre = Point::new(setup.world.width / 2.0, setup.world.height / 2.0);

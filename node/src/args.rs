@@ -1,6 +1,45 @@
-//! Parsers for the command-line values every binary shares (`X,Y`, `W,H`).
+//! Parsers for the command-line values every binary shares (`X,Y`, `W,H`,
+//! `MIN..MAX`, the radius mode).
 
-use peerworld_protocol::World;
+use peerworld_protocol::{RadiusMode, World};
+
+/// `--radius-mode`: fixed, or adaptive (shrinks in crowds).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RadiusModeArg {
+    /// Always the configured radius.
+    Fixed,
+    /// Shrinks in crowds to keep the neighbours in range within
+    /// `--neighbours`, grows back to the configured radius.
+    Adaptive,
+}
+
+impl From<RadiusModeArg> for RadiusMode {
+    fn from(a: RadiusModeArg) -> Self {
+        match a {
+            RadiusModeArg::Fixed => RadiusMode::Fixed,
+            RadiusModeArg::Adaptive => RadiusMode::Adaptive,
+        }
+    }
+}
+
+/// `MIN..MAX` neighbours within reach for the adaptive radius: 1 ≤ MIN and
+/// MIN + 2 ≤ MAX ≤ 1000.
+pub fn parse_neighbours(s: &str) -> Result<(usize, usize), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected MIN..MAX, got {s:?}"))?;
+    let parse = |x: &str| {
+        x.trim()
+            .parse::<usize>()
+            .map_err(|_| format!("{x:?} is not a whole number"))
+    };
+    let (lo, hi) = (parse(a)?, parse(b)?);
+    if lo == 0 || hi < lo + 2 || hi > 1000 {
+        return Err(format!("{s:?}: need 1 <= MIN and MIN + 2 <= MAX <= 1000"));
+    }
+    Ok((lo, hi))
+}
 
 /// Two finite numbers separated by a comma: `X,Y` or `W,H`.
 pub fn parse_pair(s: &str) -> Result<(f32, f32), String> {
@@ -42,5 +81,14 @@ mod tests {
         assert_eq!(parse_world("800,600"), Ok(World::new(800.0, 600.0)));
         assert!(parse_world("0,5").is_err());
         assert!(parse_world("-1,5").is_err());
+    }
+
+    #[test]
+    fn neighbour_bounds_are_checked() {
+        assert_eq!(parse_neighbours("8..40"), Ok((8, 40)));
+        assert_eq!(parse_neighbours(" 1 .. 3"), Ok((1, 3)));
+        for bad in ["0..10", "10..11", "10..5", "8-40", "a..9", "1..5000"] {
+            assert!(parse_neighbours(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use peerworld_node::args::parse_pair;
+use peerworld_node::args::{RadiusModeArg, parse_neighbours, parse_pair};
 use peerworld_node::{Identity, Node, NodeConfig, Walk, status};
 use peerworld_protocol::{Config, Point, World};
 use serde::Deserialize;
@@ -50,9 +50,18 @@ pub struct RunArgs {
     /// Start position X,Y [default: random].
     #[arg(long, env = "PEERWORLD_POS", value_parser = parse_pair)]
     pos: Option<(f32, f32)>,
-    /// Awareness radius in world units [default: 100].
+    /// Awareness radius in world units [default: 100]; with the adaptive
+    /// mode, the largest.
     #[arg(long, env = "PEERWORLD_RADIUS")]
     radius: Option<f32>,
+    /// fixed, or adaptive: the radius shrinks in crowds to keep the peers
+    /// within reach inside --neighbours, and grows back [default: adaptive].
+    #[arg(long, env = "PEERWORLD_RADIUS_MODE")]
+    radius_mode: Option<RadiusModeArg>,
+    /// Adaptive radius: fewest and most peers within reach, MIN..MAX
+    /// [default: 8..40].
+    #[arg(long, env = "PEERWORLD_NEIGHBOURS", value_parser = parse_neighbours)]
+    neighbours: Option<(usize, usize)>,
     /// Display name [default: node-<short id>].
     #[arg(long, env = "PEERWORLD_NAME")]
     name: Option<String>,
@@ -97,6 +106,8 @@ struct FileConfig {
     advertise: Option<SocketAddr>,
     pos: Option<[f32; 2]>,
     radius: Option<f32>,
+    radius_mode: Option<RadiusModeArg>,
+    neighbours: Option<String>,
     name: Option<String>,
     status: Option<SocketAddr>,
     walk: Option<WalkArg>,
@@ -156,6 +167,15 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     if !(radius.is_finite() && radius > 0.0) {
         bail!("--radius must be positive");
     }
+    let radius_mode = args
+        .radius_mode
+        .or(file.radius_mode)
+        .unwrap_or(RadiusModeArg::Adaptive);
+    let neighbours = match (args.neighbours, &file.neighbours) {
+        (Some(n), _) => n,
+        (None, Some(s)) => parse_neighbours(s).map_err(|e| anyhow::anyhow!("neighbours: {e}"))?,
+        (None, None) => Config::default().neighbours,
+    };
     let speed = args.speed.or(file.speed).unwrap_or(20.0);
     if !(speed.is_finite() && speed >= 0.0) {
         bail!("--speed must be zero or positive");
@@ -188,6 +208,8 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     node.overlay = Config {
         world,
         radius,
+        radius_mode: radius_mode.into(),
+        neighbours,
         ..Config::default()
     };
     node.walk = walk;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use peerworld_node::args::parse_world;
+use peerworld_node::args::{RadiusModeArg, parse_neighbours, parse_world};
 use peerworld_protocol::World;
 use peerworld_protocol::mobility::Mobility;
 use peerworld_protocol::sim::{Bootstrap, Report, Sim, SimConfig, TICK_MS, Trace};
@@ -46,6 +46,19 @@ pub struct SimArgs {
     /// cut at W/2, and the seam) from tick T1 to tick T2: T1..T2.
     #[arg(long, value_parser = parse_ticks)]
     partition: Option<(u64, u64)>,
+    /// fixed (as VON, the default: research runs compare), or adaptive (the
+    /// radius shrinks in crowds to keep the peers within reach inside
+    /// --neighbours, and grows back to --radius).
+    #[arg(long, value_enum, default_value_t = RadiusModeArg::Fixed)]
+    radius_mode: RadiusModeArg,
+    /// Adaptive radius: fewest and most peers within reach, MIN..MAX.
+    #[arg(long, default_value = "8..40", value_parser = parse_neighbours)]
+    neighbours: (usize, usize),
+    /// Share of the peers that walk into a plaza (30 units around the
+    /// world's centre, each to its own spot) and stay; the report gives
+    /// `crowd_bytes_per_peer_per_tick`.
+    #[arg(long, default_value_t = 0.0)]
+    crowd: f64,
     /// Two worlds in the same coordinates until tick T (newcomers join
     /// their own, alternately); at T one peer of the first is given a peer
     /// of the second and probes through it then and every 30 s. The report
@@ -136,11 +149,11 @@ fn parse_ticks(s: &str) -> Result<(u64, u64), String> {
 
 /// Runs the simulator as the arguments say.
 pub fn run(a: SimArgs) -> anyhow::Result<()> {
-    if ![a.churn, a.loss, a.teleport]
+    if ![a.churn, a.loss, a.teleport, a.crowd]
         .iter()
         .all(|p| (0.0..=1.0).contains(p))
     {
-        bail!("--churn, --loss and --teleport are probabilities in [0, 1]");
+        bail!("--churn, --loss, --teleport and --crowd are probabilities in [0, 1]");
     }
     if !(a.radius.is_finite() && a.radius > 0.0 && a.speed.is_finite() && a.speed >= 0.0) {
         bail!("--radius must be positive and --speed non-negative");
@@ -166,6 +179,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         teleport: a.teleport,
         partition: a.partition,
         merge_at: a.merge_at,
+        crowd: a.crowd,
         latency_ms: a.latency_ms,
         jitter_ms: a.jitter_ms.unwrap_or((a.latency_ms / 2).min(3)),
         loss: a.loss,
@@ -184,6 +198,8 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
     cfg.peer.world = a.world;
     cfg.peer.radius = a.radius;
     cfg.peer.buffer = a.buffer;
+    cfg.peer.radius_mode = a.radius_mode.into();
+    cfg.peer.neighbours = a.neighbours;
 
     let mut series = a
         .series
@@ -332,6 +348,9 @@ fn print_table(r: &Report, sample_s: f64, step_s: f64) {
             "teleports (unsettled at 2 s)",
             format!("{} ({})", r.teleports, r.teleports_unsettled_2s),
         ));
+    }
+    if let Some(b) = r.crowd_bytes_per_peer_per_tick {
+        rows.push(("bytes per crowd peer per tick", format!("{b:.1}")));
     }
     if let Some(t) = r.merged_after_s {
         rows.push(("merged (1 component, 99.9 %) after", format!("{t:.1} s")));

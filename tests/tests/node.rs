@@ -532,8 +532,9 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
         let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
             .await
             .unwrap();
-        conn.send_datagram(vec![0x01, 0x00, 0xff, 0xff, 0xff].into())
-            .unwrap();
+        let mut garbage = message::PROTOCOL_VERSION.to_le_bytes().to_vec();
+        garbage.extend_from_slice(&[0xff, 0xff, 0xff]);
+        conn.send_datagram(garbage.into()).unwrap();
         assert_eq!(
             closed_with(&conn).await,
             Some(u64::from(close_code::MALFORMED))

@@ -7,7 +7,7 @@
 use peerworld_protocol::invariants::Sample;
 use peerworld_protocol::mobility::Mobility;
 use peerworld_protocol::sim::{Report, Sim, SimConfig};
-use peerworld_protocol::{Point, World};
+use peerworld_protocol::{Point, RadiusMode, World};
 
 fn config(peers: usize, world: f32, mobility: Mobility, ticks: u64) -> SimConfig {
     let mut cfg = SimConfig {
@@ -415,4 +415,40 @@ fn two_worlds_in_the_same_coordinates_merge_once_one_peer_is_given_the_others_ad
     assert!(r.summary.consistency_min < 0.6, "unaware before: {r:?}");
     let after = r.merged_after_s.expect("the two worlds never merged");
     assert!(after <= 90.0, "merged only after {after} s");
+}
+
+#[test]
+fn an_adaptive_radius_keeps_a_crowd_small_and_aware() {
+    // Half of 600 still peers walk into a plaza 60 units wide (30 around
+    // the centre) and stay: with the fixed radius each of them keeps the
+    // whole crowd; the adaptive radius shrinks to keep at most 40 within
+    // reach, and awareness holds for the radius each has now.
+    let run = |mode: RadiusMode| {
+        let mut cfg = config(600, 930.0, Mobility::Still, 0);
+        cfg.crowd = 0.5;
+        cfg.latency_ms = 50;
+        cfg.voronoi = false;
+        cfg.peer.radius_mode = mode;
+        // The farthest walk to the plaza is about 650 units at 5 per tick.
+        let from = join_ticks(&cfg) + 150;
+        cfg.ticks = from + 50;
+        cfg.measure_from = Some(from);
+        cfg.sample_every = 10;
+        Sim::new(cfg).run()
+    };
+    let fixed = run(RadiusMode::Fixed);
+    assert!(fixed.summary.kept_max >= 250, "fixed: {fixed:?}");
+    let r = run(RadiusMode::Adaptive);
+    let t = &r.summary;
+    assert!(t.kept_max <= 60, "adaptive: {r:?}");
+    assert!(t.consistency >= 0.999, "adaptive: {r:?}");
+    assert_eq!(t.components_max, 1, "adaptive: {r:?}");
+    let (crowd, apart) = (
+        r.crowd_bytes_per_peer_per_tick.unwrap(),
+        fixed.crowd_bytes_per_peer_per_tick.unwrap(),
+    );
+    assert!(
+        crowd <= apart,
+        "adaptive crowd {crowd} B vs fixed {apart} B"
+    );
 }

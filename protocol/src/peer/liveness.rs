@@ -39,15 +39,18 @@ impl Peer {
         }
     }
 
-    pub(super) fn on_hello(&mut self, now: Millis, mut info: PeerInfo, stamp: Stamp) {
+    /// A peer's own record. Answered with ours when it asks (it greets us),
+    /// or when it is a new life of a peer we kept (it knows nothing of us).
+    pub(super) fn on_hello(&mut self, now: Millis, mut info: PeerInfo, stamp: Stamp, ask: bool) {
         info.pos = self.config.world.wrap(info.pos);
         clamp_name(&mut info.name);
         let id = info.id;
+        let mut answer = ask;
         match self.kept.get_mut(&id) {
             Some(k) => {
                 if stamp.0 > k.stamp.0 {
                     // It restarted: it knows nothing of us any more.
-                    k.hello_sent = false;
+                    answer = true;
                     self.stats.restarts_seen += 1;
                 }
                 if stamp >= k.stamp || !k.confirmed {
@@ -61,35 +64,27 @@ impl Peer {
                 self.mark_dirty(now);
             }
             None => {
-                // Someone joined our world through us, or found us. It holds
-                // our record already (it spoke first): answer only a peer in
-                // range. One kept for another reason (enclosing for it) hears
-                // our moves and pings; answering every hello would make two
-                // peers that disagree on keeping each other greet each other
-                // for ever, each dropping the other at its next recompute.
+                // Someone joined our world through us, or found us.
                 self.no_longer_alone();
-                let near = self.in_range(self.me.pos, self.me.radius, info.pos, info.radius);
                 self.insert(info, stamp, true, now);
-                if !near && let Some(k) = self.kept.get_mut(&id) {
-                    k.hello_sent = true;
-                }
             }
         }
-        if self.kept.get(&id).is_some_and(|k| !k.hello_sent) {
-            self.send_hello(id, now);
+        if answer {
+            self.send_hello(id, false, now);
         }
     }
 
-    pub(super) fn send_hello(&mut self, to: PeerId, now: Millis) {
+    /// Sends our record; `ask` asks for theirs in return (a greeting).
+    pub(super) fn send_hello(&mut self, to: PeerId, ask: bool, now: Millis) {
         if let Some(k) = self.kept.get_mut(&to) {
             k.hello_sent = true;
         }
-        let msg = self.hello();
+        let msg = self.hello(ask);
         self.send(to, msg, now);
     }
 
     /// Our full record, as a `Hello`.
-    pub(super) fn hello(&self) -> Message {
+    pub(super) fn hello(&self, ask: bool) -> Message {
         Message::Hello {
             inc: self.config.incarnation,
             seq: self.seq,
@@ -97,6 +92,7 @@ impl Peer {
             radius: self.me.radius,
             name: self.me.name.clone(),
             addr: self.me.addr.clone(),
+            ask,
         }
     }
 
@@ -110,7 +106,7 @@ impl Peer {
             .map(|(id, _)| *id)
             .collect();
         for id in greet {
-            self.send_hello(id, now);
+            self.send_hello(id, true, now);
         }
     }
 

@@ -35,6 +35,7 @@ mod repair;
 mod table;
 mod types;
 
+pub use radius::RadiusMode;
 use repair::Silenced;
 pub use repair::short4;
 use table::Table;
@@ -146,6 +147,8 @@ pub struct Peer {
     /// Whether this peer has ever heard a neighbour while part of a world
     /// (before that, an empty table is a new world, not a lost peer).
     ever_connected: bool,
+    /// When the adaptive radius last changed, and whether it shrank.
+    radius_changed: Option<(Millis, bool)>,
     stats: Stats,
 }
 
@@ -201,6 +204,7 @@ impl Peer {
             probe_via: None,
             silenced: Vec::new(),
             ever_connected: false,
+            radius_changed: None,
             stats: Stats::default(),
         }
     }
@@ -329,6 +333,7 @@ impl Peer {
                 radius,
                 name,
                 addr,
+                ask,
             } => {
                 let info = PeerInfo {
                     id: from,
@@ -337,13 +342,13 @@ impl Peer {
                     name,
                     addr,
                 };
-                self.on_hello(now, info, (inc, seq));
+                self.on_hello(now, info, (inc, seq), ask);
             }
             Message::Move { inc, seq, pos } => self.on_move(now, from, (inc, seq), pos),
             Message::Discover { peers, mutual } => self.on_discover(now, peers, mutual),
             Message::Digest { ids } => self.on_digest(now, from, &ids),
-            Message::Ping => {}
-            Message::Forget => self.on_forget(now, from),
+            Message::Ping => self.on_ping(now, from),
+            Message::Forget { radius } => self.on_forget(now, from, radius),
             Message::Leave => self.on_leave(now, from),
         }
         if self.is_joined() && self.kept.get(&from).is_some_and(|k| k.confirmed) {
@@ -388,6 +393,7 @@ impl Peer {
         self.heartbeats(now);
         self.repair_hull(now);
         self.probe_silenced(now);
+        self.adapt_radius(now);
     }
 
     /// When [`Peer::handle_timeout`] should be called next.

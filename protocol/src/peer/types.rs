@@ -1,6 +1,7 @@
 //! The peer's public types: its configuration, what it sends and reports,
 //! and what it knows.
 
+use super::RadiusMode;
 use crate::Millis;
 use crate::geometry::World;
 use crate::id::{PeerId, PeerInfo};
@@ -11,8 +12,14 @@ use crate::message::{DecodeError, Message};
 pub struct Config {
     /// The world's size.
     pub world: World,
-    /// Awareness radius.
+    /// Awareness radius (with [`RadiusMode::Adaptive`], the largest).
     pub radius: f32,
+    /// Whether the radius is fixed or adapts to crowds.
+    pub radius_mode: RadiusMode,
+    /// Adaptive radius: the fewest and most peers to keep within reach
+    /// (radius plus buffer); the radius shrinks above the most and grows
+    /// back below the fewest.
+    pub neighbours: (usize, usize),
     /// Detection buffer: peers are learned about this far before they cross
     /// the radius (VON uses 32 at radius 100).
     pub buffer: f32,
@@ -51,6 +58,8 @@ impl Default for Config {
         Self {
             world: World::default(),
             radius: 100.0,
+            radius_mode: RadiusMode::Fixed,
+            neighbours: (8, 40),
             buffer: 32.0,
             failure_timeout_ms: 3_000,
             heartbeat_ms: 1_000,
@@ -170,12 +179,14 @@ pub struct Stats {
     pub repairs: u64,
     /// Kept peers heard in a new incarnation (restarted with the same id).
     pub restarts_seen: u64,
+    /// Times the adaptive radius changed.
+    pub radius_changes: u64,
 }
 
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 7] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 8] {
         [
             (
                 "rejected",
@@ -207,6 +218,11 @@ impl Stats {
                 "restarts_seen",
                 "Kept peers heard in a new incarnation (restarted with the same id).",
                 self.restarts_seen,
+            ),
+            (
+                "radius_changes",
+                "Times the adaptive radius changed (crowds).",
+                self.radius_changes,
             ),
         ]
     }

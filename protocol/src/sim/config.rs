@@ -9,6 +9,9 @@ use crate::invariants::Summary;
 use crate::mobility::Mobility;
 use crate::peer::Config;
 
+/// The plaza of `--crowd`: a disk this wide in radius at the world's centre.
+pub const PLAZA_RADIUS: f32 = 30.0;
+
 /// Ticks between two merge probes of the peer given the other world's
 /// address (30 s, as a node's bootstrap probes).
 pub const MERGE_PROBE_TICKS: u64 = 300;
@@ -50,6 +53,10 @@ pub struct SimConfig {
     /// second, and walks a join probe through it then and every
     /// [`MERGE_PROBE_TICKS`] after (as a node does through a bootstrap).
     pub merge_at: Option<u64>,
+    /// Share of the peers that walk into the plaza (within [`PLAZA_RADIUS`]
+    /// of the world's centre, each to its own spot) and stay there; the
+    /// others walk as the mobility model says.
+    pub crowd: f64,
     /// Base one-way latency in milliseconds.
     pub latency_ms: u64,
     /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
@@ -85,6 +92,7 @@ impl Default for SimConfig {
             teleport: 0.0,
             partition: None,
             merge_at: None,
+            crowd: 0.0,
             latency_ms: 5,
             jitter_ms: 3,
             loss: 0.0,
@@ -134,6 +142,8 @@ pub struct Report {
     /// first sample with one component and a consistency of at least
     /// 99.9 % (none if it never came).
     pub merged_after_s: Option<f64>,
+    /// With `--crowd`: bytes sent per crowd peer per tick (measured ticks).
+    pub crowd_bytes_per_peer_per_tick: Option<f64>,
     /// Peer-ticks simulated (live peers summed over ticks).
     pub peer_ticks: u64,
     /// Bytes per peer per tick by message kind (measured ticks).

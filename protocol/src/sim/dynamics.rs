@@ -1,7 +1,8 @@
 //! The world's dynamics the simulator applies each tick: the initial joins,
 //! churn, walking and teleports, and the partition that cuts links.
 
-use super::{MERGE_PROBE_TICKS, Sim, TELEPORT_SETTLE_MS};
+use super::{MERGE_PROBE_TICKS, PLAZA_RADIUS, Sim, TELEPORT_SETTLE_MS};
+use crate::geometry::Point;
 use crate::mobility::{Mobility, Walker, random_point};
 
 impl Sim {
@@ -102,12 +103,45 @@ impl Sim {
         }
     }
 
+    /// A random spot in the plaza (uniform over its disk).
+    pub(super) fn plaza_spot(&mut self) -> Point {
+        let centre = Point::new(self.world.width / 2.0, self.world.height / 2.0);
+        let r = PLAZA_RADIUS as f64 * self.rng.f64().sqrt();
+        let a = std::f64::consts::TAU * self.rng.f64();
+        Point::new(
+            centre.x + (r * a.cos()) as f32,
+            centre.y + (r * a.sin()) as f32,
+        )
+    }
+
     pub(super) fn walk(&mut self) {
-        if matches!(self.cfg.mobility, Mobility::Still) || self.cfg.speed <= 0.0 {
+        if self.cfg.speed <= 0.0 {
             return;
         }
+        let still = matches!(self.cfg.mobility, Mobility::Still);
         for i in 0..self.slots.len() {
             if !self.slots[i].alive || !self.slots[i].peer.is_joined() {
+                continue;
+            }
+            if let Some(spot) = self.slots[i].plaza {
+                // Straight to its spot in the plaza, then stay.
+                let at = self.slots[i].peer.info().pos;
+                let (dx, dy) = (f64::from(spot.x - at.x), f64::from(spot.y - at.y));
+                let d = dx.hypot(dy);
+                if d == 0.0 {
+                    continue;
+                }
+                let k = (self.cfg.speed / d).min(1.0);
+                let pos = if k >= 1.0 {
+                    spot
+                } else {
+                    Point::new(at.x + (dx * k) as f32, at.y + (dy * k) as f32)
+                };
+                self.slots[i].peer.move_to(pos, self.now);
+                self.flush(i);
+                continue;
+            }
+            if still {
                 continue;
             }
             let pos = if self.cfg.teleport > 0.0 && self.rng.f64() < self.cfg.teleport {

@@ -99,6 +99,9 @@ impl Sim {
             joins: self.joins,
             teleports: self.teleports,
             teleports_unsettled_2s: self.teleports_unsettled,
+            crowd_bytes_per_peer_per_tick: (self.cfg.crowd > 0.0).then(|| {
+                self.window_crowd_bytes as f64 / self.window_crowd_peer_ticks.max(1) as f64
+            }),
             merged_after_s: self.cfg.merge_at.and_then(|t| {
                 self.merged_tick
                     .map(|m| (m - t) as f64 * TICK_MS as f64 / 1000.0)

@@ -31,7 +31,7 @@ mod measure;
 mod rng;
 mod trace;
 
-pub use config::{Bootstrap, MERGE_PROBE_TICKS, Report, SimConfig};
+pub use config::{Bootstrap, MERGE_PROBE_TICKS, PLAZA_RADIUS, Report, SimConfig};
 pub use rng::Rng;
 use trace::trace_last_entry;
 pub use trace::{Trace, TraceError};
@@ -47,6 +47,8 @@ struct Slot {
     counts_from: Option<Millis>,
     /// Which of the two worlds it was born in (`merge_at`; else 0).
     born_in: u8,
+    /// Its spot in the plaza, for a peer of the crowd (`crowd`).
+    plaza: Option<Point>,
 }
 
 #[derive(Debug)]
@@ -85,6 +87,8 @@ pub struct Sim {
     window_bytes: u64,
     window_peer_ticks: u64,
     window_by_kind: BTreeMap<&'static str, u64>,
+    window_crowd_bytes: u64,
+    window_crowd_peer_ticks: u64,
     peer_ticks: u64,
     join_hops: u64,
     join_time: u64,
@@ -133,6 +137,8 @@ impl Sim {
             window_bytes: 0,
             window_peer_ticks: 0,
             window_by_kind: BTreeMap::new(),
+            window_crowd_bytes: 0,
+            window_crowd_peer_ticks: 0,
             peer_ticks: 0,
             join_hops: 0,
             join_time: 0,
@@ -247,6 +253,8 @@ impl Sim {
             0
         };
         let via = self.pick_bootstrap(born_in);
+        let plaza =
+            (self.cfg.crowd > 0.0 && self.rng.f64() < self.cfg.crowd).then(|| self.plaza_spot());
         let mut join_started = None;
         let mut counts_from = Some(self.now);
         if let Some(via) = via {
@@ -264,6 +272,7 @@ impl Sim {
             join_started,
             counts_from,
             born_in,
+            plaza,
         });
         self.by_id.insert(id, slot);
         self.last_join_tick = self.tick;
@@ -362,6 +371,9 @@ impl Sim {
                 self.window_msgs += 1;
                 self.window_bytes += size;
                 *self.window_by_kind.entry(t.msg.kind()).or_default() += size;
+                if self.slots[slot].plaza.is_some() {
+                    self.window_crowd_bytes += size;
+                }
             }
             let Some(&to) = self.by_id.get(&t.to) else {
                 continue;
@@ -463,6 +475,11 @@ impl Sim {
         self.tick += 1;
         if self.tick > self.measure_from() {
             self.window_peer_ticks += live;
+            self.window_crowd_peer_ticks += self
+                .slots
+                .iter()
+                .filter(|s| s.alive && s.plaza.is_some())
+                .count() as u64;
         }
         true
     }

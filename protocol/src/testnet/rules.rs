@@ -142,7 +142,7 @@ fn a_move_from_a_stranger_out_of_range_is_answered_with_forget() {
         },
     );
     let t = p.poll_transmit().expect("an answer");
-    assert_eq!((t.to, t.msg), (stranger, Message::Forget));
+    assert_eq!((t.to, t.msg), (stranger, Message::Forget { radius: 100.0 }));
     assert!(!p.keeps(&stranger));
 }
 
@@ -163,9 +163,9 @@ fn forget_drops_a_peer_that_is_not_enclosing_but_keeps_an_enclosing_one() {
     run(&mut p, 20);
     assert!(p.keeps(&hidden), "in range");
     let ring0 = PeerId::from_seed(10);
-    p.handle(Millis(30), ring0, Message::Forget);
+    p.handle(Millis(30), ring0, Message::Forget { radius: 100.0 });
     assert!(p.keeps(&ring0), "enclosing: still needed");
-    p.handle(Millis(31), hidden, Message::Forget);
+    p.handle(Millis(31), hidden, Message::Forget { radius: 100.0 });
     assert!(!p.keeps(&hidden));
     let removed: Vec<Event> = std::iter::from_fn(|| p.poll_event()).collect();
     assert!(removed.contains(&Event::NeighbourRemoved(hidden, RemoveReason::Forgotten)));
@@ -418,27 +418,73 @@ fn a_restarted_peer_is_seen_at_its_new_place_at_once() {
 }
 
 #[test]
-fn a_hello_from_a_stranger_out_of_range_is_not_answered_with_a_hello() {
-    // Answering it would let two peers that disagree on keeping each other
-    // greet each other for ever.
+fn a_greeting_is_answered_once_and_an_answer_is_not_answered() {
+    // Answering every hello let two peers that disagree on keeping each
+    // other greet each other for ever.
     let mut p = lone(1, 100.0, 100.0, config());
-    let far = PeerId::from_seed(9);
-    p.handle(Millis(1), far, hello(1, 600.0, 600.0));
-    let answers: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
-    assert!(
-        !answers
-            .iter()
-            .any(|t| matches!(t.msg, Message::Hello { .. })),
-        "{answers:?}"
+    let q = PeerId::from_seed(9);
+    let hellos = |p: &mut Peer| -> Vec<(PeerId, bool)> {
+        std::iter::from_fn(|| p.poll_transmit())
+            .filter_map(|t| match t.msg {
+                Message::Hello { ask, .. } => Some((t.to, ask)),
+                _ => None,
+            })
+            .collect()
+    };
+    let mut answer = hello(1, 600.0, 600.0);
+    if let Message::Hello { ask, .. } = &mut answer {
+        *ask = false;
+    }
+    p.handle(Millis(1), q, answer);
+    assert_eq!(hellos(&mut p), vec![], "an answer is not answered");
+    p.handle(Millis(2), q, hello(2, 150.0, 100.0));
+    assert_eq!(
+        hellos(&mut p),
+        vec![(q, false)],
+        "a greeting is answered once"
     );
-    // One in range is greeted back.
-    let near = PeerId::from_seed(10);
-    p.handle(Millis(2), near, hello(1, 150.0, 100.0));
-    let answers: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
-    assert!(
-        answers
-            .iter()
-            .any(|t| t.to == near && matches!(t.msg, Message::Hello { .. })),
-        "{answers:?}"
-    );
+    p.handle(Millis(3), q, hello(3, 150.0, 100.0));
+    assert_eq!(hellos(&mut p), vec![(q, false)]);
+}
+
+#[test]
+fn an_adaptive_radius_shrinks_in_a_crowd_and_grows_back_when_it_leaves() {
+    use crate::peer::RadiusMode;
+    let config = Config {
+        world: WORLD,
+        radius_mode: RadiusMode::Adaptive,
+        neighbours: (8, 40),
+        ..Config::default()
+    };
+    let mut p = lone(1, 500.0, 500.0, config);
+    // 100 peers within 20 units.
+    let crowd: Vec<PeerId> = (0..100u64).map(|i| PeerId::from_seed(100 + i)).collect();
+    for (i, &q) in crowd.iter().enumerate() {
+        let ang = i as f32 * 2.4;
+        let d = 2.0 + (i as f32 / 100.0).sqrt() * 18.0;
+        p.handle(
+            Millis(1),
+            q,
+            hello(1, 500.0 + d * ang.cos(), 500.0 + d * ang.sin()),
+        );
+    }
+    run(&mut p, 300);
+    let r = p.info().radius;
+    assert!(r < 20.0, "radius {r} in a crowd");
+    let reach = r * (1.0 + 32.0 / 100.0);
+    let within = p
+        .view(Millis(300))
+        .neighbours
+        .iter()
+        .filter(|n| WORLD.distance(n.info.pos, p.info().pos) <= f64::from(reach))
+        .count();
+    assert!((8..=40).contains(&within), "{within} within reach {reach}");
+    // The crowd leaves; the radius grows back to the configured one, never
+    // beyond it.
+    for (i, &q) in crowd.iter().enumerate() {
+        p.handle(Millis(400 + i as u64), q, Message::Leave);
+    }
+    run(&mut p, 60_000);
+    assert_eq!(p.info().radius, 100.0);
+    assert!(p.stats().radius_changes >= 2);
 }
