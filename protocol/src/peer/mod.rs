@@ -15,7 +15,7 @@
 //! | `discovery.rs` | moves, pair discovery, `Forget`, the local view and its fan |
 //! | `repair.rs` | digests, anti-entropy, repair after a loss, hull gaps |
 //! | `liveness.rs` | hello, greeting hints, heartbeats, failure, goodbye, lost |
-//! | `radius.rs` | who is in range (radius and detection buffer) |
+//! | `radius.rs` | who is in range (radius and detection buffer), the adaptive radius |
 //!
 //! This file holds the public surface, the message dispatch and the one timer
 //! table.
