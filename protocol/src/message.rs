@@ -66,10 +66,6 @@ pub enum Message {
         name: String,
         /// Where to dial the sender (may be empty).
         addr: String,
-        /// The sender asks for the receiver's record in return (it greets a
-        /// peer it just learned of); an answer or an announcement does not,
-        /// so two hellos never bounce for ever.
-        ask: bool,
     },
     /// The sender's new position (sent as a datagram: may be lost/reordered).
     Move {
@@ -100,14 +96,9 @@ pub enum Message {
     Ping,
     /// The sender leaves the world.
     Leave,
-    /// The sender does not keep the receiver (it sent a move or a ping to a
-    /// peer that finds it out of range): stop sending, drop the sender unless
-    /// needed. Carries the sender's current radius, so a receiver that kept
-    /// it on a stale belief of its radius learns the right one.
-    Forget {
-        /// The sender's awareness radius.
-        radius: f32,
-    },
+    /// The sender does not keep the receiver (it sent a move to a peer that
+    /// finds it out of range): stop sending, drop the sender unless needed.
+    Forget,
 }
 
 impl Message {
@@ -127,7 +118,7 @@ impl Message {
             Message::Digest { .. } => "digest",
             Message::Ping => "ping",
             Message::Leave => "leave",
-            Message::Forget { .. } => "forget",
+            Message::Forget => "forget",
         }
     }
 
@@ -194,14 +185,7 @@ impl Message {
                     Ok(())
                 }
             }
-            Message::Forget { radius } => {
-                if radius.is_finite() && *radius >= 0.0 {
-                    Ok(())
-                } else {
-                    Err(DecodeError::BadRadius)
-                }
-            }
-            Message::Ping | Message::Leave => Ok(()),
+            Message::Ping | Message::Leave | Message::Forget => Ok(()),
         }
     }
 }
@@ -334,17 +318,16 @@ mod tests {
                     peers,
                     observed_addr
                 }),
-            (info_strategy(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
-                |(i, inc, seq, ask)| Message::Hello {
+            (info_strategy(), any::<u32>(), any::<u32>()).prop_map(|(i, inc, seq)| {
+                Message::Hello {
                     inc,
                     seq,
                     pos: i.pos,
                     radius: i.radius,
                     name: i.name,
                     addr: i.addr,
-                    ask,
                 }
-            ),
+            }),
             (any::<u32>(), any::<u32>(), -1e4f32..1e4, -1e4f32..1e4).prop_map(
                 |(inc, seq, x, y)| Message::Move {
                     inc,
@@ -357,7 +340,7 @@ mod tests {
             prop::collection::vec(any::<[u8; 4]>(), 0..40).prop_map(|ids| Message::Digest { ids }),
             Just(Message::Ping),
             Just(Message::Leave),
-            (0.0f32..1e4).prop_map(|radius| Message::Forget { radius }),
+            Just(Message::Forget),
         ]
     }
 
@@ -416,7 +399,6 @@ mod tests {
             radius: f32::NAN,
             name: String::new(),
             addr: String::new(),
-            ask: false,
         };
         assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadRadius));
     }
@@ -454,7 +436,6 @@ mod tests {
             radius: 1.0,
             name: long_name,
             addr: String::new(),
-            ask: false,
         };
         assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::TooLong));
     }

@@ -117,7 +117,6 @@ mod tests {
                 radius: 100.0,
                 name: String::new(),
                 addr: "127.0.0.1:2001".into(),
-                ask: false,
             },
         );
         assert_eq!(book.get(&b), Some("127.0.0.1:2001".parse().unwrap()));

@@ -77,11 +77,11 @@ impl Peer {
                     addr: String::new(),
                 };
                 self.insert(info, stamp, true, now);
-                self.send_hello(from, true, now);
+                self.send_hello(from, now);
             } else {
                 // It keeps us on a stale belief: tell it, or it would hold
                 // our frozen position until the failure timeout.
-                self.send_forget(from, now);
+                self.send(from, Message::Forget, now);
             }
             return;
         };
@@ -98,7 +98,7 @@ impl Peer {
             // nothing of us any more.
             k.hello_sent = false;
             self.stats.restarts_seen += 1;
-            self.send_hello(from, true, now);
+            self.send_hello(from, now);
         }
         self.mark_dirty(now);
         self.tell_pairs(now, from, old, old_r, pos, radius);
@@ -187,7 +187,7 @@ impl Peer {
                     k.greet_at = Some(now.plus(grace));
                 }
             } else if near {
-                self.send_hello(id, true, now);
+                self.send_hello(id, now);
             }
             added = true;
         }
@@ -196,30 +196,12 @@ impl Peer {
         }
     }
 
-    /// Tells a peer that keeps us on a stale belief that we do not keep it.
-    pub(super) fn send_forget(&mut self, to: PeerId, now: Millis) {
-        let radius = self.me.radius;
-        self.send(to, Message::Forget { radius }, now);
-    }
-
-    /// A ping from a peer we do not keep: it keeps us on a stale belief.
-    pub(super) fn on_ping(&mut self, now: Millis, from: PeerId) {
-        if self.is_joined() && !self.kept.contains_key(&from) {
-            self.send_forget(from, now);
-        }
-    }
-
-    /// The sender does not keep us: take its radius, then drop it unless it
-    /// is enclosing for us.
-    pub(super) fn on_forget(&mut self, now: Millis, from: PeerId, radius: f32) {
-        let Some(k) = self.kept.get_mut(&from) else {
-            return;
-        };
-        k.info.radius = radius;
-        if !k.enclosing {
+    /// The sender does not keep us: drop it unless it is enclosing for us.
+    pub(super) fn on_forget(&mut self, now: Millis, from: PeerId) {
+        if self.kept.get(&from).is_some_and(|k| !k.enclosing) {
             self.remove(&from, RemoveReason::Forgotten);
+            self.mark_dirty(now);
         }
-        self.mark_dirty(now);
     }
 
     /// Records this peer should know that `to` (at `pos`, radius `r`) lacks:

@@ -39,18 +39,15 @@ impl Peer {
         }
     }
 
-    /// A peer's own record. Answered with ours when it asks (it greets us),
-    /// or when it is a new life of a peer we kept (it knows nothing of us).
-    pub(super) fn on_hello(&mut self, now: Millis, mut info: PeerInfo, stamp: Stamp, ask: bool) {
+    pub(super) fn on_hello(&mut self, now: Millis, mut info: PeerInfo, stamp: Stamp) {
         info.pos = self.config.world.wrap(info.pos);
         clamp_name(&mut info.name);
         let id = info.id;
-        let mut answer = ask;
         match self.kept.get_mut(&id) {
             Some(k) => {
                 if stamp.0 > k.stamp.0 {
                     // It restarted: it knows nothing of us any more.
-                    answer = true;
+                    k.hello_sent = false;
                     self.stats.restarts_seen += 1;
                 }
                 if stamp >= k.stamp || !k.confirmed {
@@ -69,22 +66,21 @@ impl Peer {
                 self.insert(info, stamp, true, now);
             }
         }
-        if answer {
-            self.send_hello(id, false, now);
+        if self.kept.get(&id).is_some_and(|k| !k.hello_sent) {
+            self.send_hello(id, now);
         }
     }
 
-    /// Sends our record; `ask` asks for theirs in return (a greeting).
-    pub(super) fn send_hello(&mut self, to: PeerId, ask: bool, now: Millis) {
+    pub(super) fn send_hello(&mut self, to: PeerId, now: Millis) {
         if let Some(k) = self.kept.get_mut(&to) {
             k.hello_sent = true;
         }
-        let msg = self.hello(ask);
+        let msg = self.hello();
         self.send(to, msg, now);
     }
 
     /// Our full record, as a `Hello`.
-    pub(super) fn hello(&self, ask: bool) -> Message {
+    pub(super) fn hello(&self) -> Message {
         Message::Hello {
             inc: self.config.incarnation,
             seq: self.seq,
@@ -92,7 +88,6 @@ impl Peer {
             radius: self.me.radius,
             name: self.me.name.clone(),
             addr: self.me.addr.clone(),
-            ask,
         }
     }
 
@@ -106,7 +101,7 @@ impl Peer {
             .map(|(id, _)| *id)
             .collect();
         for id in greet {
-            self.send_hello(id, true, now);
+            self.send_hello(id, now);
         }
     }
 

@@ -333,7 +333,6 @@ impl Peer {
                 radius,
                 name,
                 addr,
-                ask,
             } => {
                 let info = PeerInfo {
                     id: from,
@@ -342,13 +341,13 @@ impl Peer {
                     name,
                     addr,
                 };
-                self.on_hello(now, info, (inc, seq), ask);
+                self.on_hello(now, info, (inc, seq));
             }
             Message::Move { inc, seq, pos } => self.on_move(now, from, (inc, seq), pos),
             Message::Discover { peers, mutual } => self.on_discover(now, peers, mutual),
             Message::Digest { ids } => self.on_digest(now, from, &ids),
-            Message::Ping => self.on_ping(now, from),
-            Message::Forget { radius } => self.on_forget(now, from, radius),
+            Message::Ping => {}
+            Message::Forget => self.on_forget(now, from),
             Message::Leave => self.on_leave(now, from),
         }
         if self.is_joined() && self.kept.get(&from).is_some_and(|k| k.confirmed) {

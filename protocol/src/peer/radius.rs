@@ -132,7 +132,7 @@ impl Peer {
         self.me.radius = r;
         self.radius_changed = Some((now, !grew));
         self.stats.radius_changes += 1;
-        let msg = self.hello(false);
+        let msg = self.hello();
         let ids: Vec<_> = self.kept.keys().copied().collect();
         for id in ids {
             self.send(id, msg.clone(), now);

@@ -286,7 +286,6 @@ pub(crate) fn hello(seq: u32, x: f32, y: f32) -> Message {
         radius: 100.0,
         name: String::new(),
         addr: String::new(),
-        ask: true,
     }
 }
 

@@ -142,7 +142,7 @@ fn a_move_from_a_stranger_out_of_range_is_answered_with_forget() {
         },
     );
     let t = p.poll_transmit().expect("an answer");
-    assert_eq!((t.to, t.msg), (stranger, Message::Forget { radius: 100.0 }));
+    assert_eq!((t.to, t.msg), (stranger, Message::Forget));
     assert!(!p.keeps(&stranger));
 }
 
@@ -163,9 +163,9 @@ fn forget_drops_a_peer_that_is_not_enclosing_but_keeps_an_enclosing_one() {
     run(&mut p, 20);
     assert!(p.keeps(&hidden), "in range");
     let ring0 = PeerId::from_seed(10);
-    p.handle(Millis(30), ring0, Message::Forget { radius: 100.0 });
+    p.handle(Millis(30), ring0, Message::Forget);
     assert!(p.keeps(&ring0), "enclosing: still needed");
-    p.handle(Millis(31), hidden, Message::Forget { radius: 100.0 });
+    p.handle(Millis(31), hidden, Message::Forget);
     assert!(!p.keeps(&hidden));
     let removed: Vec<Event> = std::iter::from_fn(|| p.poll_event()).collect();
     assert!(removed.contains(&Event::NeighbourRemoved(hidden, RemoveReason::Forgotten)));
@@ -415,36 +415,6 @@ fn a_restarted_peer_is_seen_at_its_new_place_at_once() {
     assert_eq!(at(&net, a), Some(Point::new(545.0, 530.0)));
     net.drive(3_000);
     net.assert_invariants("after the restart");
-}
-
-#[test]
-fn a_greeting_is_answered_once_and_an_answer_is_not_answered() {
-    // Answering every hello let two peers that disagree on keeping each
-    // other greet each other for ever.
-    let mut p = lone(1, 100.0, 100.0, config());
-    let q = PeerId::from_seed(9);
-    let hellos = |p: &mut Peer| -> Vec<(PeerId, bool)> {
-        std::iter::from_fn(|| p.poll_transmit())
-            .filter_map(|t| match t.msg {
-                Message::Hello { ask, .. } => Some((t.to, ask)),
-                _ => None,
-            })
-            .collect()
-    };
-    let mut answer = hello(1, 600.0, 600.0);
-    if let Message::Hello { ask, .. } = &mut answer {
-        *ask = false;
-    }
-    p.handle(Millis(1), q, answer);
-    assert_eq!(hellos(&mut p), vec![], "an answer is not answered");
-    p.handle(Millis(2), q, hello(2, 150.0, 100.0));
-    assert_eq!(
-        hellos(&mut p),
-        vec![(q, false)],
-        "a greeting is answered once"
-    );
-    p.handle(Millis(3), q, hello(3, 150.0, 100.0));
-    assert_eq!(hellos(&mut p), vec![(q, false)]);
 }
 
 #[test]
