@@ -23,22 +23,27 @@ impl From<RadiusModeArg> for RadiusMode {
     }
 }
 
+/// Two whole numbers `A..B` (`form` names them in the error).
+pub fn parse_range(s: &str, form: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| format!("expected {form}, got {s:?}"))?;
+    let parse = |x: &str| {
+        x.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("{x:?} is not a whole number"))
+    };
+    Ok((parse(a)?, parse(b)?))
+}
+
 /// `MIN..MAX` neighbours within reach for the adaptive radius: 1 ≤ MIN and
 /// MIN + 2 ≤ MAX ≤ 1000.
 pub fn parse_neighbours(s: &str) -> Result<(usize, usize), String> {
-    let (a, b) = s
-        .split_once("..")
-        .ok_or_else(|| format!("expected MIN..MAX, got {s:?}"))?;
-    let parse = |x: &str| {
-        x.trim()
-            .parse::<usize>()
-            .map_err(|_| format!("{x:?} is not a whole number"))
-    };
-    let (lo, hi) = (parse(a)?, parse(b)?);
+    let (lo, hi) = parse_range(s, "MIN..MAX")?;
     if lo == 0 || hi < lo + 2 || hi > 1000 {
         return Err(format!("{s:?}: need 1 <= MIN and MIN + 2 <= MAX <= 1000"));
     }
-    Ok((lo, hi))
+    Ok((lo as usize, hi as usize))
 }
 
 /// Two finite numbers separated by a comma: `X,Y` or `W,H`.

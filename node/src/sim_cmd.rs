@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use peerworld_node::args::{RadiusModeArg, parse_neighbours, parse_world};
+use peerworld_node::args::{RadiusModeArg, parse_neighbours, parse_range, parse_world};
 use peerworld_protocol::World;
 use peerworld_protocol::mobility::Mobility;
 use peerworld_protocol::sim::{Bootstrap, Report, Sim, SimConfig, TICK_MS, Trace};
@@ -132,15 +132,7 @@ fn read_trace(path: &PathBuf) -> anyhow::Result<Trace> {
 
 /// Parses `T1..T2` (ticks, T1 < T2).
 fn parse_ticks(s: &str) -> Result<(u64, u64), String> {
-    let (a, b) = s
-        .split_once("..")
-        .ok_or_else(|| format!("expected T1..T2, got {s:?}"))?;
-    let parse = |x: &str| {
-        x.trim()
-            .parse::<u64>()
-            .map_err(|_| format!("{x:?} is not a tick number"))
-    };
-    let (a, b) = (parse(a)?, parse(b)?);
+    let (a, b) = parse_range(s, "T1..T2")?;
     if a >= b {
         return Err(format!("{s:?}: T1 must come before T2"));
     }
