@@ -169,6 +169,17 @@ async fn wait_until(within: Duration, ok: impl Fn() -> bool) -> bool {
     ok()
 }
 
+/// A seed at (500, 500) and a node at (560, 520) joined through it.
+fn seed_and_neighbour() -> (NodeHandle, NodeHandle) {
+    let mut a = node_config(WORLD);
+    a.pos = Some(Point::new(500.0, 500.0));
+    let a = Node::spawn(a).unwrap();
+    let mut c = node_config(WORLD);
+    c.pos = Some(Point::new(560.0, 520.0));
+    c.bootstrap = vec![a.local_addr()];
+    (a, Node::spawn(c).unwrap())
+}
+
 fn knows(node: &NodeHandle, id: PeerId) -> bool {
     node.snapshot()
         .view
@@ -238,13 +249,7 @@ fn a_node_whose_bootstrap_is_gone_rejoins_through_its_peer_cache_after_a_restart
     real_time(|| async {
         let dir = std::env::temp_dir().join(format!("pw-cache-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let mut a = node_config(WORLD);
-        a.pos = Some(Point::new(500.0, 500.0));
-        let a = Node::spawn(a).unwrap();
-        let mut c = node_config(WORLD);
-        c.pos = Some(Point::new(560.0, 520.0));
-        c.bootstrap = vec![a.local_addr()];
-        let c = Node::spawn(c).unwrap();
+        let (a, c) = seed_and_neighbour();
         let start_b = || {
             let mut b = node_config(WORLD);
             b.pos = Some(Point::new(450.0, 560.0));
@@ -340,13 +345,7 @@ fn a_node_restarted_at_once_with_its_key_is_seen_at_its_new_place_within_a_secon
         let dir = std::env::temp_dir().join(format!("pw-reinc-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let key = dir.join("b.key");
-        let mut a = node_config(WORLD);
-        a.pos = Some(Point::new(500.0, 500.0));
-        let a = Node::spawn(a).unwrap();
-        let mut c = node_config(WORLD);
-        c.pos = Some(Point::new(560.0, 520.0));
-        c.bootstrap = vec![a.local_addr()];
-        let c = Node::spawn(c).unwrap();
+        let (a, c) = seed_and_neighbour();
         let start_b = |x: f32| {
             let mut b = node_config(WORLD);
             b.pos = Some(Point::new(x, 560.0));

@@ -52,10 +52,7 @@ impl Peer {
             seq: self.seq,
             pos,
         };
-        let ids: Vec<PeerId> = self.kept.keys().copied().collect();
-        for id in ids {
-            self.send(id, msg.clone(), now);
-        }
+        self.broadcast(&msg, now);
     }
 
     pub(super) fn on_move(&mut self, now: Millis, from: PeerId, stamp: Stamp, pos: Point) {
@@ -88,15 +85,13 @@ impl Peer {
         if stamp <= k.stamp && k.confirmed && stamp.1 != 0 {
             return; // stale datagram, or a move of an earlier life
         }
-        let restarted = stamp.0 > k.stamp.0 && k.confirmed;
+        let restarted = k.confirmed && k.new_life(stamp);
         let old = k.info.pos;
         let old_r = k.info.radius;
         k.info.pos = pos;
         k.stamp = stamp;
         if restarted {
-            // A new life that moved before its hello reached us: it knows
-            // nothing of us any more.
-            k.hello_sent = false;
+            // A new life that moved before its hello reached us.
             self.stats.restarts_seen += 1;
             self.send_hello(from, now);
         }

@@ -23,10 +23,7 @@ use crate::message::Message;
 impl Peer {
     /// Says goodbye to every kept peer and forgets them.
     pub fn leave(&mut self, now: Millis) {
-        let ids: Vec<PeerId> = self.kept.keys().copied().collect();
-        for id in ids {
-            self.send(id, Message::Leave, now);
-        }
+        self.broadcast(&Message::Leave, now);
         self.kept.clear();
         self.enclosing.clear();
         self.state = State::Left;
@@ -45,9 +42,7 @@ impl Peer {
         let id = info.id;
         match self.kept.get_mut(&id) {
             Some(k) => {
-                if stamp.0 > k.stamp.0 {
-                    // It restarted: it knows nothing of us any more.
-                    k.hello_sent = false;
+                if k.new_life(stamp) {
                     self.stats.restarts_seen += 1;
                 }
                 if stamp >= k.stamp || !k.confirmed {

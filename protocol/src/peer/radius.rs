@@ -68,11 +68,10 @@ impl Peer {
         d2 <= r * r
     }
 
-    /// The adaptive radius step (see the module guarantees). Returns
-    /// whether the radius changed.
-    pub(super) fn adapt_radius(&mut self, now: Millis) -> bool {
+    /// The adaptive radius step (see the module guarantees).
+    pub(super) fn adapt_radius(&mut self, now: Millis) {
         if self.config.radius_mode != RadiusMode::Adaptive || !self.is_joined() {
-            return false;
+            return;
         }
         let (lo, hi) = self.config.neighbours;
         let target = lo.midpoint(hi).max(1);
@@ -87,8 +86,8 @@ impl Peer {
         dists.sort_by(f32::total_cmp);
         let within = dists.partition_point(|&d| d <= self.reach(r));
         // The radius whose reach holds `target` known peers ends just short
-        // of the next one.
-        let scale = 1.0 + self.config.buffer / full.max(f32::MIN_POSITIVE);
+        // of the next one (reach / radius is the same at every radius).
+        let scale = 1.0 + self.buffer_for(full) / full.max(f32::MIN_POSITIVE);
         let fits = dists.get(target).map_or(full, |&d| d / scale * 0.999);
         let new = if within > hi {
             fits
@@ -97,14 +96,12 @@ impl Peer {
             // already, so awareness never lags a growth.
             fits.clamp(r, r * (1.0 + 0.75 * (scale - 1.0)))
         } else {
-            return false;
+            return;
         };
         let new = new.clamp(full * MIN_RADIUS_SHARE, full);
-        if (new - r).abs() <= r * 0.01 {
-            return false;
+        if (new - r).abs() > r * 0.01 {
+            self.set_radius(new, now);
         }
-        self.set_radius(new, now);
-        true
     }
 
     /// Growth waits [`GROW_EVERY_MS`] after any change (the digests of the
@@ -133,10 +130,7 @@ impl Peer {
         self.radius_changed = Some((now, !grew));
         self.stats.radius_changes += 1;
         let msg = self.hello();
-        let ids: Vec<_> = self.kept.keys().copied().collect();
-        for id in ids {
-            self.send(id, msg.clone(), now);
-        }
+        self.broadcast(&msg, now);
         if grew {
             let enclosing = self.enclosing.clone();
             for id in enclosing {

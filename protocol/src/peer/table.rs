@@ -10,6 +10,7 @@
 use super::{Event, Peer, RemoveReason};
 use crate::Millis;
 use crate::id::{PeerId, PeerInfo};
+use crate::message::Message;
 
 /// A peer's incarnation, then its move sequence number: records compare
 /// by incarnation first, so a restarted peer's first move beats every move
@@ -38,7 +39,27 @@ pub(super) struct Known {
     pub(super) told: [u64; 2],
 }
 
+impl Known {
+    /// Whether `stamp` is of a later life than the one we knew; if so the
+    /// new life knows nothing of us: it must be greeted again.
+    pub(super) fn new_life(&mut self, stamp: Stamp) -> bool {
+        let restarted = stamp.0 > self.stamp.0;
+        if restarted {
+            self.hello_sent = false;
+        }
+        restarted
+    }
+}
+
 impl Peer {
+    /// Sends `msg` to every kept peer.
+    pub(super) fn broadcast(&mut self, msg: &Message, now: Millis) {
+        let ids: Vec<PeerId> = self.kept.keys().copied().collect();
+        for id in ids {
+            self.send(id, msg.clone(), now);
+        }
+    }
+
     pub(super) fn insert(&mut self, info: PeerInfo, stamp: Stamp, confirmed: bool, now: Millis) {
         let id = info.id;
         self.kept.insert(
