@@ -170,3 +170,48 @@ impl Sim {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Millis;
+    use crate::sim::SimConfig;
+
+    /// Two peers 50 apart, settled, and a queued 2 s check for the first.
+    fn settled_pair() -> Sim {
+        let mut sim = Sim::new(SimConfig {
+            peers: 0,
+            ticks: 100,
+            ..SimConfig::default()
+        });
+        sim.spawn(Point::new(100.0, 100.0));
+        sim.spawn(Point::new(150.0, 100.0));
+        sim.run_ticks(20);
+        sim
+    }
+
+    #[test]
+    fn a_teleporter_still_joining_at_its_check_is_unsettled() {
+        let mut sim = settled_pair();
+        let other = sim.slots[1].peer.id();
+        let now = sim.now;
+        sim.slots[0].peer.join(other, now);
+        sim.teleport_checks.push_back((0, now));
+        sim.check_teleports();
+        assert_eq!(sim.teleports_unsettled, 1);
+    }
+
+    #[test]
+    fn a_teleporter_that_jumped_again_is_judged_on_its_last_jump_only() {
+        let mut sim = settled_pair();
+        let other = sim.slots[1].peer.id();
+        let now = sim.now;
+        // Its first jump's check comes while it joins at its second place.
+        sim.slots[0].peer.join(other, now);
+        sim.teleport_checks.push_back((0, now));
+        sim.teleport_checks.push_back((0, Millis(now.0 + 1_000)));
+        sim.check_teleports();
+        assert_eq!(sim.teleports_unsettled, 0);
+        assert_eq!(sim.teleport_checks.len(), 1, "the last jump's check waits");
+    }
+}
