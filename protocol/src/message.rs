@@ -15,9 +15,11 @@ use crate::id::PeerInfo;
 ///
 /// Version 2 added the incarnation to `Hello` and `Move`; a version-1 peer
 /// cannot tell a restarted peer from a stale one, so version 1 is refused.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 3 added `ask` to `Hello` and `at` to `JoinReply` (a different
+/// encoding: version 2 is refused).
+pub const PROTOCOL_VERSION: u16 = 3;
 /// The oldest protocol version this build still accepts.
-pub const OLDEST_SUPPORTED_VERSION: u16 = 2;
+pub const OLDEST_SUPPORTED_VERSION: u16 = 3;
 /// Largest encoded frame accepted, in bytes.
 pub const MAX_FRAME_LEN: usize = 64 * 1024;
 /// Largest number of peer records in one message.
@@ -46,6 +48,9 @@ pub enum Message {
     JoinReply {
         /// Hops the join travelled.
         hops: u8,
+        /// Where the join placed the joiner (the position it asked for): a
+        /// joiner that has jumped elsewhere since ignores the reply.
+        at: Point,
         /// Acceptor, then enclosing and nearby peers of the joiner.
         peers: Vec<PeerInfo>,
         /// The joiner's address as seen by the acceptor (empty if unknown).
@@ -66,6 +71,10 @@ pub enum Message {
         name: String,
         /// Where to dial the sender (may be empty).
         addr: String,
+        /// The sender greets a peer it just learned of and asks for its
+        /// record in return. An answer or an announcement (a new radius)
+        /// does not ask, so two hellos never bounce.
+        ask: bool,
     },
     /// The sender's new position (sent as a datagram: may be lost/reordered).
     Move {
@@ -139,10 +148,14 @@ impl Message {
         match self {
             Message::Join { joiner, .. } => info(joiner),
             Message::JoinReply {
+                at,
                 peers,
                 observed_addr,
                 ..
             } => {
+                if !at.is_finite() {
+                    return Err(DecodeError::BadPosition);
+                }
                 if peers.len() > MAX_RECORDS || observed_addr.len() > MAX_ADDR_LEN {
                     return Err(DecodeError::TooLong);
                 }
@@ -310,24 +323,27 @@ mod tests {
                 .prop_map(|(joiner, hops)| Message::Join { joiner, hops }),
             (
                 any::<u8>(),
+                info_strategy(),
                 prop::collection::vec(info_strategy(), 0..8),
                 "[0-9.:]{0,21}"
             )
-                .prop_map(|(hops, peers, observed_addr)| Message::JoinReply {
+                .prop_map(|(hops, me, peers, observed_addr)| Message::JoinReply {
                     hops,
+                    at: me.pos,
                     peers,
                     observed_addr
                 }),
-            (info_strategy(), any::<u32>(), any::<u32>()).prop_map(|(i, inc, seq)| {
-                Message::Hello {
+            (info_strategy(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
+                |(i, inc, seq, ask)| Message::Hello {
                     inc,
                     seq,
                     pos: i.pos,
                     radius: i.radius,
                     name: i.name,
                     addr: i.addr,
+                    ask,
                 }
-            }),
+            ),
             (any::<u32>(), any::<u32>(), -1e4f32..1e4, -1e4f32..1e4).prop_map(
                 |(inc, seq, x, y)| Message::Move {
                     inc,
@@ -399,6 +415,7 @@ mod tests {
             radius: f32::NAN,
             name: String::new(),
             addr: String::new(),
+            ask: false,
         };
         assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadRadius));
     }
@@ -436,6 +453,7 @@ mod tests {
             radius: 1.0,
             name: long_name,
             addr: String::new(),
+            ask: false,
         };
         assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::TooLong));
     }

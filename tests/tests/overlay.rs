@@ -443,6 +443,10 @@ fn an_adaptive_radius_keeps_a_crowd_small_and_aware() {
     assert!(t.kept_max <= 60, "adaptive: {r:?}");
     assert!(t.consistency >= 0.999, "adaptive: {r:?}");
     assert_eq!(t.components_max, 1, "adaptive: {r:?}");
+    // Settled, nobody greets anybody (two peers out of each other's range
+    // once bounced hellos for ever: 758 B per peer per tick of hellos).
+    let hellos = r.bytes_by_kind.get("hello").copied().unwrap_or(0.0);
+    assert!(hellos <= 10.0, "{hellos} B of hellos per peer per tick");
     // The crowd costs at most twice what the same peers cost walking apart.
     let apart = run(RadiusMode::Adaptive, 0.0, Mobility::RandomWaypoint);
     let crowd = r.crowd_bytes_per_peer_per_tick.unwrap();

@@ -117,6 +117,7 @@ mod tests {
                 radius: 100.0,
                 name: String::new(),
                 addr: "127.0.0.1:2001".into(),
+                ask: false,
             },
         );
         assert_eq!(book.get(&b), Some("127.0.0.1:2001".parse().unwrap()));
@@ -141,6 +142,7 @@ mod tests {
             PeerId::from_seed(3),
             &Message::JoinReply {
                 hops: 0,
+                at: Point::new(0.0, 0.0),
                 peers: vec![rec(3, "127.0.0.1:3000"), rec(4, "127.0.0.1:4000")],
                 observed_addr: String::new(),
             },

@@ -9,7 +9,8 @@
 //!   other (`Discover { mutual: true }`), so neither waits a round trip.
 //! - A move from a peer we do not keep: learned if it is in range, else
 //!   answered with `Forget` so it stops feeding us a frozen belief. A
-//!   `Forget` drops the sender unless it is enclosing for us.
+//!   `Forget` drops the sender unless it is enclosing for us; then it
+//!   walks a join for our own place through the sender (rate limited).
 //! - After every change of positions (batched by `recompute_delay_ms`) the
 //!   local Delaunay view is rebuilt: the enclosing flags are refreshed,
 //!   peers neither enclosing nor in range are dropped, hints are greeted,
@@ -192,10 +193,26 @@ impl Peer {
     }
 
     /// The sender does not keep us: drop it unless it is enclosing for us.
+    /// An enclosing neighbour that does not keep us knows peers between us
+    /// that we lack (in a true Delaunay view the relation is mutual), and it
+    /// will never tell us, nor send us its moves: we walk a join for our own
+    /// place through it (at most once per `join_retry_ms`), and the owner of
+    /// our place answers with what we lack. A joiner given a poor view while
+    /// the world filled kept only far peers that each answered its moves
+    /// with `Forget`, which kept them alive, for ever.
     pub(super) fn on_forget(&mut self, now: Millis, from: PeerId) {
-        if self.kept.get(&from).is_some_and(|k| !k.enclosing) {
+        let Some(k) = self.kept.get(&from) else {
+            return;
+        };
+        if !k.enclosing {
             self.remove(&from, RemoveReason::Forgotten);
             self.mark_dirty(now);
+        } else if self
+            .forget_probed
+            .is_none_or(|t| now.since(t) >= self.config.join_retry_ms)
+        {
+            self.forget_probed = Some(now);
+            self.probe_through(from, now);
         }
     }
 

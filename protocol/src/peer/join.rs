@@ -13,6 +13,9 @@
 //! - An unanswered join is sent again every `Config::join_retry_ms`, through
 //!   another confirmed kept peer when there is one (the one nearest to where
 //!   we join), so a join whose entry or forwarder left or crashed recovers.
+//! - A reply names the place it answers for; one for a place we have since
+//!   jumped away from (farther than `Config::teleport_distance`: a late
+//!   reply to the probe of our previous place) is ignored.
 //! - Once views have settled (`join_retry_ms` after the reply) the joiner
 //!   walks the join once more from the same entry point (the probe): the
 //!   second walk ends at the true owner and introduces whoever was missed
@@ -149,6 +152,7 @@ impl Peer {
                     joiner.id,
                     Message::JoinReply {
                         hops,
+                        at: target,
                         peers,
                         observed_addr,
                     },
@@ -164,9 +168,16 @@ impl Peer {
         now: Millis,
         from: PeerId,
         hops: u8,
+        at: Point,
         peers: Vec<PeerInfo>,
         observed: String,
     ) {
+        if self.config.world.distance(at, self.me.pos) > f64::from(self.config.teleport_distance) {
+            // The answer to a join (or probe) for a place we have jumped
+            // away from since: its records are of that place, and taking it
+            // as the end of our current join would strand us there.
+            return;
+        }
         if let State::Joining { via } = self.state {
             self.state = State::Joined;
             self.timers.stop(Timer::JoinRetry);

@@ -36,11 +36,17 @@ impl Peer {
         }
     }
 
-    pub(super) fn on_hello(&mut self, now: Millis, mut info: PeerInfo, stamp: Stamp) {
+    /// A peer's own record. Answered with ours when it asks (it greets us),
+    /// or when it is kept and was never greeted (a new life, or a hint that
+    /// spoke first). A stranger's answer or announcement is learned and not
+    /// answered: two peers out of each other's range used to bounce hellos
+    /// for ever, each dropping the other before its answer came back (28
+    /// hellos per peer per tick in a still crowd).
+    pub(super) fn on_hello(&mut self, now: Millis, mut info: PeerInfo, stamp: Stamp, ask: bool) {
         info.pos = self.config.world.wrap(info.pos);
         clamp_name(&mut info.name);
         let id = info.id;
-        match self.kept.get_mut(&id) {
+        let answer = match self.kept.get_mut(&id) {
             Some(k) => {
                 if k.new_life(stamp) {
                     self.stats.restarts_seen += 1;
@@ -53,29 +59,42 @@ impl Peer {
                 k.info.name = info.name;
                 k.info.addr = info.addr;
                 k.confirmed = true;
+                let answer = ask || !k.hello_sent;
                 self.mark_dirty(now);
+                answer
             }
             None => {
                 // Someone joined our world through us, or found us.
                 self.no_longer_alone();
                 self.insert(info, stamp, true, now);
+                ask
             }
-        }
-        if self.kept.get(&id).is_some_and(|k| !k.hello_sent) {
-            self.send_hello(id, now);
+        };
+        if answer {
+            self.answer_hello(id, now);
         }
     }
 
+    /// Greets `to`, asking for its record in return.
     pub(super) fn send_hello(&mut self, to: PeerId, now: Millis) {
+        self.hello_to(to, true, now);
+    }
+
+    /// Gives `to` our record, asking for nothing.
+    fn answer_hello(&mut self, to: PeerId, now: Millis) {
+        self.hello_to(to, false, now);
+    }
+
+    fn hello_to(&mut self, to: PeerId, ask: bool, now: Millis) {
         if let Some(k) = self.kept.get_mut(&to) {
             k.hello_sent = true;
         }
-        let msg = self.hello();
+        let msg = self.hello(ask);
         self.send(to, msg, now);
     }
 
     /// Our full record, as a `Hello`.
-    pub(super) fn hello(&self) -> Message {
+    pub(super) fn hello(&self, ask: bool) -> Message {
         Message::Hello {
             inc: self.config.incarnation,
             seq: self.seq,
@@ -83,6 +102,7 @@ impl Peer {
             radius: self.me.radius,
             name: self.me.name.clone(),
             addr: self.me.addr.clone(),
+            ask,
         }
     }
 

@@ -141,6 +141,8 @@ pub struct Peer {
     timers: Timers,
     /// The entry point the join probe walks from.
     probe_via: Option<PeerId>,
+    /// When a `Forget` from an enclosing neighbour last sent a probe.
+    forget_probed: Option<Millis>,
     /// Peers dropped after silence, probed again in case a partition, not a
     /// crash, silenced them (`repair.rs`).
     silenced: Vec<Silenced>,
@@ -202,6 +204,7 @@ impl Peer {
             events: VecDeque::new(),
             timers,
             probe_via: None,
+            forget_probed: None,
             silenced: Vec::new(),
             ever_connected: false,
             radius_changed: None,
@@ -323,9 +326,10 @@ impl Peer {
             Message::Join { joiner, hops } => self.on_join(now, from, remote, joiner, hops),
             Message::JoinReply {
                 hops,
+                at,
                 peers,
                 observed_addr,
-            } => self.on_join_reply(now, from, hops, peers, observed_addr),
+            } => self.on_join_reply(now, from, hops, at, peers, observed_addr),
             Message::Hello {
                 inc,
                 seq,
@@ -333,6 +337,7 @@ impl Peer {
                 radius,
                 name,
                 addr,
+                ask,
             } => {
                 let info = PeerInfo {
                     id: from,
@@ -341,7 +346,7 @@ impl Peer {
                     name,
                     addr,
                 };
-                self.on_hello(now, info, (inc, seq));
+                self.on_hello(now, info, (inc, seq), ask);
             }
             Message::Move { inc, seq, pos } => self.on_move(now, from, (inc, seq), pos),
             Message::Discover { peers, mutual } => self.on_discover(now, peers, mutual),

@@ -129,7 +129,7 @@ impl Peer {
         self.me.radius = r;
         self.radius_changed = Some((now, !grew));
         self.stats.radius_changes += 1;
-        let msg = self.hello();
+        let msg = self.hello(false);
         self.broadcast(&msg, now);
         if grew {
             let enclosing = self.enclosing.clone();

@@ -27,7 +27,7 @@ fn drain(p: &mut Peer) -> Vec<Transmit> {
 }
 
 fn hello_from(p: &Peer) -> Message {
-    p.hello()
+    p.hello(true)
 }
 
 #[test]

@@ -276,8 +276,8 @@ impl Net {
     }
 }
 
-/// A `Hello` from a peer at (x, y) with radius 100 (for feeding a peer by
-/// hand).
+/// A greeting `Hello` from a peer at (x, y) with radius 100 (for feeding a
+/// peer by hand).
 pub(crate) fn hello(seq: u32, x: f32, y: f32) -> Message {
     Message::Hello {
         inc: 0,
@@ -286,6 +286,7 @@ pub(crate) fn hello(seq: u32, x: f32, y: f32) -> Message {
         radius: 100.0,
         name: String::new(),
         addr: String::new(),
+        ask: true,
     }
 }
 

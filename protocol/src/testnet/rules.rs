@@ -147,6 +147,24 @@ fn a_move_from_a_stranger_out_of_range_is_answered_with_forget() {
 }
 
 #[test]
+fn a_greeting_is_answered_and_an_answer_is_not() {
+    // Two peers that disagree on keeping each other used to bounce hellos
+    // for ever, each dropping the other before the answer came back.
+    let mut p = lone(1, 100.0, 100.0, config());
+    let (greeter, answerer) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    let mut greeting = hello(1, 600.0, 600.0);
+    p.handle(Millis(1), greeter, greeting.clone());
+    let t = p.poll_transmit().expect("an answer to a greeting");
+    assert!(matches!(t.msg, Message::Hello { ask: false, .. }) && t.to == greeter);
+    if let Message::Hello { ask, .. } = &mut greeting {
+        *ask = false;
+    }
+    p.handle(Millis(2), answerer, greeting);
+    assert!(p.keeps(&answerer), "an answer is learned");
+    assert!(p.poll_transmit().is_none(), "an answer was answered");
+}
+
+#[test]
 fn forget_drops_a_peer_that_is_not_enclosing_but_keeps_an_enclosing_one() {
     let mut p = lone(1, 500.0, 500.0, config());
     // A ring of six at 40 units, and `hidden` right behind one of them.
@@ -169,6 +187,35 @@ fn forget_drops_a_peer_that_is_not_enclosing_but_keeps_an_enclosing_one() {
     assert!(!p.keeps(&hidden));
     let removed: Vec<Event> = std::iter::from_fn(|| p.poll_event()).collect();
     assert!(removed.contains(&Event::NeighbourRemoved(hidden, RemoveReason::Forgotten)));
+}
+
+#[test]
+fn a_forget_from_an_enclosing_neighbour_walks_a_join_for_our_own_place() {
+    // A joiner given a poor view kept only far peers that answered each of
+    // its moves with `Forget` (which kept them alive), for ever. Their
+    // `Forget` now sends a probe: the owner of our place answers.
+    let mut p = lone(1, 500.0, 500.0, config());
+    let far = PeerId::from_seed(2);
+    p.handle(Millis(1), far, hello(1, 800.0, 500.0));
+    run(&mut p, 200);
+    while p.poll_transmit().is_some() {}
+    assert!(p.kept().any(|(id, _, enclosing)| id == far && enclosing));
+    let me = p.id();
+    let probes = |p: &mut Peer| {
+        std::iter::from_fn(|| p.poll_transmit())
+            .filter(|t| {
+                t.to == far
+                    && matches!(&t.msg, Message::Join { joiner, hops: 0 } if joiner.id == me)
+            })
+            .count()
+    };
+    p.handle(Millis(300), far, Message::Forget);
+    assert!(p.keeps(&far), "an enclosing neighbour is kept");
+    assert_eq!(probes(&mut p), 1, "a probe through it");
+    p.handle(Millis(400), far, Message::Forget);
+    assert_eq!(probes(&mut p), 0, "at most one probe per join retry");
+    p.handle(Millis(1_400), far, Message::Forget);
+    assert_eq!(probes(&mut p), 1);
 }
 
 #[test]
@@ -265,6 +312,28 @@ fn a_teleport_leaves_the_old_place_and_joins_the_new_one() {
         assert!(net.keeps(t, n) && net.keeps(n, t), "{t} and {n}");
     }
     net.assert_invariants("after the teleport");
+}
+
+#[test]
+fn a_join_reply_for_a_place_we_jumped_away_from_does_not_end_our_join() {
+    // The late answer to the probe of our previous place once ended the
+    // join at the new one with a view of the old: stranded.
+    let mut p = lone(1, 500.0, 500.0, config());
+    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
+    assert!(p.is_joined());
+    p.move_to(Point::new(100.0, 100.0), Millis(2));
+    assert!(!p.is_joined(), "a jump is a join at the new place");
+    let reply = |at: Point| Message::JoinReply {
+        hops: 1,
+        at,
+        peers: vec![PeerInfo::new(c, Point::new(520.0, 520.0), 100.0, "c")],
+        observed_addr: String::new(),
+    };
+    p.handle(Millis(3), c, reply(Point::new(500.0, 500.0)));
+    assert!(!p.is_joined(), "a reply for the old place ended the join");
+    p.handle(Millis(4), c, reply(Point::new(100.0, 100.0)));
+    assert!(p.is_joined());
 }
 
 #[test]
