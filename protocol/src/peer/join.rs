@@ -199,7 +199,9 @@ impl Peer {
     /// to `pos`, and the reply's recompute drops whoever is no longer needed.
     pub(super) fn teleport(&mut self, pos: Point, now: Millis) {
         let entry = self.entry_near(pos, None);
-        self.announce_move(pos, now);
+        self.me.pos = pos;
+        self.own.reset();
+        self.announce(Point::default(), now);
         match entry {
             Some(via) => self.join(via, now),
             None => self.state = State::Alone,

@@ -139,6 +139,7 @@ fn a_move_from_a_stranger_out_of_range_is_answered_with_forget() {
             inc: 0,
             seq: 3,
             pos: Point::new(600.0, 600.0),
+            vel: Point::default(),
         },
     );
     let t = p.poll_transmit().expect("an answer");
@@ -410,6 +411,7 @@ fn a_restarted_peer_is_seen_at_its_new_place_at_once() {
             inc: 0,
             seq: 999,
             pos: Point::new(900.0, 900.0),
+            vel: Point::default(),
         },
     );
     assert_eq!(at(&net, a), Some(Point::new(545.0, 530.0)));
