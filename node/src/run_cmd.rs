@@ -62,6 +62,11 @@ pub struct RunArgs {
     /// [default: 8..40].
     #[arg(long, env = "PEERWORLD_NEIGHBOURS", value_parser = parse_neighbours)]
     neighbours: Option<(usize, usize)>,
+    /// Dead reckoning tolerance in world units: the node announces its
+    /// motion again when its position leaves what the neighbours
+    /// extrapolate by more than this; 0 announces every step [default: 0].
+    #[arg(long, env = "PEERWORLD_EPSILON")]
+    epsilon: Option<f32>,
     /// Display name [default: node-<short id>].
     #[arg(long, env = "PEERWORLD_NAME")]
     name: Option<String>,
@@ -108,6 +113,7 @@ struct FileConfig {
     radius: Option<f32>,
     radius_mode: Option<RadiusModeArg>,
     neighbours: Option<String>,
+    epsilon: Option<f32>,
     name: Option<String>,
     status: Option<SocketAddr>,
     walk: Option<WalkArg>,
@@ -176,6 +182,13 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         (None, Some(s)) => parse_neighbours(s).map_err(|e| anyhow::anyhow!("neighbours: {e}"))?,
         (None, None) => Config::default().neighbours,
     };
+    let epsilon = args
+        .epsilon
+        .or(file.epsilon)
+        .unwrap_or(Config::default().epsilon);
+    if !(epsilon.is_finite() && epsilon >= 0.0) {
+        bail!("--epsilon must be zero or positive");
+    }
     let speed = args.speed.or(file.speed).unwrap_or(20.0);
     if !(speed.is_finite() && speed >= 0.0) {
         bail!("--speed must be zero or positive");
@@ -210,6 +223,7 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         radius,
         radius_mode: radius_mode.into(),
         neighbours,
+        epsilon,
         ..Config::default()
     };
     node.walk = walk;

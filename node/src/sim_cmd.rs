@@ -30,6 +30,11 @@ pub struct SimArgs {
     /// Detection buffer beyond the radius.
     #[arg(long, default_value_t = 32.0)]
     buffer: f32,
+    /// Dead reckoning tolerance (world units): a peer announces its motion
+    /// again when its true position leaves the extrapolation by more than
+    /// this. 0 announces every step.
+    #[arg(long, default_value_t = 4.0)]
+    epsilon: f32,
     /// World size as W,H.
     #[arg(long, default_value = "1200,1200", value_parser = parse_world)]
     world: World,
@@ -150,6 +155,9 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
     if !(a.radius.is_finite() && a.radius > 0.0 && a.speed.is_finite() && a.speed >= 0.0) {
         bail!("--radius must be positive and --speed non-negative");
     }
+    if !(a.epsilon.is_finite() && a.epsilon >= 0.0) {
+        bail!("--epsilon must be zero or positive");
+    }
     if a.trace.is_none() && a.peers == 0 {
         bail!("--peers must be at least 1");
     }
@@ -190,6 +198,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
     cfg.peer.world = a.world;
     cfg.peer.radius = a.radius;
     cfg.peer.buffer = a.buffer;
+    cfg.peer.epsilon = a.epsilon;
     cfg.peer.radius_mode = a.radius_mode.into();
     cfg.peer.neighbours = a.neighbours;
 
@@ -323,6 +332,10 @@ fn print_table(r: &Report, sample_s: f64, step_s: f64) {
                 "{:.0} / {:.1}",
                 r.bytes_per_peer_per_s, r.bytes_per_peer_per_tick
             ),
+        ),
+        (
+            "motion announcements per peer per tick",
+            format!("{:.3}", r.moves_per_peer_per_tick),
         ),
         ("join hops mean", format!("{:.2}", r.join_hops_mean)),
         ("join time mean", format!("{:.0} ms", r.join_time_ms_mean)),

@@ -15,11 +15,14 @@ use crate::id::PeerInfo;
 ///
 /// Version 2 added the incarnation to `Hello` and `Move`; a version-1 peer
 /// cannot tell a restarted peer from a stale one, so version 1 is refused.
-/// Version 3 added `ask` to `Hello` and `at` to `JoinReply` (a different
-/// encoding: version 2 is refused).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// Version 3 added `ask` to `Hello` and `at` to `JoinReply`; version 4 the
+/// velocity to `Move` (dead reckoning: an older peer's moves would be
+/// extrapolated wrongly). Older versions are refused.
+pub const PROTOCOL_VERSION: u16 = 4;
 /// The oldest protocol version this build still accepts.
-pub const OLDEST_SUPPORTED_VERSION: u16 = 3;
+pub const OLDEST_SUPPORTED_VERSION: u16 = 4;
+/// Fastest velocity a `Move` may announce, in world units per second.
+pub const MAX_SPEED: f32 = 100_000.0;
 /// Largest encoded frame accepted, in bytes.
 pub const MAX_FRAME_LEN: usize = 64 * 1024;
 /// Largest number of peer records in one message.
@@ -76,7 +79,11 @@ pub enum Message {
         /// does not ask, so two hellos never bounce.
         ask: bool,
     },
-    /// The sender's new position (sent as a datagram: may be lost/reordered).
+    /// The sender's motion: where it is and how fast it goes; receivers
+    /// extrapolate until the next one (sent as a datagram: may be
+    /// lost/reordered; sent again when the true position leaves the
+    /// extrapolation by more than the sender's tolerance, on a stop, and at
+    /// least every `Config::motion_refresh_ms` while moving).
     Move {
         /// The sender's incarnation; a move of an older one is ignored, a
         /// newer one replaces what was known of the sender.
@@ -85,6 +92,8 @@ pub enum Message {
         seq: u32,
         /// New position.
         pos: Point,
+        /// Velocity at that position, in world units per second.
+        vel: Point,
     },
     /// Records of peers the receiver should know (hints: believed only once
     /// the peer itself speaks).
@@ -178,11 +187,13 @@ impl Message {
                     Ok(())
                 }
             }
-            Message::Move { pos, .. } => {
-                if pos.is_finite() {
-                    Ok(())
-                } else {
+            Message::Move { pos, vel, .. } => {
+                if !pos.is_finite() {
                     Err(DecodeError::BadPosition)
+                } else if !vel.is_finite() || vel.x.hypot(vel.y) > MAX_SPEED {
+                    Err(DecodeError::BadVelocity)
+                } else {
+                    Ok(())
                 }
             }
             Message::Discover { peers, .. } => {
@@ -227,6 +238,9 @@ pub enum DecodeError {
     /// A position is NaN or infinite.
     #[error("position is not finite")]
     BadPosition,
+    /// A velocity is NaN, infinite or faster than [`MAX_SPEED`].
+    #[error("velocity is not finite or too fast")]
+    BadVelocity,
     /// A radius is negative, NaN or infinite.
     #[error("radius is negative or not finite")]
     BadRadius,
@@ -344,13 +358,19 @@ mod tests {
                     ask,
                 }
             ),
-            (any::<u32>(), any::<u32>(), -1e4f32..1e4, -1e4f32..1e4).prop_map(
-                |(inc, seq, x, y)| Message::Move {
+            (
+                any::<u32>(),
+                any::<u32>(),
+                -1e4f32..1e4,
+                -1e4f32..1e4,
+                -1e3f32..1e3
+            )
+                .prop_map(|(inc, seq, x, y, v)| Message::Move {
                     inc,
                     seq,
-                    pos: Point::new(x, y)
-                }
-            ),
+                    pos: Point::new(x, y),
+                    vel: Point::new(v, -v),
+                }),
             (prop::collection::vec(info_strategy(), 0..8), any::<bool>())
                 .prop_map(|(peers, mutual)| Message::Discover { peers, mutual }),
             prop::collection::vec(any::<[u8; 4]>(), 0..40).prop_map(|ids| Message::Digest { ids }),
@@ -398,8 +418,16 @@ mod tests {
                 inc: 0,
                 seq: 1,
                 pos: Point::new(bad, 0.0),
+                vel: Point::default(),
             };
             assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadPosition));
+            let m = Message::Move {
+                inc: 0,
+                seq: 1,
+                pos: Point::default(),
+                vel: Point::new(0.0, bad),
+            };
+            assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadVelocity));
             let mut i = PeerInfo::new(PeerId::from_seed(1), Point::new(0.0, 0.0), 10.0, "x");
             i.pos.y = bad;
             let m = Message::Discover {
@@ -464,15 +492,28 @@ mod tests {
             inc: 0,
             seq: 70_000,
             pos: Point::new(1234.5, 99.25),
+            vel: Point::new(50.0, 0.0),
         };
-        // version 2 + tag 1 + incarnation 1 + seq 5 + position 8
-        assert_eq!(encoded_len(&m), 17);
+        // version 2 + tag 1 + incarnation 1 + seq 5 + position 8 + velocity 8
+        assert_eq!(encoded_len(&m), 25);
         let m = Message::Move {
             inc: 30_000_000,
             seq: 200,
             pos: Point::new(1234.5, 99.25),
+            vel: Point::new(50.0, 0.0),
         };
-        // version 2 + tag 1 + incarnation 5 + seq 1 + position 8
-        assert_eq!(encoded_len(&m), 17);
+        // version 2 + tag 1 + incarnation 5 + seq 1 + position 8 + velocity 8
+        assert_eq!(encoded_len(&m), 25);
+    }
+
+    #[test]
+    fn too_fast_a_velocity_is_rejected() {
+        let m = Message::Move {
+            inc: 0,
+            seq: 1,
+            pos: Point::default(),
+            vel: Point::new(MAX_SPEED, MAX_SPEED),
+        };
+        assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadVelocity));
     }
 }

@@ -18,6 +18,7 @@
 //!   enclosing neighbour is told of the two peers across our shared
 //!   Delaunay edge (the fan), once per change.
 
+use super::motion::Motion;
 use super::table::{Known, Stamp};
 use super::{Peer, RemoveReason, State, Timer, clamp_name};
 use crate::Millis;
@@ -39,24 +40,21 @@ impl Peer {
             self.teleport(pos, now);
             return;
         }
-        self.announce_move(pos, now);
-        self.mark_dirty(now);
+        if pos != old {
+            self.step_to(pos, now);
+            self.mark_dirty(now);
+        }
     }
 
-    /// Stands at `pos` and tells every kept peer, with the next sequence
-    /// number.
-    pub(super) fn announce_move(&mut self, pos: Point, now: Millis) {
-        self.me.pos = pos;
-        self.seq = self.seq.wrapping_add(1);
-        let msg = Message::Move {
-            inc: self.config.incarnation,
-            seq: self.seq,
-            pos,
-        };
-        self.broadcast(&msg, now);
-    }
-
-    pub(super) fn on_move(&mut self, now: Millis, from: PeerId, stamp: Stamp, pos: Point) {
+    /// A move: `from` is at `pos` going at `vel` (units per second).
+    pub(super) fn on_move(
+        &mut self,
+        now: Millis,
+        from: PeerId,
+        stamp: Stamp,
+        pos: Point,
+        vel: Point,
+    ) {
         let pos = self.config.world.wrap(pos);
         // Radius changes travel in hellos; assume ours for a stranger.
         let radius = self
@@ -75,6 +73,9 @@ impl Peer {
                     addr: String::new(),
                 };
                 self.insert(info, stamp, true, now);
+                if let Some(k) = self.kept.get_mut(&from) {
+                    k.motion = Motion { pos, vel, at: now };
+                }
                 self.send_hello(from, now);
             } else {
                 // It keeps us on a stale belief: tell it, or it would hold
@@ -87,9 +88,11 @@ impl Peer {
             return; // stale datagram, or a move of an earlier life
         }
         let restarted = k.confirmed && k.new_life(stamp);
+        k.confirmed = true;
         let old = k.info.pos;
         let old_r = k.info.radius;
         k.info.pos = pos;
+        k.motion = Motion { pos, vel, at: now };
         k.stamp = stamp;
         if restarted {
             // A new life that moved before its hello reached us.
@@ -97,22 +100,25 @@ impl Peer {
             self.send_hello(from, now);
         }
         self.mark_dirty(now);
-        self.tell_pairs(now, from, old, old_r, pos, radius);
+        self.tell_pairs(now, from, (old, old_r), (pos, radius), &[]);
     }
 
-    /// Pair discovery after `from` moved from `old` to `pos`: this peer
-    /// answers for the pairs that involve one of its enclosing neighbours.
+    /// Pair discovery after `from` moved from `old` to `pos` (position and
+    /// radius): this peer answers for the pairs that involve one of its
+    /// enclosing neighbours. `moved` lists, sorted by id, the other peers
+    /// whose beliefs moved at the same time, with their old positions: a
+    /// pair is judged old against old and new against new, and told once,
+    /// from its lower id's side.
     /// (Telling only the side whose partner is enclosing here cost 0.05 %
     /// consistency at 100 ms latency; letting only the peer nearest the
     /// pair's midpoint speak lost 3 %.)
-    fn tell_pairs(
+    pub(super) fn tell_pairs(
         &mut self,
         now: Millis,
         from: PeerId,
-        old: Point,
-        old_r: f32,
-        pos: Point,
-        radius: f32,
+        (old, old_r): (Point, f32),
+        (pos, radius): (Point, f32),
+        moved: &[(PeerId, Point)],
     ) {
         let mover_enclosing = self.kept.get(&from).is_some_and(|k| k.enclosing);
         let mut tell_mover = Vec::new();
@@ -129,7 +135,12 @@ impl Peer {
                 continue;
             }
             let (npos, nr) = (n.info.pos, n.info.radius);
-            if self.in_range(pos, radius, npos, nr) && !self.in_range(old, old_r, npos, nr) {
+            let old_npos = match moved.binary_search_by(|m| m.0.cmp(&n.info.id)) {
+                Ok(_) if n.info.id < from => continue,
+                Ok(i) => moved[i].1,
+                Err(_) => npos,
+            };
+            if self.in_range(pos, radius, npos, nr) && !self.in_range(old, old_r, old_npos, nr) {
                 tell_mover.push(n.info.clone());
                 tell_others.push(n.info.id);
             }
@@ -177,10 +188,15 @@ impl Peer {
             let id = info.id;
             self.insert(info, (0, 0), false, now);
             if mutual {
-                // The other side was told about us: it will speak first.
+                // The other side was told about us and does the same: our
+                // motion confirms us there (a move is a third of a hello),
+                // and a hello follows only if it stays silent.
                 let grace = self.config.heartbeat_ms / 2;
                 if let Some(k) = self.kept.get_mut(&id) {
                     k.greet_at = Some(now.plus(grace));
+                }
+                if self.is_joined() {
+                    self.send_motion(id, now);
                 }
             } else if near {
                 self.send_hello(id, now);

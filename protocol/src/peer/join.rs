@@ -22,7 +22,8 @@
 //!   while many peers joined at once.
 //! - A teleport (a move longer than `Config::teleport_distance`, which
 //!   walking discovery cannot follow) is a join at the new place through the
-//!   confirmed kept peer nearest to it (alone if there is none) that keeps
+//!   confirmed kept peer nearest to it (else the nearest hint; alone if we
+//!   keep nobody) that keeps
 //!   the old links until the join reply completes the new view; the old
 //!   neighbours hear the move and drop us unless they still need us.
 
@@ -210,25 +211,33 @@ impl Peer {
     /// to `pos`, and the reply's recompute drops whoever is no longer needed.
     pub(super) fn teleport(&mut self, pos: Point, now: Millis) {
         let entry = self.entry_near(pos, None);
-        self.announce_move(pos, now);
+        self.me.pos = pos;
+        self.own.reset();
+        self.announce(Point::default(), now);
         match entry {
             Some(via) => self.join(via, now),
             None => self.state = State::Alone,
         }
     }
 
-    /// The confirmed kept peer nearest to `pos`, other than `not`.
+    /// The confirmed kept peer nearest to `pos`, other than `not`; failing
+    /// that, the nearest hint (right after a join reply every kept peer may
+    /// still be a hint: a jump then would otherwise leave us alone, and the
+    /// first record told would make a world of a view of the old place).
     fn entry_near(&self, pos: Point, not: Option<PeerId>) -> Option<PeerId> {
         let world = self.config.world;
-        self.kept
-            .iter()
-            .filter(|(id, k)| k.confirmed && Some(**id) != not)
-            .min_by(|a, b| {
-                world
-                    .distance_sq(a.1.info.pos, pos)
-                    .total_cmp(&world.distance_sq(b.1.info.pos, pos))
-            })
-            .map(|(id, _)| *id)
+        let nearest = |confirmed: bool| {
+            self.kept
+                .iter()
+                .filter(|(id, k)| k.confirmed == confirmed && Some(**id) != not)
+                .min_by(|a, b| {
+                    world
+                        .distance_sq(a.1.info.pos, pos)
+                        .total_cmp(&world.distance_sq(b.1.info.pos, pos))
+                })
+                .map(|(id, _)| *id)
+        };
+        nearest(true).or_else(|| nearest(false))
     }
 
     /// A peer alone in its own world becomes part of a larger one as soon as

@@ -14,9 +14,11 @@
 //! - A peer that was part of a world and has heard no neighbour within the
 //!   failure timeout is `Lost` ([`Peer::state`]).
 
+use super::motion::Motion;
 use super::table::Stamp;
 use super::{Peer, RemoveReason, State, Timer, clamp_name};
 use crate::Millis;
+use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
 use crate::message::Message;
 
@@ -52,6 +54,19 @@ impl Peer {
                     self.stats.restarts_seen += 1;
                 }
                 if stamp >= k.stamp || !k.confirmed {
+                    // The same announcement as the last move keeps its
+                    // velocity from this fresher position; anything newer
+                    // is still until its next move.
+                    let vel = if stamp == k.stamp && k.confirmed {
+                        k.motion.vel
+                    } else {
+                        Point::default()
+                    };
+                    k.motion = Motion {
+                        pos: info.pos,
+                        vel,
+                        at: now,
+                    };
                     k.info.pos = info.pos;
                     k.stamp = stamp;
                 }

@@ -16,6 +16,7 @@
 //! | `repair.rs` | digests, anti-entropy, repair after a loss, hull gaps |
 //! | `liveness.rs` | hello, greeting hints, heartbeats, failure, goodbye, lost |
 //! | `radius.rs` | who is in range (radius and detection buffer), the adaptive radius |
+//! | `motion.rs` | dead reckoning: announcing motion, extrapolating beliefs |
 //!
 //! This file holds the public surface, the message dispatch and the one timer
 //! table.
@@ -30,6 +31,7 @@ use crate::message::{MAX_NAME_LEN, Message};
 mod discovery;
 mod join;
 mod liveness;
+mod motion;
 mod radius;
 mod repair;
 mod table;
@@ -77,15 +79,19 @@ enum Timer {
     /// Walk the join once more from the same entry point once views have
     /// settled (`join.rs`). Checked on the maintenance round.
     Probe,
+    /// The motion round, every `motion_ms` (offset per peer): beliefs about
+    /// moving peers advanced, own motion checked (`motion.rs`).
+    Motion,
 }
 
 impl Timer {
-    const ALL: [Timer; 5] = [
+    const ALL: [Timer; 6] = [
         Timer::Recompute,
         Timer::Maintenance,
         Timer::AntiEntropy,
         Timer::JoinRetry,
         Timer::Probe,
+        Timer::Motion,
     ];
 
     /// Whether the driver must wake up for it (the others are checked by
@@ -93,7 +99,7 @@ impl Timer {
     fn wakes(self) -> bool {
         matches!(
             self,
-            Timer::Recompute | Timer::Maintenance | Timer::AntiEntropy
+            Timer::Recompute | Timer::Maintenance | Timer::AntiEntropy | Timer::Motion
         )
     }
 }
@@ -151,6 +157,8 @@ pub struct Peer {
     ever_connected: bool,
     /// When the adaptive radius last changed, and whether it shrank.
     radius_changed: Option<(Millis, bool)>,
+    /// Our own motion: velocity estimate and last announcement.
+    own: motion::OwnMotion,
     stats: Stats,
 }
 
@@ -190,6 +198,10 @@ impl Peer {
             now.plus(phase(&me.id, config.maintenance_ms).max(1)),
         );
         timers.set(
+            Timer::Motion,
+            now.plus(phase(&me.id, config.motion_ms).max(1)),
+        );
+        timers.set(
             Timer::AntiEntropy,
             now.plus(phase(&me.id, config.anti_entropy_ms).max(1)),
         );
@@ -208,6 +220,7 @@ impl Peer {
             silenced: Vec::new(),
             ever_connected: false,
             radius_changed: None,
+            own: motion::OwnMotion::default(),
             stats: Stats::default(),
         }
     }
@@ -263,11 +276,20 @@ impl Peer {
         self.kept.len()
     }
 
-    /// Kept peers as (id, believed position, enclosing), without cloning.
+    /// Kept peers as (id, believed position as of the last motion round,
+    /// enclosing), without cloning.
     pub fn kept(&self) -> impl Iterator<Item = (PeerId, Point, bool)> + '_ {
         self.kept
             .iter()
             .map(|(id, k)| (*id, k.info.pos, k.enclosing))
+    }
+
+    /// Kept peers as (id, believed position extrapolated to `now`,
+    /// enclosing).
+    pub fn kept_at(&self, now: Millis) -> impl Iterator<Item = (PeerId, Point, bool)> + '_ {
+        self.kept
+            .iter()
+            .map(move |(id, k)| (*id, self.believed(k, now), k.enclosing))
     }
 
     /// Whether `id` is kept.
@@ -285,9 +307,16 @@ impl Peer {
                 .kept
                 .values()
                 .map(|k| Neighbour {
-                    info: k.info.clone(),
+                    info: PeerInfo {
+                        pos: self.believed(k, now),
+                        ..k.info.clone()
+                    },
                     enclosing: k.enclosing,
-                    aware: self.config.world.distance(self.me.pos, k.info.pos) <= r,
+                    aware: self
+                        .config
+                        .world
+                        .distance(self.me.pos, self.believed(k, now))
+                        <= r,
                     confirmed: k.confirmed,
                     last_heard: k.last_heard,
                 })
@@ -318,9 +347,13 @@ impl Peer {
             self.reject(from, RejectReason::from(&e));
             return;
         }
+        // Any message shows the sender alive; only its own record (a
+        // `Hello` or a `Move`) confirms it: a hint's position is a third
+        // party's belief, and a `Forget` or a `Ping` confirming it kept a
+        // teleporter's pre-jump place in a view as a confirmed neighbour,
+        // which routed joins round a loop.
         if let Some(k) = self.kept.get_mut(&from) {
             k.last_heard = now;
-            k.confirmed = true;
         }
         match msg {
             Message::Join { joiner, hops } => self.on_join(now, from, remote, joiner, hops),
@@ -348,7 +381,7 @@ impl Peer {
                 };
                 self.on_hello(now, info, (inc, seq), ask);
             }
-            Message::Move { inc, seq, pos } => self.on_move(now, from, (inc, seq), pos),
+            Message::Move { inc, seq, pos, vel } => self.on_move(now, from, (inc, seq), pos, vel),
             Message::Discover { peers, mutual } => self.on_discover(now, peers, mutual),
             Message::Digest { ids } => self.on_digest(now, from, &ids),
             Message::Ping => {}
@@ -369,6 +402,10 @@ impl Peer {
     pub fn handle_timeout(&mut self, now: Millis) {
         if self.state == State::Left {
             return;
+        }
+        if self.timers.is_due(Timer::Motion, now) {
+            self.next_motion_round(now);
+            self.motion_round(now);
         }
         if self.timers.is_due(Timer::Recompute, now) {
             self.recompute(now);

@@ -7,6 +7,7 @@
 //! third party is a hint (`confirmed == false`) until it speaks itself, and
 //! only fresh entries are vouched for to others.
 
+use super::motion::Motion;
 use super::{Event, Peer, RemoveReason};
 use crate::Millis;
 use crate::id::{PeerId, PeerInfo};
@@ -37,6 +38,8 @@ pub(super) struct Known {
     /// The short ids last told to this neighbour as its likely enclosing
     /// peers (the two vertices across our shared Delaunay edge).
     pub(super) told: [u64; 2],
+    /// Its last announced motion (a hint's is still at its position).
+    pub(super) motion: Motion,
 }
 
 impl Known {
@@ -62,6 +65,7 @@ impl Peer {
 
     pub(super) fn insert(&mut self, info: PeerInfo, stamp: Stamp, confirmed: bool, now: Millis) {
         let id = info.id;
+        let pos = info.pos;
         self.kept.insert(
             id,
             Known {
@@ -76,6 +80,7 @@ impl Peer {
                 hello_sent: false,
                 greet_at: None,
                 told: [0; 2],
+                motion: Motion::still(pos, now),
             },
         );
         self.events.push_back(Event::NeighbourAdded(id));
@@ -160,6 +165,9 @@ impl Table {
     }
     pub(super) fn values(&self) -> impl Iterator<Item = &Known> {
         self.0.iter()
+    }
+    pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut Known> {
+        self.0.iter_mut()
     }
 }
 

@@ -86,6 +86,7 @@ fn non_finite_positions_are_refused_and_counted() {
             inc: 0,
             seq: 5,
             pos: Point::new(f32::NAN, 1.0),
+            vel: Point::default(),
         },
     );
     assert_eq!(a.stats().rejected, 1);
@@ -105,6 +106,7 @@ fn stale_moves_are_ignored() {
             inc: 0,
             seq: 5,
             pos: Point::new(130.0, 100.0),
+            vel: Point::default(),
         },
     );
     a.handle(
@@ -114,6 +116,7 @@ fn stale_moves_are_ignored() {
             inc: 0,
             seq: 4,
             pos: Point::new(125.0, 100.0),
+            vel: Point::default(),
         },
     );
     assert_eq!(
@@ -200,6 +203,7 @@ fn pair_discovery_in_a_crowd_never_sends_more_records_than_a_receiver_accepts() 
             inc: 0,
             seq: 2,
             pos: Point::new(470.0, 500.0),
+            vel: Point::default(),
         },
     );
     let mut told = 0;

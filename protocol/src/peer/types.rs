@@ -23,6 +23,20 @@ pub struct Config {
     /// Detection buffer: peers are learned about this far before they cross
     /// the radius (VON uses 32 at radius 100).
     pub buffer: f32,
+    /// Dead reckoning: a move is announced only when the true position is
+    /// further than this (world units) from where the last announcement
+    /// extrapolates it, on a stop, and every `motion_refresh_ms` while
+    /// moving (default 4, about an avatar). 0 announces every step, with
+    /// its velocity: receivers still extrapolate between steps.
+    pub epsilon: f32,
+    /// A moving peer announces its motion at least this often (a lost
+    /// datagram is corrected within this time); beliefs are extrapolated
+    /// for at most twice this.
+    pub motion_refresh_ms: u64,
+    /// Period of the motion round: beliefs about moving peers are advanced
+    /// to now, pair discovery runs on them, and this peer checks its own
+    /// announcement against where it is.
+    pub motion_ms: u64,
     /// A neighbour silent for this long is dropped as crashed; with no
     /// neighbour heard for this long, a joined peer is lost.
     pub failure_timeout_ms: u64,
@@ -61,6 +75,9 @@ impl Default for Config {
             radius_mode: RadiusMode::Fixed,
             neighbours: (8, 40),
             buffer: 32.0,
+            epsilon: 4.0,
+            motion_refresh_ms: 1_000,
+            motion_ms: 100,
             failure_timeout_ms: 3_000,
             heartbeat_ms: 1_000,
             anti_entropy_ms: 2_000,
@@ -107,6 +124,9 @@ pub enum RejectReason {
     /// A position that is not finite.
     #[error("non-finite position")]
     BadPosition,
+    /// A velocity that is not finite or too fast.
+    #[error("bad velocity")]
+    BadVelocity,
     /// A radius that is not finite or is negative.
     #[error("bad radius")]
     BadRadius,
@@ -125,6 +145,7 @@ impl From<&DecodeError> for RejectReason {
     fn from(e: &DecodeError) -> Self {
         match e {
             DecodeError::BadPosition => Self::BadPosition,
+            DecodeError::BadVelocity => Self::BadVelocity,
             DecodeError::BadRadius => Self::BadRadius,
             DecodeError::TooLong => Self::TooLong,
             _ => Self::Invalid,
@@ -179,6 +200,8 @@ pub struct Stats {
     pub repairs: u64,
     /// Kept peers heard in a new incarnation (restarted with the same id).
     pub restarts_seen: u64,
+    /// Motion announcements (each a `Move` to every kept peer).
+    pub moves_announced: u64,
     /// Times the adaptive radius changed.
     pub radius_changes: u64,
 }

@@ -144,6 +144,9 @@ pub struct Report {
     pub merged_after_s: Option<f64>,
     /// With `--crowd`: bytes sent per crowd peer per tick (measured ticks).
     pub crowd_bytes_per_peer_per_tick: Option<f64>,
+    /// Motion announcements (dead reckoning updates, each a `Move` to every
+    /// kept peer) per peer per tick, over the measured window.
+    pub moves_per_peer_per_tick: f64,
     /// Peer-ticks simulated (live peers summed over ticks).
     pub peer_ticks: u64,
     /// Bytes per peer per tick by message kind (measured ticks).

@@ -39,7 +39,7 @@ impl Sim {
             .iter()
             .map(|s| {
                 s.peer
-                    .kept()
+                    .kept_at(self.now)
                     .filter(|(id, _, _)| !not_yet.contains(id))
                     .map(|(id, pos, enclosing)| Kept { id, pos, enclosing })
                     .collect()
@@ -105,6 +105,9 @@ impl Sim {
             merged_after_s: self.cfg.merge_at.and_then(|t| {
                 self.merged_tick
                     .map(|m| (m - t) as f64 * TICK_MS as f64 / 1000.0)
+            }),
+            moves_per_peer_per_tick: self.window_moves_base.map_or(0.0, |base| {
+                self.moves_announced().saturating_sub(base) as f64 / peer_ticks
             }),
             peer_ticks: self.peer_ticks,
             bytes_by_kind: self

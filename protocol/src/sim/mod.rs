@@ -89,6 +89,8 @@ pub struct Sim {
     window_by_kind: BTreeMap<&'static str, u64>,
     window_crowd_bytes: u64,
     window_crowd_peer_ticks: u64,
+    /// Motion announcements of all peers when the window opened.
+    window_moves_base: Option<u64>,
     peer_ticks: u64,
     join_hops: u64,
     join_time: u64,
@@ -139,6 +141,7 @@ impl Sim {
             window_by_kind: BTreeMap::new(),
             window_crowd_bytes: 0,
             window_crowd_peer_ticks: 0,
+            window_moves_base: None,
             peer_ticks: 0,
             join_hops: 0,
             join_time: 0,
@@ -473,6 +476,9 @@ impl Sim {
         let live = self.slots.iter().filter(|s| s.alive).count() as u64;
         self.peer_ticks += live;
         self.tick += 1;
+        if self.tick == self.measure_from() {
+            self.window_moves_base = Some(self.moves_announced());
+        }
         if self.tick > self.measure_from() {
             self.window_peer_ticks += live;
             self.window_crowd_peer_ticks += self
@@ -482,6 +488,15 @@ impl Sim {
                 .count() as u64;
         }
         true
+    }
+
+    /// Motion announcements made by every peer so far (the departed
+    /// included).
+    fn moves_announced(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.peer.stats().moves_announced)
+            .sum()
     }
 
     /// Runs `n` ticks (fewer if the configured end comes first).

@@ -247,7 +247,7 @@ impl Net {
         let views: Vec<Vec<Kept>> = live
             .iter()
             .map(|p| {
-                p.kept()
+                p.kept_at(self.now)
                     .map(|(id, pos, enclosing)| Kept { id, pos, enclosing })
                     .collect()
             })
@@ -291,4 +291,5 @@ pub(crate) fn hello(seq: u32, x: f32, y: f32) -> Message {
 }
 
 mod model;
+mod motion_rules;
 mod rules;

@@ -139,6 +139,7 @@ fn a_move_from_a_stranger_out_of_range_is_answered_with_forget() {
             inc: 0,
             seq: 3,
             pos: Point::new(600.0, 600.0),
+            vel: Point::default(),
         },
     );
     let t = p.poll_transmit().expect("an answer");
@@ -216,6 +217,41 @@ fn a_forget_from_an_enclosing_neighbour_walks_a_join_for_our_own_place() {
     assert_eq!(probes(&mut p), 0, "at most one probe per join retry");
     p.handle(Millis(1_400), far, Message::Forget);
     assert_eq!(probes(&mut p), 1);
+}
+
+#[test]
+fn only_a_peer_s_own_record_confirms_a_hint() {
+    // A hint's position is a third party's belief: a `Ping`, a `Digest` or
+    // a `Forget` from the peer once confirmed it, and a teleporter's pre-jump place
+    // stayed in views as a confirmed neighbour that routed joins round a
+    // loop.
+    let mut p = lone(1, 500.0, 500.0, config());
+    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
+    let stale = PeerInfo::new(c, Point::new(520.0, 520.0), 100.0, "c");
+    let discover = Message::Discover {
+        peers: vec![stale],
+        mutual: false,
+    };
+    p.handle(Millis(2), b, discover);
+    let seen = |p: &Peer, now: u64| {
+        let n = p.view(Millis(now)).neighbours;
+        let c = n.into_iter().find(|n| n.info.id == c).expect("c kept");
+        (c.confirmed, c.info.pos)
+    };
+    let digest = Message::Digest { ids: Vec::new() };
+    for (at, msg) in [(3, Message::Ping), (4, digest)] {
+        p.handle(Millis(at), c, msg);
+        assert!(!seen(&p, at).0, "confirmed by a message without its record");
+    }
+    let moved = Message::Move {
+        inc: 0,
+        seq: 1,
+        pos: Point::new(560.0, 560.0),
+        vel: Point::new(0.0, 0.0),
+    };
+    p.handle(Millis(5), c, moved);
+    assert_eq!(seen(&p, 5), (true, Point::new(560.0, 560.0)));
 }
 
 #[test]
@@ -334,6 +370,37 @@ fn a_join_reply_for_a_place_we_jumped_away_from_does_not_end_our_join() {
     assert!(!p.is_joined(), "a reply for the old place ended the join");
     p.handle(Millis(4), c, reply(Point::new(100.0, 100.0)));
     assert!(p.is_joined());
+}
+
+#[test]
+fn a_jump_right_after_a_join_reply_joins_through_a_hint() {
+    // Right after a join reply every kept peer may still be a hint: a jump
+    // then left the peer alone, and the first record told made a world of a
+    // view of the old place (stranded: 2 components).
+    let mut p = lone(1, 500.0, 500.0, config());
+    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    p.join(b, Millis(0));
+    p.handle(
+        Millis(1),
+        b,
+        Message::JoinReply {
+            hops: 1,
+            at: Point::new(500.0, 500.0),
+            peers: vec![
+                PeerInfo::new(b, Point::new(530.0, 500.0), 100.0, "b"),
+                PeerInfo::new(c, Point::new(500.0, 530.0), 100.0, "c"),
+            ],
+            observed_addr: String::new(),
+        },
+    );
+    assert!(p.is_joined() && p.keeps(&b) && p.keeps(&c));
+    while p.poll_transmit().is_some() {}
+    p.move_to(Point::new(100.0, 100.0), Millis(2));
+    assert!(p.is_joining(), "alone after the jump");
+    let joins = std::iter::from_fn(|| p.poll_transmit())
+        .filter(|t| matches!(&t.msg, Message::Join { hops: 0, .. }))
+        .count();
+    assert_eq!(joins, 1);
 }
 
 #[test]
@@ -479,6 +546,7 @@ fn a_restarted_peer_is_seen_at_its_new_place_at_once() {
             inc: 0,
             seq: 999,
             pos: Point::new(900.0, 900.0),
+            vel: Point::default(),
         },
     );
     assert_eq!(at(&net, a), Some(Point::new(545.0, 530.0)));
