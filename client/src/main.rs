@@ -145,8 +145,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     let radius = cli
         .radius
         .unwrap_or(if join.is_some() { 100.0 } else { 600.0 });
-    if !(radius.is_finite() && radius > 0.0) {
-        anyhow::bail!("--radius must be positive");
+    let max = peerworld_protocol::message::MAX_RADIUS;
+    if !(radius.is_finite() && radius > 0.0 && radius <= max) {
+        anyhow::bail!("--radius must be positive and at most {max} (the protocol's largest)");
     }
     let name = cli.name.clone().unwrap_or_else(|| {
         std::env::var("USER")

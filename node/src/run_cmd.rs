@@ -2,6 +2,7 @@
 //! variables and an optional TOML file (flag beats env beats file beats
 //! default).
 
+use peerworld_protocol::message::MAX_RADIUS;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 
@@ -170,8 +171,8 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         bail!("--world: sides must be positive");
     }
     let radius = args.radius.or(file.radius).unwrap_or(100.0);
-    if !(radius.is_finite() && radius > 0.0) {
-        bail!("--radius must be positive");
+    if !(radius.is_finite() && radius > 0.0 && radius <= MAX_RADIUS) {
+        bail!("--radius must be positive and at most {MAX_RADIUS} (the protocol's largest)");
     }
     let radius_mode = args
         .radius_mode

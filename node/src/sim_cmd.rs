@@ -1,6 +1,7 @@
 //! `peerworld-node sim`: reads the arguments and any trace file, drives the
 //! (pure) simulator, measures wall time and prints the report.
 
+use peerworld_protocol::message::MAX_RADIUS;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -152,8 +153,13 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
     {
         bail!("--churn, --loss, --teleport and --crowd are probabilities in [0, 1]");
     }
-    if !(a.radius.is_finite() && a.radius > 0.0 && a.speed.is_finite() && a.speed >= 0.0) {
-        bail!("--radius must be positive and --speed non-negative");
+    if !(a.radius.is_finite()
+        && a.radius > 0.0
+        && a.radius <= MAX_RADIUS
+        && a.speed.is_finite()
+        && a.speed >= 0.0)
+    {
+        bail!("--radius must be positive and at most {MAX_RADIUS}, and --speed non-negative");
     }
     if !(a.epsilon.is_finite() && a.epsilon >= 0.0) {
         bail!("--epsilon must be zero or positive");

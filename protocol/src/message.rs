@@ -23,6 +23,11 @@ pub const PROTOCOL_VERSION: u16 = 4;
 pub const OLDEST_SUPPORTED_VERSION: u16 = 4;
 /// Fastest velocity a `Move` may announce, in world units per second.
 pub const MAX_SPEED: f32 = 100_000.0;
+/// Largest awareness radius a peer may declare, in world units. A larger
+/// declared radius is clamped to it on receipt: a peer is kept, relayed and
+/// fed moves for its own radius only up to here (a "hoarder" declaring
+/// 1e30 was kept by everyone in the world).
+pub const MAX_RADIUS: f32 = 1_000.0;
 /// Largest encoded frame accepted, in bytes.
 pub const MAX_FRAME_LEN: usize = 64 * 1024;
 /// Largest number of peer records in one message.

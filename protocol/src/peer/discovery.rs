@@ -20,7 +20,7 @@
 
 use super::motion::Motion;
 use super::table::{Known, Stamp};
-use super::{Peer, RemoveReason, State, Timer, clamp_name};
+use super::{Peer, RemoveReason, State, Timer, sanitize};
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
@@ -183,7 +183,7 @@ impl Peer {
                 break;
             }
             info.pos = self.config.world.wrap(info.pos);
-            clamp_name(&mut info.name);
+            sanitize(&mut info);
             let near = self.in_range(self.me.pos, self.me.radius, info.pos, info.radius);
             let id = info.id;
             self.insert(info, (0, 0), false, now);

@@ -13,6 +13,9 @@
 //! - An unanswered join is sent again every `Config::join_retry_ms`, through
 //!   another confirmed kept peer when there is one (the one nearest to where
 //!   we join), so a join whose entry or forwarder left or crashed recovers.
+//! - A reply is taken only within `JOIN_REPLY_WINDOW_MS` of a join or probe
+//!   of ours (an unsolicited one is rejected: anyone could otherwise end
+//!   our join, or make us greet and digest its list, at any time).
 //! - A reply names the place it answers for; one for a place we have since
 //!   jumped away from (farther than `Config::teleport_distance`: a late
 //!   reply to the probe of our previous place) is ignored.
@@ -29,11 +32,15 @@
 
 use std::net::SocketAddr;
 
-use super::{Event, Peer, RejectReason, State, Timer};
+use super::{Event, Peer, RejectReason, State, Timer, sanitize};
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
 use crate::message::{MAX_RECORDS, Message};
+
+/// How long after a join or probe of ours its reply is taken: a walk
+/// across a large world at a few hundred milliseconds a hop.
+const JOIN_REPLY_WINDOW_MS: u64 = 10_000;
 
 /// Whether `addr` is one others can dial (a socket address, not 0.0.0.0).
 fn dialable(addr: &str) -> bool {
@@ -50,6 +57,7 @@ impl Peer {
         self.state = State::Joining { via: bootstrap };
         self.timers
             .set(Timer::JoinRetry, now.plus(self.config.join_retry_ms));
+        self.await_join_reply(now);
         self.send(
             bootstrap,
             Message::Join {
@@ -67,6 +75,7 @@ impl Peer {
         if via == self.me.id || !self.is_joined() {
             return;
         }
+        self.await_join_reply(now);
         self.send(
             via,
             Message::Join {
@@ -119,6 +128,7 @@ impl Peer {
             joiner.addr = remote.to_string();
         }
         joiner.pos = self.config.world.wrap(joiner.pos);
+        sanitize(&mut joiner);
         let world = self.config.world;
         let target = joiner.pos;
         let my_d = world.distance_sq(self.me.pos, target);
@@ -173,6 +183,10 @@ impl Peer {
         peers: Vec<PeerInfo>,
         observed: String,
     ) {
+        if self.join_reply_until.is_none_or(|t| now > t) {
+            self.reject(from, RejectReason::UnsolicitedJoinReply);
+            return;
+        }
         if self.config.world.distance(at, self.me.pos) > f64::from(self.config.teleport_distance) {
             // The answer to a join (or probe) for a place we have jumped
             // away from since: its records are of that place, and taking it
@@ -238,6 +252,12 @@ impl Peer {
                 .map(|(id, _)| *id)
         };
         nearest(true).or_else(|| nearest(false))
+    }
+
+    /// Join replies are taken for [`JOIN_REPLY_WINDOW_MS`] after each join
+    /// or probe of ours, and never otherwise.
+    fn await_join_reply(&mut self, now: Millis) {
+        self.join_reply_until = Some(now.plus(JOIN_REPLY_WINDOW_MS));
     }
 
     /// A peer alone in its own world becomes part of a larger one as soon as

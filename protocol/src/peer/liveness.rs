@@ -16,7 +16,7 @@
 
 use super::motion::Motion;
 use super::table::Stamp;
-use super::{Peer, RemoveReason, State, Timer, clamp_name};
+use super::{Peer, RemoveReason, State, Timer, sanitize};
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
@@ -46,7 +46,7 @@ impl Peer {
     /// hellos per peer per tick in a still crowd).
     pub(super) fn on_hello(&mut self, now: Millis, mut info: PeerInfo, stamp: Stamp, ask: bool) {
         info.pos = self.config.world.wrap(info.pos);
-        clamp_name(&mut info.name);
+        sanitize(&mut info);
         let id = info.id;
         let answer = match self.kept.get_mut(&id) {
             Some(k) => {

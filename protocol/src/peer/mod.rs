@@ -26,7 +26,7 @@ use std::collections::VecDeque;
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
-use crate::message::{MAX_NAME_LEN, Message};
+use crate::message::{MAX_NAME_LEN, MAX_RADIUS, Message};
 
 mod discovery;
 mod join;
@@ -147,6 +147,8 @@ pub struct Peer {
     timers: Timers,
     /// The entry point the join probe walks from.
     probe_via: Option<PeerId>,
+    /// Until when a join reply is taken (a join or probe of ours is out).
+    join_reply_until: Option<Millis>,
     /// When a `Forget` from an enclosing neighbour last sent a probe.
     forget_probed: Option<Millis>,
     /// Peers dropped after silence, probed again in case a partition, not a
@@ -170,8 +172,11 @@ fn phase(id: &PeerId, period: u64) -> u64 {
     }
 }
 
-/// Truncates `name` to at most `MAX_NAME_LEN` bytes on a character boundary.
-pub(crate) fn clamp_name(name: &mut String) {
+/// Bounds a record taken from the wire: the name to at most
+/// `MAX_NAME_LEN` bytes on a character boundary, the radius to
+/// `MAX_RADIUS`.
+pub(crate) fn sanitize(info: &mut PeerInfo) {
+    let name = &mut info.name;
     if name.len() > MAX_NAME_LEN {
         let mut end = MAX_NAME_LEN;
         while !name.is_char_boundary(end) {
@@ -179,6 +184,7 @@ pub(crate) fn clamp_name(name: &mut String) {
         }
         name.truncate(end);
     }
+    info.radius = info.radius.min(MAX_RADIUS);
 }
 
 impl Peer {
@@ -191,7 +197,7 @@ impl Peer {
             Point::default()
         };
         me.radius = config.radius;
-        clamp_name(&mut me.name);
+        sanitize(&mut me);
         let mut timers = Timers::default();
         timers.set(
             Timer::Maintenance,
@@ -217,6 +223,7 @@ impl Peer {
             timers,
             probe_via: None,
             forget_probed: None,
+            join_reply_until: None,
             silenced: Vec::new(),
             ever_connected: false,
             radius_changed: None,

@@ -136,6 +136,9 @@ pub enum RejectReason {
     /// A first-hop join that names another peer than its sender.
     #[error("join claims another id")]
     JoinClaimsAnotherId,
+    /// A join reply nobody asked for (no join or probe of ours is out).
+    #[error("unsolicited join reply")]
+    UnsolicitedJoinReply,
     /// Anything else the validator refuses.
     #[error("invalid message")]
     Invalid,

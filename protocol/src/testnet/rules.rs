@@ -13,13 +13,13 @@ const WORLD: World = World {
     height: 1000.0,
 };
 
-fn lone(seed: u64, x: f32, y: f32, config: Config) -> Peer {
+pub(super) fn lone(seed: u64, x: f32, y: f32, config: Config) -> Peer {
     let info = PeerInfo::new(PeerId::from_seed(seed), Point::new(x, y), 100.0, "p");
     Peer::new(config, info, Millis(0))
 }
 
 /// Runs a lone peer's timers until `until` and returns what it sent.
-fn run(p: &mut Peer, until: u64) -> Vec<crate::peer::Transmit> {
+pub(super) fn run(p: &mut Peer, until: u64) -> Vec<crate::peer::Transmit> {
     let mut out = Vec::new();
     while let Some(t) = p.poll_timeout().filter(|t| t.0 <= until) {
         p.handle_timeout(t);
@@ -28,7 +28,7 @@ fn run(p: &mut Peer, until: u64) -> Vec<crate::peer::Transmit> {
     out
 }
 
-fn config() -> Config {
+pub(super) fn config() -> Config {
     Config {
         world: WORLD,
         ..Config::default()
@@ -217,41 +217,6 @@ fn a_forget_from_an_enclosing_neighbour_walks_a_join_for_our_own_place() {
     assert_eq!(probes(&mut p), 0, "at most one probe per join retry");
     p.handle(Millis(1_400), far, Message::Forget);
     assert_eq!(probes(&mut p), 1);
-}
-
-#[test]
-fn only_a_peer_s_own_record_confirms_a_hint() {
-    // A hint's position is a third party's belief: a `Ping`, a `Digest` or
-    // a `Forget` from the peer once confirmed it, and a teleporter's pre-jump place
-    // stayed in views as a confirmed neighbour that routed joins round a
-    // loop.
-    let mut p = lone(1, 500.0, 500.0, config());
-    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
-    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
-    let stale = PeerInfo::new(c, Point::new(520.0, 520.0), 100.0, "c");
-    let discover = Message::Discover {
-        peers: vec![stale],
-        mutual: false,
-    };
-    p.handle(Millis(2), b, discover);
-    let seen = |p: &Peer, now: u64| {
-        let n = p.view(Millis(now)).neighbours;
-        let c = n.into_iter().find(|n| n.info.id == c).expect("c kept");
-        (c.confirmed, c.info.pos)
-    };
-    let digest = Message::Digest { ids: Vec::new() };
-    for (at, msg) in [(3, Message::Ping), (4, digest)] {
-        p.handle(Millis(at), c, msg);
-        assert!(!seen(&p, at).0, "confirmed by a message without its record");
-    }
-    let moved = Message::Move {
-        inc: 0,
-        seq: 1,
-        pos: Point::new(560.0, 560.0),
-        vel: Point::new(0.0, 0.0),
-    };
-    p.handle(Millis(5), c, moved);
-    assert_eq!(seen(&p, 5), (true, Point::new(560.0, 560.0)));
 }
 
 #[test]

@@ -1,0 +1,107 @@
+//! Rules against lying and hoarding peers, one test each, on one peer fed
+//! by hand.
+
+use super::hello;
+use super::rules::{config, lone, run};
+use crate::Millis;
+use crate::geometry::{Point, World};
+use crate::id::{PeerId, PeerInfo};
+use crate::message::Message;
+use crate::peer::{Config, Peer};
+
+#[test]
+fn only_a_peer_s_own_record_confirms_a_hint() {
+    // A hint's position is a third party's belief: a `Ping`, a `Digest` or
+    // a `Forget` from the peer once confirmed it, and a teleporter's pre-jump place
+    // stayed in views as a confirmed neighbour that routed joins round a
+    // loop.
+    let mut p = lone(1, 500.0, 500.0, config());
+    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
+    let stale = PeerInfo::new(c, Point::new(520.0, 520.0), 100.0, "c");
+    let discover = Message::Discover {
+        peers: vec![stale],
+        mutual: false,
+    };
+    p.handle(Millis(2), b, discover);
+    let seen = |p: &Peer, now: u64| {
+        let n = p.view(Millis(now)).neighbours;
+        let c = n.into_iter().find(|n| n.info.id == c).expect("c kept");
+        (c.confirmed, c.info.pos)
+    };
+    let digest = Message::Digest { ids: Vec::new() };
+    for (at, msg) in [(3, Message::Ping), (4, digest)] {
+        p.handle(Millis(at), c, msg);
+        assert!(!seen(&p, at).0, "confirmed by a message without its record");
+    }
+    let moved = Message::Move {
+        inc: 0,
+        seq: 1,
+        pos: Point::new(560.0, 560.0),
+        vel: Point::new(0.0, 0.0),
+    };
+    p.handle(Millis(5), c, moved);
+    assert_eq!(seen(&p, 5), (true, Point::new(560.0, 560.0)));
+}
+
+#[test]
+fn a_join_reply_nobody_asked_for_is_rejected() {
+    // Anyone could end our join, or make us greet and digest its list.
+    let mut p = lone(1, 500.0, 500.0, config());
+    let (b, liar, c) = (
+        PeerId::from_seed(2),
+        PeerId::from_seed(3),
+        PeerId::from_seed(4),
+    );
+    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
+    let reply = Message::JoinReply {
+        hops: 1,
+        at: Point::new(500.0, 500.0),
+        peers: vec![PeerInfo::new(c, Point::new(520.0, 520.0), 100.0, "c")],
+        observed_addr: String::new(),
+    };
+    p.handle(Millis(2), liar, reply.clone());
+    assert!(!p.keeps(&c) && p.stats().rejected == 1, "taken unasked");
+    p.probe_through(b, Millis(3));
+    p.handle(Millis(4), liar, reply.clone());
+    assert!(p.keeps(&c), "the answer to a probe");
+    p.handle(Millis(60_000), liar, reply);
+    assert_eq!(p.stats().rejected, 2, "taken long after the probe");
+}
+
+#[test]
+fn a_hoarder_is_kept_only_within_the_clamped_radius() {
+    // A peer declaring radius 1e30 was kept, relayed and fed every move by
+    // everyone in the world.
+    let config = Config {
+        world: World::new(4_000.0, 4_000.0),
+        ..Config::default()
+    };
+    let hoard = |x: f32| Message::Hello {
+        inc: 0,
+        seq: 1,
+        pos: Point::new(x, 500.0),
+        radius: 1e30,
+        name: String::new(),
+        addr: String::new(),
+        ask: true,
+    };
+    let h = PeerId::from_seed(9);
+    for (x, kept) in [(1_000.0, true), (1_800.0, false)] {
+        let mut p = lone(1, 500.0, 500.0, config.clone());
+        // Four neighbours round p: the hoarder is never Voronoi-adjacent.
+        for (seed, (dx, dy)) in [(60.0, 0.0), (-60.0, 0.0), (0.0, 60.0), (0.0, -60.0)]
+            .into_iter()
+            .enumerate()
+        {
+            let from = PeerId::from_seed(2 + seed as u64);
+            p.handle(Millis(1), from, hello(1, 500.0 + dx, 500.0 + dy));
+        }
+        p.handle(Millis(2), h, hoard(x));
+        run(&mut p, 500);
+        let seen = p.view(Millis(500)).neighbours;
+        let r = seen.iter().find(|n| n.info.id == h).map(|n| n.info.radius);
+        assert_eq!(r.is_some(), kept, "hoarder at {x}");
+        assert!(r.is_none_or(|r| r <= crate::message::MAX_RADIUS));
+    }
+}
