@@ -34,7 +34,7 @@ pub struct SimArgs {
     /// Dead reckoning tolerance (world units): a peer announces its motion
     /// again when its true position leaves the extrapolation by more than
     /// this. 0 announces every step.
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 2.0)]
     epsilon: f32,
     /// World size as W,H.
     #[arg(long, default_value = "1200,1200", value_parser = parse_world)]

@@ -26,7 +26,7 @@ pub struct Config {
     /// Dead reckoning: a move is announced only when the true position is
     /// further than this (world units) from where the last announcement
     /// extrapolates it, on a stop, and every `motion_refresh_ms` while
-    /// moving (default 4, about an avatar). 0 announces every step, with
+    /// moving (default 2, within an avatar). 0 announces every step, with
     /// its velocity: receivers still extrapolate between steps.
     pub epsilon: f32,
     /// A moving peer announces its motion at least this often (a lost
@@ -75,7 +75,7 @@ impl Default for Config {
             radius_mode: RadiusMode::Fixed,
             neighbours: (8, 40),
             buffer: 32.0,
-            epsilon: 4.0,
+            epsilon: 2.0,
             motion_refresh_ms: 1_000,
             motion_ms: 100,
             failure_timeout_ms: 3_000,
