@@ -15,6 +15,15 @@ const STEP: f32 = 5.0;
 const STEP_MS: u64 = 100;
 
 /// Nine peers on a 3 × 3 grid 60 apart, joined and settled.
+/// The test world, with a tolerance of 4 units.
+fn config() -> Config {
+    Config {
+        world: WORLD,
+        epsilon: 4.0,
+        ..Config::default()
+    }
+}
+
 fn grid(net: &mut Net) -> Vec<PeerId> {
     let first = net.add(1, 400.0, 400.0);
     let mut ids = vec![first];
@@ -36,12 +45,7 @@ fn announced(net: &Net, ids: &[PeerId]) -> u64 {
 
 #[test]
 fn a_still_world_and_a_straight_walking_one_send_almost_no_moves_after_settling() {
-    let config = Config {
-        world: WORLD,
-        epsilon: 4.0,
-        ..Config::default()
-    };
-    let mut net = Net::with_config(config, 20);
+    let mut net = Net::with_config(config(), 20);
     let ids = grid(&mut net);
     // Still: nothing to announce.
     let before = announced(&net, &ids);
@@ -74,12 +78,7 @@ fn a_still_world_and_a_straight_walking_one_send_almost_no_moves_after_settling(
 #[test]
 fn a_turning_walker_is_never_further_than_epsilon_and_a_step_from_where_its_neighbours_believe_it()
 {
-    let config = Config {
-        world: WORLD,
-        epsilon: 4.0,
-        ..Config::default()
-    };
-    let mut net = Net::with_config(config, 20);
+    let mut net = Net::with_config(config(), 20);
     let ids = grid(&mut net);
     let walker = ids[4];
     let bound = f64::from(net.config.epsilon + STEP);
