@@ -65,7 +65,7 @@ pub struct RunArgs {
     neighbours: Option<(usize, usize)>,
     /// Dead reckoning tolerance in world units: the node announces its
     /// motion again when its position leaves what the neighbours
-    /// extrapolate by more than this; 0 announces every step [default: 0].
+    /// extrapolate by more than this; 0 announces every step [default: 2].
     #[arg(long, env = "PEERWORLD_EPSILON")]
     epsilon: Option<f32>,
     /// Display name [default: node-<short id>].
