@@ -50,7 +50,9 @@ impl Peer {
         let id = info.id;
         let answer = match self.kept.get_mut(&id) {
             Some(k) => {
-                if k.new_life(stamp) {
+                // A new life only of a peer heard from before: a hint's
+                // stamp is (0, 0), below any real node's first word.
+                if k.confirmed && k.new_life(stamp) {
                     self.stats.restarts_seen += 1;
                 }
                 if stamp >= k.stamp || !k.confirmed {

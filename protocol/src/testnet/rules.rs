@@ -471,6 +471,33 @@ fn a_silent_neighbour_times_out_and_the_rest_repair_around_it() {
 }
 
 #[test]
+fn a_greeted_hint_answering_is_not_a_restart() {
+    // A hint's stamp is (0, 0): a real node's answer (incarnation > 0) was
+    // counted as a restart and answered once more.
+    let mut p = lone(1, 500.0, 500.0, config());
+    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
+    let hint = PeerInfo::new(c, Point::new(520.0, 530.0), 100.0, "c");
+    let discover = Message::Discover {
+        peers: vec![hint],
+        mutual: false,
+    };
+    p.handle(Millis(2), b, discover);
+    let greeted = std::iter::from_fn(|| p.poll_transmit()).any(|t| t.to == c);
+    assert!(greeted, "a near hint is greeted");
+    let mut answer = hello(1, 520.0, 530.0);
+    if let Message::Hello { inc, ask, .. } = &mut answer {
+        (*inc, *ask) = (7, false);
+    }
+    p.handle(Millis(3), c, answer);
+    assert_eq!(p.stats().restarts_seen, 0);
+    assert!(
+        std::iter::from_fn(|| p.poll_transmit()).all(|t| t.to != c),
+        "answered again"
+    );
+}
+
+#[test]
 fn a_restarted_peer_is_seen_at_its_new_place_at_once() {
     let mut net = Net::new(WORLD, 20);
     let a = net.add(1, 500.0, 500.0);
