@@ -46,6 +46,10 @@ pub(super) struct Silenced {
     wait_ms: u64,
 }
 
+/// A peer's digests are answered at most this often (its legitimate ones
+/// come every 2 s for anti-entropy, and after a loss, a join or a growth).
+pub(super) const DIGEST_ANSWER_EVERY_MS: u64 = 250;
+
 impl Peer {
     /// Remembers a peer dropped after silence.
     pub(super) fn remember_silenced(&mut self, id: PeerId, now: Millis) {
@@ -95,10 +99,20 @@ impl Peer {
         }
     }
 
+    /// Answers a kept peer's digest with the records it lacks, at most once
+    /// per [`DIGEST_ANSWER_EVERY_MS`] per peer: an 8-byte empty digest earns
+    /// up to 256 records, so a flood of them was a 2 400× amplifier.
     pub(super) fn on_digest(&mut self, now: Millis, from: PeerId, ids: &[[u8; 4]]) {
-        let Some(k) = self.kept.get(&from) else {
+        let Some(k) = self.kept.get_mut(&from) else {
             return;
         };
+        if k.digest_answered
+            .is_some_and(|t| now.since(t) < DIGEST_ANSWER_EVERY_MS)
+        {
+            self.stats.digests_refused += 1;
+            return;
+        }
+        k.digest_answered = Some(now);
         let (pos, r) = (k.info.pos, k.info.radius);
         let has = |id: &PeerId| ids.binary_search(&short4(id)).is_ok();
         let records = self.records_for(now, from, pos, r, has);

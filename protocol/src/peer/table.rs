@@ -38,6 +38,8 @@ pub(super) struct Known {
     /// The short ids last told to this neighbour as its likely enclosing
     /// peers (the two vertices across our shared Delaunay edge).
     pub(super) told: [u64; 2],
+    /// When we last answered its digest (see `on_digest`).
+    pub(super) digest_answered: Option<Millis>,
     /// Its last announced motion (a hint's is still at its position).
     pub(super) motion: Motion,
 }
@@ -81,6 +83,7 @@ impl Peer {
                 greet_at: None,
                 told: [0; 2],
                 motion: Motion::still(pos, now),
+                digest_answered: None,
             },
         );
         self.events.push_back(Event::NeighbourAdded(id));

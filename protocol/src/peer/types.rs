@@ -207,12 +207,15 @@ pub struct Stats {
     pub moves_announced: u64,
     /// Times the adaptive radius changed.
     pub radius_changes: u64,
+    /// Digests left unanswered: the same peer's previous one was answered
+    /// less than 250 ms before.
+    pub digests_refused: u64,
 }
 
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 8] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 9] {
         [
             (
                 "rejected",
@@ -249,6 +252,11 @@ impl Stats {
                 "radius_changes",
                 "Times the adaptive radius changed (crowds).",
                 self.radius_changes,
+            ),
+            (
+                "digests_refused",
+                "Digests left unanswered (the same peer's last one was answered under 250 ms before).",
+                self.digests_refused,
             ),
         ]
     }

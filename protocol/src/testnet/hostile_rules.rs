@@ -105,3 +105,26 @@ fn a_hoarder_is_kept_only_within_the_clamped_radius() {
         assert!(r.is_none_or(|r| r <= crate::message::MAX_RADIUS));
     }
 }
+
+#[test]
+fn a_digest_flood_is_answered_four_times_a_second_at_most() {
+    // An 8-byte empty digest earns up to 256 records: unthrottled, a flood
+    // of them was a 2 400× amplifier.
+    let mut p = lone(1, 500.0, 500.0, config());
+    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
+    p.handle(Millis(1), c, hello(1, 500.0, 540.0));
+    while p.poll_transmit().is_some() {}
+    let answers = |p: &mut Peer| {
+        std::iter::from_fn(|| p.poll_transmit())
+            .filter(|t| t.to == b && matches!(t.msg, Message::Discover { .. }))
+            .count()
+    };
+    for at in 10..110 {
+        p.handle(Millis(at), b, Message::Digest { ids: Vec::new() });
+    }
+    assert_eq!(answers(&mut p), 1, "a hundred digests in 100 ms");
+    assert_eq!(p.stats().digests_refused, 99);
+    p.handle(Millis(300), b, Message::Digest { ids: Vec::new() });
+    assert_eq!(answers(&mut p), 1, "250 ms later, answered again");
+}
