@@ -2,7 +2,7 @@
 //! by hand.
 
 use super::hello;
-use super::rules::{config, lone, run};
+use super::rules::{config, lone, run, told_of_a_hint};
 use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
@@ -11,19 +11,11 @@ use crate::peer::{Config, Peer};
 
 #[test]
 fn only_a_peer_s_own_record_confirms_a_hint() {
-    // A hint's position is a third party's belief: a `Ping`, a `Digest` or
-    // a `Forget` from the peer once confirmed it, and a teleporter's pre-jump place
-    // stayed in views as a confirmed neighbour that routed joins round a
-    // loop.
-    let mut p = lone(1, 500.0, 500.0, config());
-    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
-    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
-    let stale = PeerInfo::new(c, Point::new(520.0, 520.0), 100.0, "c");
-    let discover = Message::Discover {
-        peers: vec![stale],
-        mutual: false,
-    };
-    p.handle(Millis(2), b, discover);
+    // A hint's position is a third party's belief: any message from the
+    // peer (a `Ping`, a `Digest`, a `Forget`) once confirmed it, and a
+    // teleporter's pre-jump place stayed in views as a confirmed neighbour
+    // that routed joins round a loop.
+    let (mut p, _, c) = told_of_a_hint(Point::new(520.0, 520.0));
     let seen = |p: &Peer, now: u64| {
         let n = p.view(Millis(now)).neighbours;
         let c = n.into_iter().find(|n| n.info.id == c).expect("c kept");

@@ -28,6 +28,21 @@ pub(super) fn run(p: &mut Peer, until: u64) -> Vec<crate::peer::Transmit> {
     out
 }
 
+/// A lone peer at (500, 500) that keeps `b` (seed 2, confirmed) and was
+/// told by `b` of the hint `c` (seed 3) at `c_at`.
+pub(super) fn told_of_a_hint(c_at: Point) -> (Peer, PeerId, PeerId) {
+    let mut p = lone(1, 500.0, 500.0, config());
+    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
+    let hint = PeerInfo::new(c, c_at, 100.0, "c");
+    let discover = Message::Discover {
+        peers: vec![hint],
+        mutual: false,
+    };
+    p.handle(Millis(2), b, discover);
+    (p, b, c)
+}
+
 pub(super) fn config() -> Config {
     Config {
         world: WORLD,
@@ -474,15 +489,7 @@ fn a_silent_neighbour_times_out_and_the_rest_repair_around_it() {
 fn a_greeted_hint_answering_is_not_a_restart() {
     // A hint's stamp is (0, 0): a real node's answer (incarnation > 0) was
     // counted as a restart and answered once more.
-    let mut p = lone(1, 500.0, 500.0, config());
-    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
-    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
-    let hint = PeerInfo::new(c, Point::new(520.0, 530.0), 100.0, "c");
-    let discover = Message::Discover {
-        peers: vec![hint],
-        mutual: false,
-    };
-    p.handle(Millis(2), b, discover);
+    let (mut p, _, c) = told_of_a_hint(Point::new(520.0, 530.0));
     let greeted = std::iter::from_fn(|| p.poll_transmit()).any(|t| t.to == c);
     assert!(greeted, "a near hint is greeted");
     let mut answer = hello(1, 520.0, 530.0);
