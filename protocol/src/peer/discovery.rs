@@ -234,12 +234,14 @@ impl Peer {
 
     /// Records this peer should know that `to` (at `pos`, radius `r`) lacks:
     /// within range of it, or Voronoi-adjacent to it in this peer's view.
+    /// Hints (records not yet heard from their peer) are vouched for only
+    /// when `hints` is set.
     pub(super) fn records_for(
         &self,
         now: Millis,
         to: PeerId,
-        pos: Point,
-        r: f32,
+        (pos, r): (Point, f32),
+        hints: bool,
         has: impl Fn(&PeerId) -> bool,
     ) -> Vec<PeerInfo> {
         let mut ids: Vec<PeerId> = Vec::new();
@@ -248,7 +250,7 @@ impl Peer {
         for (id, k) in self.kept.iter() {
             // Only vouch for peers heard from lately: relaying the dead
             // would keep them alive as hints forever.
-            if *id == to || !self.fresh(k, now) {
+            if *id == to || !self.fresh(k, now) || !(hints || k.confirmed) {
                 continue;
             }
             pts.push(k.info.pos);

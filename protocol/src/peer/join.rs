@@ -154,8 +154,8 @@ impl Peer {
             _ if can_accept => {
                 self.stats.joins_accepted += 1;
                 let mut peers = vec![self.me.clone()];
-                peers
-                    .extend(self.records_for(now, joiner.id, joiner.pos, joiner.radius, |_| false));
+                let place = (joiner.pos, joiner.radius);
+                peers.extend(self.records_for(now, joiner.id, place, true, |_| false));
                 peers.dedup_by(|a, b| a.id == b.id);
                 peers.truncate(MAX_RECORDS);
                 let observed_addr = joiner.addr.clone();

@@ -115,7 +115,11 @@ impl Peer {
         k.digest_answered = Some(now);
         let (pos, r) = (k.info.pos, k.info.radius);
         let has = |id: &PeerId| ids.binary_search(&short4(id)).is_ok();
-        let records = self.records_for(now, from, pos, r, has);
+        // Confirmed records only: a hint carries its relayer's belief of
+        // the radius, often a stale large one, and answering digests with
+        // hints passed such records on from hint to hint for ever (a crowd
+        // peer kept 60 of them beyond its own reach).
+        let records = self.records_for(now, from, (pos, r), false, has);
         if !records.is_empty() {
             self.send(
                 from,

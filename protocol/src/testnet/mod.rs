@@ -290,6 +290,7 @@ pub(crate) fn hello(seq: u32, x: f32, y: f32) -> Message {
     }
 }
 
+mod crowd_rules;
 mod hostile_rules;
 mod model;
 mod motion_rules;
