@@ -727,3 +727,75 @@ fn a_node_on_the_unspecified_address_advertises_what_its_bootstrap_saw() {
         }
     });
 }
+
+#[test]
+fn a_flood_from_one_connection_does_not_stop_the_victims_clock() {
+    // Pings and digests as fast as one connection can send them, for twice
+    // the failure timeout: the victim must keep pinging its honest
+    // neighbour, which must never time it out. (The driver served its inbox
+    // before its timers; here the flood's reader never outran the driver,
+    // 1.2 M frames/s, so this test passed with that order too: it guards
+    // the result, not the order.)
+    real_time(|| async {
+        let (a, b) = seed_and_neighbour();
+        assert!(
+            wait_until(Duration::from_secs(10), || knows(&a, b.id())
+                && knows(&b, a.id()))
+            .await
+        );
+        let endpoint = client_endpoint();
+        let me = Identity::generate().unwrap();
+        let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
+            .await
+            .unwrap();
+        // Length-prefixed frames, a thousand to a write, on one stream.
+        let mut chunk = Vec::new();
+        for i in 0..1000 {
+            let msg = match i % 3 {
+                0 => Message::Ping,
+                1 => Message::Digest { ids: Vec::new() },
+                // From far away: answered with a `Forget` each time.
+                _ => Message::Move {
+                    inc: 1,
+                    seq: i,
+                    pos: Point::new(100.0, 100.0),
+                    vel: Point::default(),
+                },
+            };
+            let frame = message::encode(&msg).unwrap();
+            chunk.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+            chunk.extend_from_slice(&frame);
+        }
+        let flood = tokio::spawn(async move {
+            let t0 = Instant::now();
+            let mut sent = 0u64;
+            let mut stream = conn.open_uni().await.unwrap();
+            while t0.elapsed() < Duration::from_millis(2 * Config::default().failure_timeout_ms) {
+                if stream.write_all(&chunk).await.is_err() {
+                    break;
+                }
+                sent += 1000;
+            }
+            sent
+        });
+        let mut dropped_at = None;
+        while !flood.is_finished() {
+            if dropped_at.is_none() && !knows(&b, a.id()) {
+                dropped_at = Some(Instant::now());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let sent = flood.await.unwrap();
+        eprintln!("flood: {sent} frames");
+        assert!(sent > 10_000, "a weak flood: {sent} frames");
+        assert!(
+            dropped_at.is_none(),
+            "the honest neighbour dropped the victim"
+        );
+        assert!(knows(&a, b.id()) && !a.is_closed());
+        b.shutdown();
+        a.shutdown();
+        b.closed().await;
+        a.closed().await;
+    });
+}

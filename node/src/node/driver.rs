@@ -139,6 +139,16 @@ impl Driver {
                     self.leave().await;
                     break;
                 }
+                // Timers and the tick before any input: a peer that keeps
+                // the inbox busy must not stop our pings, failure detection,
+                // anti-entropy or publishing (once it did, and honest
+                // neighbours timed the victim out).
+                _ = tokio::time::sleep_until(wake) => {
+                    let now = self.now();
+                    self.peer.handle_timeout(now);
+                    self.dirty = true;
+                }
+                _ = tick.tick() => self.on_tick(),
                 cmd = commands.recv() => match cmd {
                     Some(Command::MoveTo(p)) => {
                         let now = self.now();
@@ -157,6 +167,9 @@ impl Driver {
                         break;
                     }
                 },
+                // Finished tasks are reaped before input too.
+                Some(_) = self.writers.join_next(), if !self.writers.is_empty() => {}
+                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
                 Some(input) = inbox.recv() => {
                     self.on_input(input);
                     // Take what else is waiting before flushing.
@@ -167,14 +180,6 @@ impl Driver {
                         }
                     }
                 }
-                _ = tokio::time::sleep_until(wake) => {
-                    let now = self.now();
-                    self.peer.handle_timeout(now);
-                    self.dirty = true;
-                }
-                _ = tick.tick() => self.on_tick(),
-                Some(_) = self.writers.join_next(), if !self.writers.is_empty() => {}
-                Some(_) = self.tasks.join_next(), if !self.tasks.is_empty() => {}
             }
         }
         self.publish(true);
