@@ -99,24 +99,38 @@ impl Identity {
         })
     }
 
+    /// Writes the key atomically: a temporary file beside `path` (mode
+    /// 0600), synced, then linked to `path` (which must not exist yet), so a
+    /// crash never leaves a truncated key behind.
     fn save(&self, path: &Path) -> Result<(), Error> {
         let err = |source: std::io::Error| Error::KeyFile {
             path: path.to_path_buf(),
             source,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut file = options.open(path).map_err(err)?;
-        file.write_all(self.key_pem.as_bytes()).map_err(err)?;
-        file.sync_all().map_err(err)
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(err)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            let mut file = options.open(&tmp)?;
+            file.write_all(self.key_pem.as_bytes())?;
+            file.sync_all()?;
+            std::fs::hard_link(&tmp, path)?;
+            // The new name must survive a crash too.
+            std::fs::File::open(dir)?.sync_all()
+        })();
+        let _ = std::fs::remove_file(&tmp);
+        written.map_err(err)
     }
 
     /// The id: SHA-256 of the certificate's public key.
@@ -352,6 +366,17 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        // No temporary file is left beside the key.
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("node.key")]);
+        // A truncated key is refused with an error naming the file.
+        let pem = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(&path, &pem[..pem.len() / 2]).unwrap();
+        let e = Identity::load_or_create(&path).unwrap_err().to_string();
+        assert!(e.contains("node.key") && e.contains("truncated"), "{e}");
         std::fs::write(&path, "not a key").unwrap();
         assert!(Identity::load_or_create(&path).is_err());
         let _ = std::fs::remove_dir_all(&dir);

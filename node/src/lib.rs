@@ -37,7 +37,7 @@ pub enum Error {
     },
     /// Our own identity key could not be made or parsed, or its certificate
     /// could not be signed.
-    #[error("identity key{}: {source}", .path.as_ref().map(|p| format!(" {}", p.display())).unwrap_or_default())]
+    #[error("{}: {source}", key_context(.path.as_deref()))]
     Key {
         /// The key file, if the key came from one.
         path: Option<std::path::PathBuf>,
@@ -82,4 +82,16 @@ pub mod close_code {
     pub const BAD_VERSION: u32 = 0x12;
     /// The node has too many connections.
     pub const BUSY: u32 = 0x13;
+}
+
+/// What an identity key error is about: a file that holds no usable key
+/// (truncated or corrupt), or a key being made.
+fn key_context(path: Option<&std::path::Path>) -> String {
+    match path {
+        Some(p) => format!(
+            "identity file {} holds no usable key (truncated or corrupt? move it away to make a new identity)",
+            p.display()
+        ),
+        None => "identity key".to_string(),
+    }
 }
