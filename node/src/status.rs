@@ -1,14 +1,19 @@
 //! The status server: `GET /status` (JSON, field names are a contract),
 //! `GET /metrics` (Prometheus text format) and `GET /healthz`.
 
+use std::collections::VecDeque;
 use std::fmt::Write;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::task::{AbortHandle, JoinSet};
 use serde_json::{Value, json};
 
 use crate::{Error, NodeHandle, Snapshot};
@@ -126,8 +131,18 @@ async fn healthz(State(node): State<NodeHandle>) -> Response {
     }
 }
 
+/// Most status connections open at once: when full, the oldest is closed
+/// to make room (a slow or idle client cannot lock operators out).
+pub const MAX_CONNECTIONS: usize = 128;
+/// A request's headers must arrive within this time.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// No status connection lives longer than this.
+pub const CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Binds `addr` and serves the node's status until it stops. Returns the
-/// bound address.
+/// bound address. At most [`MAX_CONNECTIONS`] connections are served at
+/// once (the oldest makes room), each with [`HEADER_TIMEOUT`] for its
+/// headers and [`CONNECTION_TIMEOUT`] in all.
 pub async fn serve(addr: SocketAddr, node: NodeHandle) -> Result<SocketAddr, Error> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -141,13 +156,40 @@ pub async fn serve(addr: SocketAddr, node: NodeHandle) -> Result<SocketAddr, Err
         .route("/healthz", get(healthz))
         .with_state(node.clone());
     tokio::spawn(async move {
-        let stopped = async move { node.closed().await };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(stopped)
-            .await
-        {
-            tracing::warn!(error = %e, "status server failed");
+        let mut live: VecDeque<AbortHandle> = VecDeque::new();
+        let mut tasks = JoinSet::new();
+        loop {
+            let accepted = tokio::select! {
+                _ = node.closed() => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                accepted = listener.accept() => accepted,
+            };
+            let stream = match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors, most likely: wait for some.
+                    tracing::warn!(error = %e, "status server cannot accept");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            live.retain(|h| !h.is_finished());
+            while live.len() >= MAX_CONNECTIONS {
+                if let Some(oldest) = live.pop_front() {
+                    oldest.abort();
+                }
+            }
+            live.push_back(tasks.spawn(serve_connection(stream, app.clone())));
         }
+        tasks.abort_all();
     });
     Ok(bound)
+}
+
+async fn serve_connection(stream: tokio::net::TcpStream, app: Router) {
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
 }

@@ -81,7 +81,17 @@ impl Drop for Node {
 }
 
 fn spawn(args: &[String], env: &[(&str, String)], status: u16) -> Node {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_peerworld-node"));
+    spawn_with(
+        Command::new(env!("CARGO_BIN_EXE_peerworld-node")),
+        args,
+        env,
+        status,
+    )
+}
+
+/// [`spawn`], with `cmd` running the binary (through a wrapper such as
+/// `prlimit`).
+fn spawn_with(mut cmd: Command, args: &[String], env: &[(&str, String)], status: u16) -> Node {
     cmd.arg("run")
         .args(args)
         .env("RUST_LOG", "warn")
@@ -368,4 +378,55 @@ fn bad_flags_fail_with_a_clear_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("world"));
+}
+
+#[test]
+fn the_status_server_still_answers_under_two_thousand_idle_connections() {
+    // The node may open 256 files. Idle connections that never send a
+    // header once held a descriptor each for ever: 2 000 of them left no
+    // room to accept an operator's `/healthz`.
+    let _serial = serial();
+    let (port, status_port) = (free_udp_port(), free_tcp_port());
+    let mut cmd = Command::new("prlimit");
+    cmd.arg("--nofile=256:256")
+        .arg(env!("CARGO_BIN_EXE_peerworld-node"));
+    let _node = spawn_with(
+        cmd,
+        &[
+            s("--listen"),
+            format!("127.0.0.1:{port}"),
+            s("--status"),
+            format!("127.0.0.1:{status_port}"),
+        ],
+        &[],
+        status_port,
+    );
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], status_port));
+    let t0 = Instant::now();
+    let idle: Vec<TcpStream> = (0..2_000)
+        .take_while(|_| t0.elapsed() < Duration::from_secs(20))
+        .filter_map(|_| TcpStream::connect_timeout(&addr, Duration::from_millis(100)).ok())
+        .collect();
+    assert!(
+        idle.len() >= 1_000,
+        "only {} connections opened",
+        idle.len()
+    );
+    let healthz = || {
+        let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).ok()?;
+        tcp.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+            .ok()?;
+        let mut raw = String::new();
+        tcp.read_to_string(&mut raw).ok()?;
+        Some(raw)
+    };
+    let answer = healthz();
+    assert!(
+        answer
+            .as_deref()
+            .is_some_and(|r| r.starts_with("HTTP/1.1 200")),
+        "{answer:?} with {} idle connections",
+        idle.len()
+    );
 }
