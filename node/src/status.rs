@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use tokio::task::{AbortHandle, JoinSet};
 use serde_json::{Value, json};
+use tokio::task::{AbortHandle, JoinSet};
 
 use crate::{Error, NodeHandle, Snapshot};
 
