@@ -114,21 +114,7 @@ impl Identity {
         std::fs::create_dir_all(dir).map_err(err)?;
         let name = path.file_name().unwrap_or_default().to_string_lossy();
         let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-        let written = (|| {
-            let mut options = std::fs::OpenOptions::new();
-            options.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            let mut file = options.open(&tmp)?;
-            file.write_all(self.key_pem.as_bytes())?;
-            file.sync_all()?;
-            std::fs::hard_link(&tmp, path)?;
-            // The new name must survive a crash too.
-            std::fs::File::open(dir)?.sync_all()
-        })();
+        let written = write_then_link(self.key_pem.as_bytes(), &tmp, path, dir);
         let _ = std::fs::remove_file(&tmp);
         written.map_err(err)
     }
@@ -179,6 +165,24 @@ impl Identity {
         config.alpn_protocols = vec![ALPN.to_vec()];
         Ok(config)
     }
+}
+
+/// Writes `bytes` to `tmp` (mode 0600) and syncs it, links it to `path`
+/// (which must not exist), then syncs `dir` so the new name survives a
+/// crash too.
+fn write_then_link(bytes: &[u8], tmp: &Path, path: &Path, dir: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::hard_link(tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 fn tls_err(e: rustls::Error) -> Error {

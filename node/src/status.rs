@@ -14,7 +14,7 @@ use axum::routing::get;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde_json::{Value, json};
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 use crate::{Error, NodeHandle, Snapshot};
 
@@ -156,12 +156,11 @@ pub async fn serve(addr: SocketAddr, node: NodeHandle) -> Result<SocketAddr, Err
         .route("/healthz", get(healthz))
         .with_state(node.clone());
     tokio::spawn(async move {
-        let mut live: VecDeque<AbortHandle> = VecDeque::new();
-        let mut tasks = JoinSet::new();
+        // Oldest first: the one to close when full, and all at the end.
+        let mut live: VecDeque<JoinHandle<()>> = VecDeque::new();
         loop {
             let accepted = tokio::select! {
                 _ = node.closed() => break,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 accepted = listener.accept() => accepted,
             };
             let stream = match accepted {
@@ -179,9 +178,9 @@ pub async fn serve(addr: SocketAddr, node: NodeHandle) -> Result<SocketAddr, Err
                     oldest.abort();
                 }
             }
-            live.push_back(tasks.spawn(serve_connection(stream, app.clone())));
+            live.push_back(tokio::spawn(serve_connection(stream, app.clone())));
         }
-        tasks.abort_all();
+        live.iter().for_each(JoinHandle::abort);
     });
     Ok(bound)
 }

@@ -2,7 +2,7 @@
 //! by hand.
 
 use super::hello;
-use super::rules::{config, lone, run, told_of_a_hint};
+use super::rules::{config, greeted_by, lone, run, told_of_a_hint};
 use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
@@ -102,11 +102,8 @@ fn a_hoarder_is_kept_only_within_the_clamped_radius() {
 fn a_digest_flood_is_answered_four_times_a_second_at_most() {
     // An 8-byte empty digest earns up to 256 records: unthrottled, a flood
     // of them was a 2 400× amplifier.
-    let mut p = lone(1, 500.0, 500.0, config());
-    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
-    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
-    p.handle(Millis(1), c, hello(1, 500.0, 540.0));
-    while p.poll_transmit().is_some() {}
+    let (mut p, ids) = greeted_by(&[(540.0, 500.0), (500.0, 540.0)]);
+    let b = ids[0];
     let answers = |p: &mut Peer| {
         std::iter::from_fn(|| p.poll_transmit())
             .filter(|t| t.to == b && matches!(t.msg, Message::Discover { .. }))

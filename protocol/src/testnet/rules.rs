@@ -28,6 +28,18 @@ pub(super) fn run(p: &mut Peer, until: u64) -> Vec<crate::peer::Transmit> {
     out
 }
 
+/// A lone peer at (500, 500) greeted by one peer at each of `at` (seeds 2,
+/// 3, …), with what it sent in answer drained. Returns it and their ids.
+pub(super) fn greeted_by(at: &[(f32, f32)]) -> (Peer, Vec<PeerId>) {
+    let mut p = lone(1, 500.0, 500.0, config());
+    let ids: Vec<PeerId> = (2..).take(at.len()).map(PeerId::from_seed).collect();
+    for (&id, &(x, y)) in ids.iter().zip(at) {
+        p.handle(Millis(1), id, hello(1, x, y));
+    }
+    while p.poll_transmit().is_some() {}
+    (p, ids)
+}
+
 /// A lone peer at (500, 500) that keeps `b` (seed 2, confirmed) and was
 /// told by `b` of the hint `c` (seed 3) at `c_at`.
 pub(super) fn told_of_a_hint(c_at: Point) -> (Peer, PeerId, PeerId) {
@@ -236,16 +248,8 @@ fn a_forget_from_an_enclosing_neighbour_walks_a_join_for_our_own_place() {
 
 #[test]
 fn a_digest_is_answered_with_the_fresh_records_the_sender_lacks() {
-    let mut p = lone(1, 500.0, 500.0, config());
-    let (b, c, d) = (
-        PeerId::from_seed(2),
-        PeerId::from_seed(3),
-        PeerId::from_seed(4),
-    );
-    p.handle(Millis(1), b, hello(1, 540.0, 500.0));
-    p.handle(Millis(1), c, hello(1, 560.0, 530.0));
-    p.handle(Millis(1), d, hello(1, 470.0, 480.0));
-    while p.poll_transmit().is_some() {}
+    let (mut p, ids) = greeted_by(&[(540.0, 500.0), (560.0, 530.0), (470.0, 480.0)]);
+    let (b, c, d) = (ids[0], ids[1], ids[2]);
     // b knows c already, not d: it gets d (and us), not c.
     let mut ids = vec![short4(&c)];
     ids.sort_unstable();
@@ -281,12 +285,9 @@ fn after_a_short_partition_heals_digests_reintroduce_the_two_sides() {
 
 #[test]
 fn a_gap_of_half_a_turn_asks_the_two_peers_bounding_it() {
-    let mut p = lone(1, 500.0, 500.0, config());
-    let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
     // Both to the east: the west half is uncovered.
-    p.handle(Millis(1), b, hello(1, 550.0, 510.0));
-    p.handle(Millis(1), c, hello(1, 550.0, 490.0));
-    while p.poll_transmit().is_some() {}
+    let (mut p, ids) = greeted_by(&[(550.0, 510.0), (550.0, 490.0)]);
+    let (b, c) = (ids[0], ids[1]);
     let sent = run(&mut p, 300);
     for id in [b, c] {
         assert!(
