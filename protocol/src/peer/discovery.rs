@@ -25,6 +25,10 @@ use crate::Millis;
 use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
 use crate::message::{MAX_RECORDS, Message};
+
+/// Most hints one sender may have outstanding here (told, not yet heard
+/// from): a join reply, solicited and taken once, may fill a whole message.
+pub const HINTS_PER_SENDER: usize = 128;
 use crate::voronoi;
 
 impl Peer {
@@ -173,20 +177,40 @@ impl Peer {
         }
     }
 
-    pub(super) fn on_discover(&mut self, now: Millis, peers: Vec<PeerInfo>, mutual: bool) {
+    /// Records told by `from`: each unknown one is kept as a hint, within
+    /// `quota` hints from `from` outstanding (not yet heard from themselves)
+    /// and the table's cap.
+    pub(super) fn on_discover(
+        &mut self,
+        now: Millis,
+        from: PeerId,
+        peers: Vec<PeerInfo>,
+        mutual: bool,
+        quota: usize,
+    ) {
         let mut added = false;
+        let mut outstanding = self
+            .kept
+            .values()
+            .filter(|k| !k.confirmed && k.vouched_by == Some(from))
+            .count();
         for mut info in peers {
             if info.id == self.me.id || self.kept.contains_key(&info.id) {
                 continue;
             }
-            if self.kept.len() >= self.config.max_kept {
-                break;
+            if self.kept.len() >= self.config.max_kept || outstanding >= quota {
+                self.stats.hints_refused += 1;
+                continue;
             }
+            outstanding += 1;
             info.pos = self.config.world.wrap(info.pos);
             sanitize(&mut info);
             let near = self.in_range(self.me.pos, self.me.radius, info.pos, info.radius);
             let id = info.id;
             self.insert(info, (0, 0), false, now);
+            if let Some(k) = self.kept.get_mut(&id) {
+                k.vouched_by = Some(from);
+            }
             if mutual {
                 // The other side was told about us and does the same: our
                 // motion confirms us there (a move is a third of a hello),

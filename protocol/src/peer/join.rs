@@ -209,7 +209,7 @@ impl Peer {
                 self.events.push_back(Event::ObservedAddr(observed));
             }
         }
-        self.on_discover(now, peers, false);
+        self.on_discover(now, from, peers, false, MAX_RECORDS);
         // Ask the new neighbours for what the acceptor could not see.
         self.recompute(now);
         // `recompute` just refreshed the enclosing list.

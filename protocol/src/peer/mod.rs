@@ -37,6 +37,7 @@ mod repair;
 mod table;
 mod types;
 
+pub use discovery::HINTS_PER_SENDER;
 pub use radius::RadiusMode;
 use repair::Silenced;
 pub use repair::short4;
@@ -389,7 +390,9 @@ impl Peer {
                 self.on_hello(now, info, (inc, seq), ask);
             }
             Message::Move { inc, seq, pos, vel } => self.on_move(now, from, (inc, seq), pos, vel),
-            Message::Discover { peers, mutual } => self.on_discover(now, peers, mutual),
+            Message::Discover { peers, mutual } => {
+                self.on_discover(now, from, peers, mutual, HINTS_PER_SENDER);
+            }
             Message::Digest { ids } => self.on_digest(now, from, &ids),
             Message::Ping => {}
             Message::Forget => self.on_forget(now, from),

@@ -1,8 +1,10 @@
 //! The kept peers.
 //!
 //! Guarantees: the table holds at most `Config::max_kept` peers once a
-//! recompute has run, and eviction never drops an enclosing neighbour (the
-//! farthest non-enclosing go first). Every insert is announced with
+//! recompute has run (unless more than that are confirmed and enclosing);
+//! eviction drops hints before any confirmed peer and never a confirmed
+//! enclosing neighbour; no sender has more than `HINTS_PER_SENDER` hints
+//! outstanding (a join reply, up to a whole message). Every insert is announced with
 //! `Event::NeighbourAdded` and schedules a recompute; a peer learned from a
 //! third party is a hint (`confirmed == false`) until it speaks itself, and
 //! only fresh entries are vouched for to others.
@@ -42,6 +44,9 @@ pub(super) struct Known {
     pub(super) digest_answered: Option<Millis>,
     /// Its last announced motion (a hint's is still at its position).
     pub(super) motion: Motion,
+    /// For a hint: the peer that told us of it (each sender has a quota of
+    /// hints outstanding, see `HINTS_PER_SENDER`).
+    pub(super) vouched_by: Option<PeerId>,
 }
 
 impl Known {
@@ -84,6 +89,7 @@ impl Peer {
                 told: [0; 2],
                 motion: Motion::still(pos, now),
                 digest_answered: None,
+                vouched_by: None,
             },
         );
         self.events.push_back(Event::NeighbourAdded(id));
@@ -104,7 +110,12 @@ impl Peer {
         }
     }
 
-    /// Drops the farthest non-enclosing peers beyond `Config::max_kept`.
+    /// Drops peers beyond `Config::max_kept`: hints first, those not
+    /// enclosing before those enclosing (a confirmed peer is never evicted
+    /// to keep a hint, or a flood of close fake records, enclosing by
+    /// construction, would push out every real neighbour), then confirmed
+    /// peers that are not enclosing; the farthest first within each kind.
+    /// A confirmed enclosing neighbour is never evicted.
     pub(super) fn enforce_cap(&mut self) {
         let cap = self.config.max_kept;
         if self.kept.len() <= cap {
@@ -112,15 +123,18 @@ impl Peer {
         }
         let world = self.config.world;
         let me = self.me.pos;
-        let mut by_dist: Vec<(f64, PeerId)> = self
+        let mut by_dist: Vec<((bool, bool), f64, PeerId)> = self
             .kept
             .iter()
-            .filter(|(_, k)| !k.enclosing)
-            .map(|(id, k)| (world.distance_sq(me, k.info.pos), *id))
+            .filter(|(_, k)| !(k.enclosing && k.confirmed))
+            .map(|(id, k)| {
+                let kind = (k.confirmed, k.enclosing);
+                (kind, world.distance_sq(me, k.info.pos), *id)
+            })
             .collect();
-        by_dist.sort_by(|a, b| b.0.total_cmp(&a.0));
+        by_dist.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)));
         let excess = self.kept.len() - cap;
-        for (_, id) in by_dist.into_iter().take(excess) {
+        for (_, _, id) in by_dist.into_iter().take(excess) {
             self.remove(&id, RemoveReason::Evicted);
         }
     }

@@ -210,12 +210,15 @@ pub struct Stats {
     /// Digests left unanswered: the same peer's previous one was answered
     /// less than 250 ms before.
     pub digests_refused: u64,
+    /// Records not taken as hints: their sender's quota of hints not yet
+    /// heard from was full, or the table was.
+    pub hints_refused: u64,
 }
 
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 9] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 10] {
         [
             (
                 "rejected",
@@ -257,6 +260,11 @@ impl Stats {
                 "digests_refused",
                 "Digests left unanswered (the same peer's last one was answered under 250 ms before).",
                 self.digests_refused,
+            ),
+            (
+                "hints_refused",
+                "Records not taken as hints (the sender's quota of unconfirmed hints, or the table, was full).",
+                self.hints_refused,
             ),
         ]
     }

@@ -6,8 +6,8 @@ use super::rules::{config, greeted_by, lone, run, told_of_a_hint};
 use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
-use crate::message::Message;
-use crate::peer::{Config, Peer};
+use crate::message::{MAX_RECORDS, Message};
+use crate::peer::{Config, HINTS_PER_SENDER, Peer};
 
 #[test]
 fn only_a_peer_s_own_record_confirms_a_hint() {
@@ -116,4 +116,78 @@ fn a_digest_flood_is_answered_four_times_a_second_at_most() {
     assert_eq!(p.stats().digests_refused, 99);
     p.handle(Millis(300), b, Message::Digest { ids: Vec::new() });
     assert_eq!(answers(&mut p), 1, "250 ms later, answered again");
+}
+
+/// `n` fake records packed within ten units of (500, 500).
+fn close_fakes(n: u64) -> Vec<PeerInfo> {
+    (0..n)
+        .map(|i| {
+            let at = Point::new(
+                490.0 + (i % 40) as f32 * 0.5,
+                490.0 + (i / 40 % 40) as f32 * 0.5,
+            );
+            PeerInfo::new(PeerId::from_seed(1_000 + i), at, 100.0, "")
+        })
+        .collect()
+}
+
+/// Whether `p` keeps `id` as a confirmed peer at `now`.
+fn confirms(p: &Peer, id: PeerId, now: u64) -> bool {
+    let n = p.view(Millis(now)).neighbours;
+    n.iter().any(|n| n.info.id == id && n.confirmed)
+}
+
+#[test]
+fn a_flood_of_close_hints_does_not_push_out_an_honest_peer() {
+    // Four `Discover`s of close fake records filled the table, every fake
+    // was greeted (dialled, by a node), and the cap then evicted the honest
+    // peer that said hello: it was farther than the fakes.
+    let (mut p, ids) = greeted_by(&[(540.0, 500.0)]);
+    let liar = ids[0];
+    for chunk in close_fakes(1_024).chunks(MAX_RECORDS) {
+        let peers = chunk.to_vec();
+        let mutual = false;
+        p.handle(Millis(2), liar, Message::Discover { peers, mutual });
+    }
+    let honest = PeerId::from_seed(9);
+    p.handle(Millis(3), honest, hello(1, 560.0, 560.0));
+    let sent = run(&mut p, 200);
+    assert!(confirms(&p, honest, 200), "the honest peer was pushed out");
+    let greeted_fakes = sent
+        .iter()
+        .filter(|t| t.to != liar && t.to != honest && matches!(t.msg, Message::Hello { .. }))
+        .count();
+    // One sender gets at most half a message's worth of hints in (each is
+    // greeted: a dial, for a node).
+    let most = MAX_RECORDS / 2;
+    assert!(greeted_fakes <= most, "{greeted_fakes} fakes greeted");
+    assert!(p.kept_count() <= most + 2, "{} kept", p.kept_count());
+    assert_eq!(p.stats().hints_refused, 1_024 - HINTS_PER_SENDER as u64);
+}
+
+#[test]
+fn a_full_table_evicts_hints_before_confirmed_peers() {
+    // Many senders' hints together can fill the table: the cap then drops
+    // hints, never a peer heard from itself, however far.
+    let config = Config {
+        max_kept: 40,
+        ..config()
+    };
+    let mut p = lone(1, 500.0, 500.0, config);
+    let far = PeerId::from_seed(2);
+    p.handle(Millis(1), far, hello(1, 590.0, 500.0));
+    for (i, chunk) in close_fakes(60).chunks(10).enumerate() {
+        let liar = PeerId::from_seed(100 + i as u64);
+        p.handle(Millis(1), liar, hello(1, 500.0, 480.0 - i as f32));
+        let peers = chunk.to_vec();
+        let mutual = false;
+        p.handle(Millis(2), liar, Message::Discover { peers, mutual });
+    }
+    let honest = PeerId::from_seed(9);
+    p.handle(Millis(3), honest, hello(1, 560.0, 560.0));
+    run(&mut p, 200);
+    assert!(p.kept_count() <= 40);
+    for id in [far, honest] {
+        assert!(confirms(&p, id, 200), "{id} evicted to keep hints");
+    }
 }
