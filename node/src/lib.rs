@@ -82,6 +82,8 @@ pub mod close_code {
     pub const BAD_VERSION: u32 = 0x12;
     /// The node has too many connections.
     pub const BUSY: u32 = 0x13;
+    /// The peer opened a second stream (one control stream per direction).
+    pub const EXTRA_STREAM: u32 = 0x14;
 }
 
 /// What an identity key error is about: a file that holds no usable key

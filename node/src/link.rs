@@ -5,8 +5,16 @@
 //! A frame is a 4-byte little-endian length, then the encoded message. A frame
 //! that fails to decode closes the connection with a code from
 //! [`crate::close_code`], a log line and a counter; the node keeps running.
+//!
+//! Bounds: each side opens exactly one control stream per connection (a
+//! second one closes the connection with `close_code::EXTRA_STREAM`: there is
+//! nothing to reap, and stream churn costs nothing), and the writer's queue
+//! holds at most [`WRITER_QUEUE_BYTES`] (and [`WRITER_QUEUE_FRAMES`]): a peer
+//! that never grants stream credit pins that much, then its frames are
+//! dropped and counted.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use peerworld_protocol::message::{self, DecodeError, MAX_FRAME_LEN};
@@ -71,9 +79,73 @@ pub(crate) fn peer_id(conn: &Connection) -> Result<PeerId, Error> {
     id_of_cert(cert)
 }
 
+/// Most bytes queued for one connection's writer.
+pub(crate) const WRITER_QUEUE_BYTES: usize = 256 * 1024;
+/// Most frames queued for one connection's writer.
+pub(crate) const WRITER_QUEUE_FRAMES: usize = 1024;
+
+/// The driver's end of a writer queue, bounded in bytes and in frames.
+#[derive(Debug)]
+pub(crate) struct WriterTx {
+    tx: mpsc::Sender<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The writer task's end of the queue.
+#[derive(Debug)]
+pub(crate) struct WriterRx {
+    rx: mpsc::Receiver<Bytes>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// A writer queue holding at most `bytes` and `frames`.
+pub(crate) fn writer_queue(bytes: usize, frames: usize) -> (WriterTx, WriterRx) {
+    let (tx, rx) = mpsc::channel(frames);
+    let queued = Arc::new(AtomicUsize::new(bytes));
+    let tx = WriterTx {
+        tx,
+        queued: queued.clone(),
+    };
+    (tx, WriterRx { rx, queued })
+}
+
+impl WriterTx {
+    /// Queues `frame`; false (and nothing queued) when it would pass either
+    /// bound or the writer is gone.
+    pub(crate) fn try_send(&self, frame: Bytes) -> bool {
+        let len = frame.len();
+        // `queued` counts the bytes still free.
+        let took = self
+            .queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
+                free.checked_sub(len)
+            });
+        if took.is_err() {
+            return false;
+        }
+        if self.tx.try_send(frame).is_err() {
+            self.queued.fetch_add(len, Ordering::AcqRel);
+            return false;
+        }
+        true
+    }
+}
+
+impl WriterRx {
+    /// The next frame; its bytes count as queued until [`WriterRx::written`].
+    async fn recv(&mut self) -> Option<Bytes> {
+        self.rx.recv().await
+    }
+
+    /// `len` bytes left the queue.
+    fn written(&self, len: usize) {
+        self.queued.fetch_add(len, Ordering::AcqRel);
+    }
+}
+
 /// Writes frames handed over `rx` on a fresh unidirectional stream, then
 /// finishes the stream when the sender is dropped.
-pub(crate) async fn write_frames(conn: Connection, mut rx: mpsc::Receiver<Bytes>) {
+pub(crate) async fn write_frames(conn: Connection, mut rx: WriterRx) {
     let mut stream = match conn.open_uni().await {
         Ok(s) => s,
         Err(e) => {
@@ -86,6 +158,7 @@ pub(crate) async fn write_frames(conn: Connection, mut rx: mpsc::Receiver<Bytes>
         if stream.write_all(&len).await.is_err() || stream.write_all(&frame).await.is_err() {
             return;
         }
+        rx.written(frame.len());
     }
     let _ = stream.finish();
     // Wait (briefly) until the peer has the data, so a goodbye is not lost
@@ -93,7 +166,8 @@ pub(crate) async fn write_frames(conn: Connection, mut rx: mpsc::Receiver<Bytes>
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), stream.stopped()).await;
 }
 
-/// Reads everything the peer sends on `conn` until it closes.
+/// Reads everything the peer sends on `conn` until it closes: its one
+/// control stream and its datagrams.
 pub(crate) async fn read_link(
     conn: Connection,
     id: PeerId,
@@ -101,12 +175,19 @@ pub(crate) async fn read_link(
     metrics: Arc<Metrics>,
 ) {
     let conn_id = conn.stable_id();
-    let mut streams = tokio::task::JoinSet::new();
+    let mut control = None;
     loop {
         tokio::select! {
             stream = conn.accept_uni() => match stream {
-                Ok(recv) => {
-                    streams.spawn(read_stream(conn.clone(), recv, id, inbox.clone(), metrics.clone()));
+                Ok(recv) if control.is_none() => {
+                    let task = read_stream(conn.clone(), recv, id, inbox.clone(), metrics.clone());
+                    control = Some(tokio::spawn(task));
+                }
+                Ok(_) => {
+                    Metrics::add(&metrics.extra_streams, 1);
+                    warn!(peer = %id.short(), "a second stream: closing the connection");
+                    conn.close(close_code::EXTRA_STREAM.into(), b"one stream per direction");
+                    break;
                 }
                 Err(_) => break,
             },
@@ -121,7 +202,9 @@ pub(crate) async fn read_link(
             },
         }
     }
-    streams.abort_all();
+    if let Some(task) = control {
+        task.abort();
+    }
     let _ = inbox.send(Input::Closed { id, conn_id }).await;
 }
 
@@ -192,4 +275,30 @@ fn refuse(conn: &Connection, id: PeerId, error: &DecodeError, metrics: &Metrics)
     warn!(peer = %id.short(), %error, code, "bad frame: closing the connection");
     let reason = error.to_string();
     conn.close(code.into(), &reason.as_bytes()[..reason.len().min(200)]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_writer_queue_is_bounded_in_bytes_and_frees_what_was_written() {
+        let (tx, mut rx) = writer_queue(10_000, 1_000);
+        let frame = Bytes::from(vec![0u8; 3_000]);
+        let taken = std::iter::repeat_with(|| tx.try_send(frame.clone()))
+            .take(10)
+            .filter(|&ok| ok)
+            .count();
+        assert_eq!(taken, 3, "10 000 bytes hold three frames of 3 000");
+        assert!(tx.try_send(Bytes::from(vec![0u8; 1_000])), "the rest fits");
+        assert!(!tx.try_send(Bytes::from_static(b"x")));
+        let first = rx.recv().await.unwrap();
+        assert!(!tx.try_send(frame.clone()), "received is not written");
+        rx.written(first.len());
+        assert!(tx.try_send(frame.clone()), "written frees its bytes");
+        let (small, _rx) = writer_queue(10_000, 2);
+        let one = Bytes::from_static(b"x");
+        assert!(small.try_send(one.clone()) && small.try_send(one.clone()));
+        assert!(!small.try_send(one), "the frame bound holds too");
+    }
 }

@@ -67,6 +67,8 @@ counters! {
     duplicate_conns,
     /// Messages dropped: no address to dial, queue full, or too many dials.
     send_dropped,
+    /// Connections closed for opening a second stream.
+    extra_streams,
 }
 
 impl Metrics {
@@ -87,7 +89,7 @@ mod tests {
         let s = m.snapshot();
         assert_eq!(s.decode_errors, 3);
         let fields = s.fields();
-        assert_eq!(fields.len(), 15);
+        assert_eq!(fields.len(), 16);
         assert!(fields.iter().all(|(_, help, _)| !help.is_empty()));
         assert!(
             fields

@@ -434,6 +434,16 @@ fn restarted_node_keeps_its_id_through_the_identity_file() {
     });
 }
 
+/// This process's resident set (both nodes and the attacker), in KiB.
+fn rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 fn client_endpoint() -> quinn::Endpoint {
     quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap()
 }
@@ -560,6 +570,26 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
             closed_with(&conn).await,
             Some(u64::from(close_code::BAD_VERSION))
         );
+
+        // A second stream on one connection (each side opens one): closed.
+        // Stream churn used to leave a finished reader task per stream.
+        let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
+            .await
+            .unwrap();
+        let ping = message::encode(&Message::Ping).unwrap();
+        for _ in 0..2 {
+            let open = tokio::time::timeout(Duration::from_secs(5), conn.open_uni()).await;
+            let Ok(Ok(mut s)) = open else { break };
+            let mut buf = (ping.len() as u32).to_le_bytes().to_vec();
+            buf.extend_from_slice(&ping);
+            let _ = s.write_all(&buf).await;
+            let _ = s.finish();
+        }
+        assert_eq!(
+            closed_with(&conn).await,
+            Some(u64::from(close_code::EXTRA_STREAM))
+        );
+        assert_eq!(a.metrics().extra_streams, 1);
 
         // A well-formed join claiming someone else's id: refused, counted.
         let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
@@ -766,6 +796,9 @@ fn a_flood_from_one_connection_does_not_stop_the_victims_clock() {
             chunk.extend_from_slice(&(frame.len() as u32).to_le_bytes());
             chunk.extend_from_slice(&frame);
         }
+        // The attacker never reads what the victim sends (no stream is
+        // accepted on its side: the victim's writer stalls on credit).
+        let before = (a.metrics(), rss_kib());
         let flood = tokio::spawn(async move {
             let t0 = Instant::now();
             let mut sent = 0u64;
@@ -786,8 +819,15 @@ fn a_flood_from_one_connection_does_not_stop_the_victims_clock() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let sent = flood.await.unwrap();
-        eprintln!("flood: {sent} frames");
+        let (m, rss) = (a.metrics(), rss_kib());
+        let out = m.bytes_sent - before.0.bytes_sent;
+        let got = m.bytes_recv - before.0.bytes_recv;
+        let grew = rss.saturating_sub(before.1);
+        eprintln!("flood: {sent} frames; victim got {got} B, sent {out} B; RSS +{grew} KiB");
         assert!(sent > 10_000, "a weak flood: {sent} frames");
+        // Everything it sent, the honest neighbour's share included.
+        assert!(out < 2 * got, "amplified: {out} B out for {got} B in");
+        assert!(grew < 64 * 1024, "RSS grew by {grew} KiB under the flood");
         assert!(
             dropped_at.is_none(),
             "the honest neighbour dropped the victim"

@@ -27,11 +27,9 @@ use super::links::{LinkTable, Queued};
 use super::transport::Dialer;
 use crate::close_code;
 use crate::identity::Identity;
-use crate::link::{self, Input, LEN_PREFIX, Purpose};
+use crate::link::{self, Input, LEN_PREFIX, Purpose, WRITER_QUEUE_BYTES, WRITER_QUEUE_FRAMES};
 use crate::metrics::Metrics;
 
-/// Control frames queued for a connection's writer.
-const WRITER_QUEUE: usize = 1024;
 /// Period of the walk / publish / housekeeping tick.
 const TICK: Duration = Duration::from_millis(100);
 /// First wait between two rejoins while lost; it doubles up to `REJOIN_MAX`.
@@ -308,7 +306,7 @@ impl Driver {
             conn,
             dialed,
             |conn| {
-                let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+                let (tx, rx) = link::writer_queue(WRITER_QUEUE_BYTES, WRITER_QUEUE_FRAMES);
                 writers.spawn(link::write_frames(conn.clone(), rx).in_current_span());
                 tx
             },
@@ -320,7 +318,7 @@ impl Driver {
         self.links_open.store(self.links.len(), Ordering::Relaxed);
         if let Some(link) = self.links.get(&id) {
             for frame in queued {
-                if link.tx.try_send(frame).is_err() {
+                if !link.tx.try_send(frame) {
                     Metrics::add(&self.metrics.send_dropped, 1);
                 }
             }
@@ -402,7 +400,7 @@ impl Driver {
                 self.count_sent(len, true);
                 return;
             }
-            if link.tx.try_send(frame).is_ok() {
+            if link.tx.try_send(frame) {
                 self.count_sent(len + LEN_PREFIX, false);
             } else {
                 Metrics::add(&self.metrics.send_dropped, 1);

@@ -6,9 +6,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::link::WriterTx;
 use bytes::Bytes;
 use peerworld_protocol::PeerId;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// Most connections a node holds (accepted and dialed).
@@ -30,7 +30,7 @@ pub(crate) const RACE_WINDOW: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub(crate) struct Link<C> {
     pub(crate) conn: C,
-    pub(crate) tx: mpsc::Sender<Bytes>,
+    pub(crate) tx: WriterTx,
     /// The peer that dialed this connection.
     pub(crate) dialer: PeerId,
     pub(crate) opened: Instant,
@@ -98,7 +98,7 @@ impl<C> LinkTable<C> {
         id: PeerId,
         conn: C,
         dialed: bool,
-        tx: impl FnOnce(&C) -> mpsc::Sender<Bytes>,
+        tx: impl FnOnce(&C) -> WriterTx,
         now: Instant,
     ) -> (bool, Vec<Bytes>) {
         let dialer = if dialed { self.me } else { id };
@@ -215,8 +215,8 @@ mod tests {
         PeerId::from_seed(n)
     }
 
-    fn writer() -> mpsc::Sender<Bytes> {
-        mpsc::channel(4).0
+    fn writer() -> WriterTx {
+        crate::link::writer_queue(1_000, 4).0
     }
 
     #[test]

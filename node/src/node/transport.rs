@@ -28,7 +28,8 @@ pub(super) fn transport_config() -> TransportConfig {
     t.max_idle_timeout(Some(VarInt::from_u32(10_000).into()));
     t.keep_alive_interval(None);
     t.max_concurrent_bidi_streams(VarInt::from_u32(0));
-    t.max_concurrent_uni_streams(VarInt::from_u32(8));
+    // One control stream per direction (a second closes the connection).
+    t.max_concurrent_uni_streams(VarInt::from_u32(1));
     t
 }
 
