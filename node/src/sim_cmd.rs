@@ -65,6 +65,12 @@ pub struct SimArgs {
     /// `crowd_bytes_per_peer_per_tick`.
     #[arg(long, default_value_t = 0.0)]
     crowd: f64,
+    /// Share of the peers that lie: every record they relay (in `Discover`
+    /// and `JoinReply`) is falsified (position, radius, address or id) and
+    /// each such message adds invented peers near its receiver. The report
+    /// measures the honest peers among themselves.
+    #[arg(long, default_value_t = 0.0)]
+    liars: f64,
     /// Two worlds in the same coordinates until tick T (newcomers join
     /// their own, alternately); at T one peer of the first is given a peer
     /// of the second and probes through it then and every 30 s. The report
@@ -147,11 +153,11 @@ fn parse_ticks(s: &str) -> Result<(u64, u64), String> {
 
 /// Runs the simulator as the arguments say.
 pub fn run(a: SimArgs) -> anyhow::Result<()> {
-    if ![a.churn, a.loss, a.teleport, a.crowd]
+    if ![a.churn, a.loss, a.teleport, a.crowd, a.liars]
         .iter()
         .all(|p| (0.0..=1.0).contains(p))
     {
-        bail!("--churn, --loss, --teleport and --crowd are probabilities in [0, 1]");
+        bail!("--churn, --loss, --teleport, --crowd and --liars are probabilities in [0, 1]");
     }
     if !(a.radius.is_finite()
         && a.radius > 0.0
@@ -186,6 +192,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         partition: a.partition,
         merge_at: a.merge_at,
         crowd: a.crowd,
+        liars: a.liars,
         latency_ms: a.latency_ms,
         jitter_ms: a.jitter_ms.unwrap_or((a.latency_ms / 2).min(3)),
         loss: a.loss,

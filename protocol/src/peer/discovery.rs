@@ -323,6 +323,30 @@ impl Peer {
         for &i in adj.strict.iter().chain(&adj.weak) {
             enclosing[i - 1] = true;
         }
+        // Hints are third parties' claims: one that lies close to us takes
+        // the enclosing place of real neighbours. A confirmed peer enclosing
+        // among the confirmed ones stays enclosing (kept, told of pairs,
+        // digested), and the fan is told of confirmed peers only. (Without
+        // an enclosing hint the two views agree: removing a point that is
+        // not our Delaunay neighbour leaves our neighbours as they are.)
+        let hint_encloses = ids
+            .iter()
+            .zip(&enclosing)
+            .any(|(id, &e)| e && !self.kept[id].confirmed);
+        let mut fan: Vec<PeerId> = adj.fan.iter().map(|&i| ids[i - 1]).collect();
+        if hint_encloses {
+            let confirmed: Vec<usize> = (0..ids.len())
+                .filter(|&i| self.kept[&ids[i]].confirmed)
+                .collect();
+            let mut cpts = Vec::with_capacity(confirmed.len() + 1);
+            cpts.push(self.me.pos);
+            cpts.extend(confirmed.iter().map(|&i| pts[i + 1]));
+            let cadj = voronoi::local_adjacency(&cpts, self.config.world);
+            for &j in cadj.strict.iter().chain(&cadj.weak) {
+                enclosing[confirmed[j - 1]] = true;
+            }
+            fan = cadj.fan.iter().map(|&j| ids[confirmed[j - 1]]).collect();
+        }
         // Update flags; collect peers to drop and newly enclosing ones.
         let (me_pos, me_r) = (self.me.pos, self.me.radius);
         let mut drop = Vec::new();
@@ -346,7 +370,6 @@ impl Peer {
         }
         self.greet_hints(now);
         self.ask_new_far_enclosing(now, &new_enclosing);
-        let fan: Vec<PeerId> = adj.fan.iter().map(|&i| ids[i - 1]).collect();
         self.tell_fan(now, &fan);
         self.enforce_cap();
         self.enclosing = self

@@ -148,7 +148,10 @@ impl Peer {
             })
             .map(|(id, k)| (*id, k.confirmed))
             .collect();
-        let lost = !dead.is_empty();
+        // A hint that never spoke was no neighbour: its expiry is no hole
+        // to repair (invented records expiring made every honest neighbour
+        // of a liar digest all its enclosing peers each round).
+        let lost = dead.iter().any(|&(_, confirmed)| confirmed);
         for (id, confirmed) in dead {
             if confirmed {
                 self.stats.timeouts += 1;

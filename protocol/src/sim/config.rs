@@ -57,6 +57,12 @@ pub struct SimConfig {
     /// of the world's centre, each to its own spot) and stay there; the
     /// others walk as the mobility model says.
     pub crowd: f64,
+    /// Share of the peers that lie (chosen at spawn): every record they
+    /// relay in a `Discover` or a `JoinReply` is falsified (position,
+    /// radius, address or id), and each such message carries a few invented
+    /// peers close to its receiver. Liars do not count in the metrics: the
+    /// report is the honest peers' view of one another.
+    pub liars: f64,
     /// Base one-way latency in milliseconds.
     pub latency_ms: u64,
     /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
@@ -93,6 +99,7 @@ impl Default for SimConfig {
             partition: None,
             merge_at: None,
             crowd: 0.0,
+            liars: 0.0,
             latency_ms: 5,
             jitter_ms: 3,
             loss: 0.0,

@@ -17,8 +17,9 @@ impl Sim {
         // The counting rule: a peer counts from two one-way latencies after
         // its join completed; joining (or re-joining) peers do not count, and
         // neither do others' entries about them.
+        // Liars are not measured, nor others' entries about them.
         let counts = |s: &Slot| {
-            s.alive && s.peer.is_joined() && s.counts_from.is_some_and(|t| self.now >= t)
+            s.alive && !s.liar && s.peer.is_joined() && s.counts_from.is_some_and(|t| self.now >= t)
         };
         let not_yet: HashSet<PeerId> = self
             .slots

@@ -27,6 +27,7 @@ pub const FRAMING_BYTES: u64 = 4;
 
 mod config;
 mod dynamics;
+mod liars;
 mod measure;
 mod rng;
 mod trace;
@@ -49,6 +50,8 @@ struct Slot {
     born_in: u8,
     /// Its spot in the plaza, for a peer of the crowd (`crowd`).
     plaza: Option<Point>,
+    /// It falsifies every record it relays (`liars`).
+    liar: bool,
 }
 
 #[derive(Debug)]
@@ -258,6 +261,7 @@ impl Sim {
         let via = self.pick_bootstrap(born_in);
         let plaza =
             (self.cfg.crowd > 0.0 && self.rng.f64() < self.cfg.crowd).then(|| self.plaza_spot());
+        let liar = self.cfg.liars > 0.0 && self.rng.f64() < self.cfg.liars;
         let mut join_started = None;
         let mut counts_from = Some(self.now);
         if let Some(via) = via {
@@ -276,6 +280,7 @@ impl Sim {
             counts_from,
             born_in,
             plaza,
+            liar,
         });
         self.by_id.insert(id, slot);
         self.last_join_tick = self.tick;
@@ -366,7 +371,10 @@ impl Sim {
     fn flush(&mut self, slot: usize) {
         let from = self.slots[slot].peer.id();
         let in_window = self.tick >= self.measure_from();
-        while let Some(t) = self.slots[slot].peer.poll_transmit() {
+        while let Some(mut t) = self.slots[slot].peer.poll_transmit() {
+            if self.slots[slot].liar {
+                self.falsify(from, &mut t);
+            }
             let size = encoded_len(&t.msg) as u64 + FRAMING_BYTES;
             self.msgs += 1;
             self.bytes += size;
