@@ -17,10 +17,11 @@ use crate::id::PeerInfo;
 /// cannot tell a restarted peer from a stale one, so version 1 is refused.
 /// Version 3 added `ask` to `Hello` and `at` to `JoinReply`; version 4 the
 /// velocity to `Move` (dead reckoning: an older peer's moves would be
-/// extrapolated wrongly). Older versions are refused.
-pub const PROTOCOL_VERSION: u16 = 4;
+/// extrapolated wrongly); version 5 the attempt to `Join`. Older versions
+/// are refused.
+pub const PROTOCOL_VERSION: u16 = 5;
 /// The oldest protocol version this build still accepts.
-pub const OLDEST_SUPPORTED_VERSION: u16 = 4;
+pub const OLDEST_SUPPORTED_VERSION: u16 = 5;
 /// Fastest velocity a `Move` may announce, in world units per second.
 pub const MAX_SPEED: f32 = 100_000.0;
 /// Largest awareness radius a peer may declare, in world units. A larger
@@ -50,6 +51,10 @@ pub enum Message {
         joiner: PeerInfo,
         /// Hops travelled so far.
         hops: u8,
+        /// The joiner's attempt (0 first; each retry one more): a forwarder
+        /// that already passed this joiner's join on avoids the peers it
+        /// chose before, so a retry takes another path round a black hole.
+        attempt: u8,
     },
     /// The acceptor's answer: itself first, then the peers the joiner should
     /// know, and the address the joiner's connection came from (if known).
@@ -338,8 +343,13 @@ mod tests {
 
     fn message_strategy() -> impl Strategy<Value = Message> {
         prop_oneof![
-            (info_strategy(), any::<u8>())
-                .prop_map(|(joiner, hops)| Message::Join { joiner, hops }),
+            (info_strategy(), any::<u8>(), any::<u8>()).prop_map(|(joiner, hops, attempt)| {
+                Message::Join {
+                    joiner,
+                    hops,
+                    attempt,
+                }
+            }),
             (
                 any::<u8>(),
                 info_strategy(),

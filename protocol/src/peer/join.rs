@@ -13,6 +13,10 @@
 //! - An unanswered join is sent again every `Config::join_retry_ms`, through
 //!   another confirmed kept peer when there is one (the one nearest to where
 //!   we join), so a join whose entry or forwarder left or crashed recovers.
+//!   Each retry carries the next attempt number; a forwarder that passed
+//!   this joiner's join on within `FORWARD_MEMORY_MS` avoids the peers it
+//!   chose before (accepting itself when nobody nearer is left), so a retry
+//!   goes round a forwarder that swallows joins (a black hole).
 //! - A reply is taken only within `JOIN_REPLY_WINDOW_MS` of a join or probe
 //!   of ours (an unsolicited one is rejected: anyone could otherwise end
 //!   our join, or make us greet and digest its list, at any time).
@@ -41,6 +45,10 @@ use crate::message::{MAX_RECORDS, Message};
 /// How long after a join or probe of ours its reply is taken: a walk
 /// across a large world at a few hundred milliseconds a hop.
 const JOIN_REPLY_WINDOW_MS: u64 = 10_000;
+/// How long a forwarder remembers where it passed a join on.
+const FORWARD_MEMORY_MS: u64 = 30_000;
+/// Most joins a forwarder remembers (the oldest are forgotten first).
+const MAX_FORWARDS_REMEMBERED: usize = 256;
 
 /// Whether `addr` is one others can dial (a socket address, not 0.0.0.0).
 fn dialable(addr: &str) -> bool {
@@ -51,18 +59,25 @@ fn dialable(addr: &str) -> bool {
 impl Peer {
     /// Starts joining the world that `bootstrap` belongs to.
     pub fn join(&mut self, bootstrap: PeerId, now: Millis) {
-        if bootstrap == self.me.id {
+        self.join_attempt = 0;
+        self.send_join(bootstrap, now);
+    }
+
+    /// Sends our join (the current attempt) through `via`.
+    fn send_join(&mut self, via: PeerId, now: Millis) {
+        if via == self.me.id {
             return;
         }
-        self.state = State::Joining { via: bootstrap };
+        self.state = State::Joining { via };
         self.timers
             .set(Timer::JoinRetry, now.plus(self.config.join_retry_ms));
         self.await_join_reply(now);
         self.send(
-            bootstrap,
+            via,
             Message::Join {
                 joiner: self.me.clone(),
                 hops: 0,
+                attempt: self.join_attempt,
             },
             now,
         );
@@ -81,6 +96,7 @@ impl Peer {
             Message::Join {
                 joiner: self.me.clone(),
                 hops: 0,
+                attempt: 0,
             },
             now,
         );
@@ -94,7 +110,8 @@ impl Peer {
             // The entry (or a peer on the way) may have left or crashed: try
             // another peer we keep, the one nearest to where we join.
             let next = self.entry_near(self.me.pos, Some(via)).unwrap_or(via);
-            self.join(next, now);
+            self.join_attempt = self.join_attempt.saturating_add(1);
+            self.send_join(next, now);
         }
         if let Some(via) = self.probe_via
             && self.timers.is_due(Timer::Probe, now)
@@ -112,7 +129,7 @@ impl Peer {
         from: PeerId,
         remote: Option<&str>,
         mut joiner: PeerInfo,
-        hops: u8,
+        (hops, attempt): (u8, u8),
     ) {
         if joiner.id == self.me.id {
             return;
@@ -132,21 +149,39 @@ impl Peer {
         let world = self.config.world;
         let target = joiner.pos;
         let my_d = world.distance_sq(self.me.pos, target);
+        // A retry avoids the peers we passed this joiner's join to before.
+        self.forwarded
+            .retain(|f| now.since(f.2) <= FORWARD_MEMORY_MS);
+        let tried: Vec<PeerId> = if attempt > 0 {
+            let j = joiner.id;
+            self.forwarded
+                .iter()
+                .filter(|f| f.0 == j)
+                .map(|f| f.1)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let best = self
             .kept
             .iter()
-            .filter(|(id, k)| k.confirmed && **id != joiner.id)
+            .filter(|(id, k)| k.confirmed && **id != joiner.id && !tried.contains(id))
             .map(|(id, k)| (world.distance_sq(k.info.pos, target), *id))
             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let can_accept = matches!(self.state, State::Alone | State::Joined);
         match best {
             Some((d, next)) if (d < my_d || !can_accept) && hops < self.config.max_join_hops => {
                 self.stats.joins_forwarded += 1;
+                if self.forwarded.len() >= MAX_FORWARDS_REMEMBERED {
+                    self.forwarded.pop_front();
+                }
+                self.forwarded.push_back((joiner.id, next, now));
                 self.send(
                     next,
                     Message::Join {
                         joiner,
                         hops: hops.saturating_add(1),
+                        attempt,
                     },
                     now,
                 );

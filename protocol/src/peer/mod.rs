@@ -150,6 +150,10 @@ pub struct Peer {
     probe_via: Option<PeerId>,
     /// Until when a join reply is taken (a join or probe of ours is out).
     join_reply_until: Option<Millis>,
+    /// The joiner's current attempt (0, then one more per retry).
+    join_attempt: u8,
+    /// Joins this peer passed on lately: (joiner, the peer chosen, when).
+    forwarded: std::collections::VecDeque<(PeerId, PeerId, Millis)>,
     /// When a `Forget` from an enclosing neighbour last sent a probe.
     forget_probed: Option<Millis>,
     /// Peers dropped after silence, probed again in case a partition, not a
@@ -225,6 +229,8 @@ impl Peer {
             probe_via: None,
             forget_probed: None,
             join_reply_until: None,
+            join_attempt: 0,
+            forwarded: std::collections::VecDeque::new(),
             silenced: Vec::new(),
             ever_connected: false,
             radius_changed: None,
@@ -364,7 +370,11 @@ impl Peer {
             k.last_heard = now;
         }
         match msg {
-            Message::Join { joiner, hops } => self.on_join(now, from, remote, joiner, hops),
+            Message::Join {
+                joiner,
+                hops,
+                attempt,
+            } => self.on_join(now, from, remote, joiner, (hops, attempt)),
             Message::JoinReply {
                 hops,
                 at,

@@ -66,6 +66,7 @@ fn a_join_claiming_another_id_is_refused_and_counted() {
         Message::Join {
             joiner: victim,
             hops: 0,
+            attempt: 0,
         },
     );
     assert_eq!(a.stats().rejected, 1);

@@ -1,8 +1,8 @@
 //! Rules against lying and hoarding peers, one test each, on one peer fed
 //! by hand.
 
-use super::hello;
 use super::rules::{config, greeted_by, lone, run, told_of_a_hint};
+use super::{Net, hello};
 use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{PeerId, PeerInfo};
@@ -190,4 +190,53 @@ fn a_full_table_evicts_hints_before_confirmed_peers() {
     for id in [far, honest] {
         assert!(confirms(&p, id, 200), "{id} evicted to keep hints");
     }
+}
+
+/// The peers a join for `joiner` was forwarded to, in order.
+fn join_path(net: &Net, joiner: PeerId) -> Vec<PeerId> {
+    let path = net.log.iter().filter_map(|(_, to, m)| match m {
+        Message::Join {
+            joiner: j, hops, ..
+        } if j.id == joiner && *hops > 0 => Some(*to),
+        _ => None,
+    });
+    path.collect()
+}
+
+#[test]
+fn a_forwarder_that_swallows_joins_is_gone_round_within_three_retries() {
+    // A join retried through the same entry took the same greedy path into
+    // the same black hole, for ever.
+    let mut net = Net::new(World::new(1_000.0, 1_000.0), 10);
+    let mut rng = crate::sim::Rng::new(7);
+    let entry = net.add(1, 100.0, 100.0);
+    for seed in 2..80 {
+        let (x, y) = (rng.f64() as f32 * 1_000.0, rng.f64() as f32 * 1_000.0);
+        net.add_joining(seed, x, y, entry);
+        net.drive(200);
+    }
+    net.drive(5_000);
+    // Where a join for (600, 600) goes: the black hole is a forwarder half
+    // way along.
+    let scout = net.add_joining(98, 600.0, 600.0, entry);
+    net.drive(500);
+    let path = join_path(&net, scout);
+    assert!(path.len() >= 3, "a short path: {path:?}");
+    let hole = path[path.len() / 2 - 1];
+    net.leave(scout);
+    net.drive(5_000);
+    net.swallow_joins(hole);
+    let joiner = net.add_joining(99, 600.0, 600.0, entry);
+    net.drive(3_500); // the first attempt and three retries, 1 s apart
+    let path = join_path(&net, joiner);
+    assert!(path.contains(&hole), "the join never met the black hole");
+    assert!(net.peer(joiner).is_joined(), "not joined: {path:?}");
+    let attempts = net
+        .log
+        .iter()
+        .filter(|(from, _, m)| *from == joiner && matches!(m, Message::Join { hops: 0, .. }))
+        .count();
+    assert!(attempts <= 4, "{attempts} attempts");
+    net.drive(5_000);
+    net.assert_invariants("5 s after the join");
 }

@@ -27,6 +27,8 @@ pub(crate) struct Net {
     held: BTreeSet<Link>,
     waiting: Vec<(PeerId, PeerId, Message)>,
     cut: BTreeSet<Link>,
+    /// Peers that swallow every `Join` sent to them (black holes).
+    swallow: BTreeSet<PeerId>,
     /// Every message delivered or dropped, for tests that count kinds.
     pub(crate) log: Vec<(PeerId, PeerId, Message)>,
 }
@@ -54,6 +56,7 @@ impl Net {
             held: BTreeSet::new(),
             waiting: Vec::new(),
             cut: BTreeSet::new(),
+            swallow: BTreeSet::new(),
             log: Vec::new(),
         }
     }
@@ -144,6 +147,12 @@ impl Net {
         }
     }
 
+    /// `id` drops every join it is given from now on (it neither forwards
+    /// nor accepts), and behaves otherwise.
+    pub(crate) fn swallow_joins(&mut self, id: PeerId) {
+        self.swallow.insert(id);
+    }
+
     /// Ends every partition.
     pub(crate) fn heal(&mut self) {
         self.cut.clear();
@@ -197,7 +206,8 @@ impl Net {
                 let (from, to, msg) = self.flight.remove(&key).expect("a message");
                 self.log.push((from, to, msg.clone()));
                 let now = self.now;
-                if let Some(p) = self.peers.get_mut(&to) {
+                let swallowed = self.swallow.contains(&to) && matches!(msg, Message::Join { .. });
+                if let Some(p) = self.peers.get_mut(&to).filter(|_| !swallowed) {
                     p.handle(now, from, msg);
                 }
             } else {

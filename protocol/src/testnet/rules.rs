@@ -233,7 +233,7 @@ fn a_forget_from_an_enclosing_neighbour_walks_a_join_for_our_own_place() {
         std::iter::from_fn(|| p.poll_transmit())
             .filter(|t| {
                 t.to == far
-                    && matches!(&t.msg, Message::Join { joiner, hops: 0 } if joiner.id == me)
+                    && matches!(&t.msg, Message::Join { joiner, hops: 0, .. } if joiner.id == me)
             })
             .count()
     };
