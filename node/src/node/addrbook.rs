@@ -1,23 +1,58 @@
 //! The address book: where to dial each peer.
 //!
-//! An address a peer gives for itself (its `Hello`, its own join, its own
-//! record in a reply) is authoritative and replaces what we had; an address
-//! relayed by a third party is a hint and never overwrites one. Addresses
-//! that cannot be dialled (unparsable, unspecified, port 0) are ignored.
+//! Each peer has up to [`MAX_CANDIDATES`] candidate addresses. An address a
+//! peer gives for itself (its `Hello`, its own join, its own record in a
+//! reply, the address its connection came from) replaces its previous own
+//! one; an address relayed by a third party is a hint added beside it, never
+//! over it. A dial goes to the candidate with the fewest failures in a row
+//! (the peer's own word first among equals); a failed dial counts against
+//! its address, and an address that failed [`MAX_FAILURES`] times in a row
+//! is dropped, so one lie cannot stop a node from ever reaching a peer.
+//! Scoped: a peer talking to us from a public address cannot make us dial a
+//! loopback, private or link-local one (a hop into the operator's own
+//! network). Addresses that cannot be dialled (unparsable, unspecified,
+//! port 0) are ignored.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use peerworld_protocol::{Message, PeerId};
 
 /// Remembered peer addresses before the book is pruned to kept peers.
 pub(crate) const MAX_ADDRS: usize = 4096;
+/// Most candidate addresses kept per peer.
+pub(crate) const MAX_CANDIDATES: usize = 4;
+/// A candidate is dropped after this many failed dials in a row.
+pub(crate) const MAX_FAILURES: u8 = 3;
+
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    addr: SocketAddr,
+    /// The peer gave it itself.
+    own: bool,
+    /// Failed dials in a row.
+    failures: u8,
+}
 
 /// Where to dial each peer.
 #[derive(Debug)]
 pub(crate) struct AddressBook {
     me: PeerId,
-    addrs: HashMap<PeerId, SocketAddr>,
+    addrs: HashMap<PeerId, Vec<Candidate>>,
+    /// Addresses refused for their scope (a local target from a public peer).
+    pub(crate) out_of_scope: u64,
+}
+
+/// Loopback, private, link-local or unique-local: reachable only from the
+/// same host or network.
+fn is_local(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => a.is_loopback() || a.is_private() || a.is_link_local(),
+        IpAddr::V6(a) => {
+            let first = a.segments()[0];
+            a.is_loopback() || first & 0xfe00 == 0xfc00 || first & 0xffc0 == 0xfe80
+        }
+    }
 }
 
 impl AddressBook {
@@ -25,12 +60,16 @@ impl AddressBook {
         Self {
             me,
             addrs: HashMap::new(),
+            out_of_scope: 0,
         }
     }
 
-    /// Where to dial `id`, if known.
+    /// Where to dial `id` next, if anywhere.
     pub(crate) fn get(&self, id: &PeerId) -> Option<SocketAddr> {
-        self.addrs.get(id).copied()
+        let c = self.addrs.get(id)?;
+        c.iter()
+            .min_by_key(|c| (c.failures, !c.own))
+            .map(|c| c.addr)
     }
 
     /// Records `addr` for `id`: `from_itself` when the peer gave it.
@@ -49,28 +88,75 @@ impl AddressBook {
         if id == self.me || addr.ip().is_unspecified() || addr.port() == 0 {
             return;
         }
+        let c = self.addrs.entry(id).or_default();
         if from_itself {
-            self.addrs.insert(id, addr);
-        } else {
-            self.addrs.entry(id).or_insert(addr);
+            c.retain(|c| !c.own && c.addr != addr);
+            c.insert(
+                0,
+                Candidate {
+                    addr,
+                    own: true,
+                    failures: 0,
+                },
+            );
+            c.truncate(MAX_CANDIDATES);
+        } else if !c.iter().any(|c| c.addr == addr) && c.len() < MAX_CANDIDATES {
+            c.push(Candidate {
+                addr,
+                own: false,
+                failures: 0,
+            });
         }
     }
 
-    /// Learns the addresses a message from the authenticated `from` carries.
-    pub(crate) fn learn_from(&mut self, from: PeerId, msg: &Message) {
+    /// A dial of `id` at `addr` failed.
+    pub(crate) fn failed(&mut self, id: &PeerId, addr: SocketAddr) {
+        let Some(c) = self.addrs.get_mut(id) else {
+            return;
+        };
+        for x in c.iter_mut().filter(|x| x.addr == addr) {
+            x.failures = x.failures.saturating_add(1);
+        }
+        c.retain(|x| x.failures < MAX_FAILURES);
+        if c.is_empty() {
+            self.addrs.remove(id);
+        }
+    }
+
+    /// A dial of `id` at `addr` succeeded.
+    pub(crate) fn succeeded(&mut self, id: &PeerId, addr: SocketAddr) {
+        if let Some(c) = self.addrs.get_mut(id) {
+            for x in c.iter_mut().filter(|x| x.addr == addr) {
+                x.failures = 0;
+            }
+        }
+    }
+
+    /// Learns the addresses a message from the authenticated `from`, whose
+    /// connection comes from `remote`, carries.
+    pub(crate) fn learn_from(&mut self, from: PeerId, remote: Option<SocketAddr>, msg: &Message) {
+        let public_teller = remote.is_some_and(|r| !is_local(r.ip()));
+        let learn = |book: &mut Self, id: PeerId, addr: &str, own: bool| {
+            let local = addr.parse::<SocketAddr>().is_ok_and(|a| is_local(a.ip()));
+            if public_teller && local {
+                book.out_of_scope += 1;
+            } else {
+                book.learn(id, addr, own);
+            }
+        };
         match msg {
-            Message::Join { joiner, .. } => self.learn(joiner.id, &joiner.addr, joiner.id == from),
+            Message::Join { joiner, .. } => learn(self, joiner.id, &joiner.addr, joiner.id == from),
             Message::JoinReply { peers, .. } => {
                 for p in peers {
-                    self.learn(p.id, &p.addr, p.id == from);
+                    learn(self, p.id, &p.addr, p.id == from);
                 }
             }
             Message::Discover { peers, .. } => {
                 for p in peers {
-                    self.learn(p.id, &p.addr, false);
+                    learn(self, p.id, &p.addr, false);
                 }
             }
-            Message::Hello { addr, .. } => self.learn(from, addr, true),
+            Message::Hello { addr, .. } => learn(self, from, addr, true),
             _ => {}
         }
     }
@@ -101,6 +187,7 @@ mod tests {
         book.learn(b, "127.0.0.1:2000", true);
         book.learn_from(
             PeerId::from_seed(3),
+            None,
             &Message::Discover {
                 peers: vec![rec(2, "127.0.0.1:6666")],
                 mutual: false,
@@ -110,6 +197,7 @@ mod tests {
         // The peer itself may change it.
         book.learn_from(
             b,
+            None,
             &Message::Hello {
                 inc: 0,
                 seq: 1,
@@ -140,6 +228,7 @@ mod tests {
         let mut book = AddressBook::new(PeerId::from_seed(0));
         book.learn_from(
             PeerId::from_seed(3),
+            None,
             &Message::JoinReply {
                 hops: 0,
                 at: Point::new(0.0, 0.0),
@@ -148,6 +237,65 @@ mod tests {
             },
         );
         assert!(book.get(&PeerId::from_seed(3)).is_some());
+        assert!(book.get(&PeerId::from_seed(4)).is_some());
+    }
+
+    #[test]
+    fn a_lying_hint_costs_a_few_dials_not_the_peer() {
+        // The book kept the first address it heard and never tried another:
+        // one lie stopped a node from ever dialling the peer.
+        let mut book = AddressBook::new(PeerId::from_seed(0));
+        let b = PeerId::from_seed(2);
+        let (lie, truth): (SocketAddr, SocketAddr) = (
+            "127.0.0.1:6666".parse().unwrap(),
+            "127.0.0.1:2000".parse().unwrap(),
+        );
+        book.learn_addr(b, lie, false);
+        book.learn_addr(b, truth, false);
+        assert_eq!(book.get(&b), Some(lie), "the first heard goes first");
+        book.failed(&b, lie);
+        assert_eq!(book.get(&b), Some(truth), "then the next candidate");
+        book.failed(&b, truth); // a lost packet: both have failed once
+        book.succeeded(&b, truth);
+        assert_eq!(book.get(&b), Some(truth));
+        for _ in 0..MAX_FAILURES {
+            book.failed(&b, lie);
+        }
+        assert_eq!(book.addrs[&b].len(), 1, "the lie is dropped");
+        // More hints than candidates: the rest are not taken.
+        for port in 3000..3010 {
+            book.learn_addr(b, SocketAddr::from(([127, 0, 0, 1], port)), false);
+        }
+        assert_eq!(book.addrs[&b].len(), MAX_CANDIDATES);
+        // The peer's own word goes first, and replaces its previous own one.
+        book.learn_addr(b, SocketAddr::from(([127, 0, 0, 1], 4000)), true);
+        book.learn_addr(b, SocketAddr::from(([127, 0, 0, 1], 4001)), true);
+        assert_eq!(book.get(&b), Some(SocketAddr::from(([127, 0, 0, 1], 4001))));
+        assert_eq!(book.addrs[&b].iter().filter(|c| c.own).count(), 1);
+    }
+
+    #[test]
+    fn a_public_peer_cannot_point_us_at_local_addresses() {
+        let mut book = AddressBook::new(PeerId::from_seed(0));
+        let discover = Message::Discover {
+            peers: vec![
+                rec(4, "127.0.0.1:22"),
+                rec(5, "10.1.2.3:80"),
+                rec(6, "[fe80::1]:80"),
+                rec(7, "198.51.100.7:4000"),
+            ],
+            mutual: false,
+        };
+        let public = Some("203.0.113.5:4000".parse().unwrap());
+        book.learn_from(PeerId::from_seed(3), public, &discover);
+        for n in [4, 5, 6] {
+            assert_eq!(book.get(&PeerId::from_seed(n)), None, "peer {n}");
+        }
+        assert!(book.get(&PeerId::from_seed(7)).is_some());
+        assert_eq!(book.out_of_scope, 3);
+        // From a peer on our own network, local addresses are what it knows.
+        let local = Some("192.168.1.9:4000".parse().unwrap());
+        book.learn_from(PeerId::from_seed(3), local, &discover);
         assert!(book.get(&PeerId::from_seed(4)).is_some());
     }
 }

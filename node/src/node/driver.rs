@@ -260,6 +260,9 @@ impl Driver {
                 purpose,
             } => {
                 Metrics::add(&self.metrics.dials_failed, 1);
+                if let Some(id) = expected {
+                    self.book.failed(&id, addr);
+                }
                 if let Some(id) = expected
                     && let Some(queued) = self.links.dial_failed(&id)
                 {
@@ -325,6 +328,11 @@ impl Driver {
         }
         let remote = self.links.get(&id).map(|l| l.conn.remote_address());
         if let Some(addr) = remote
+            && dialed
+        {
+            self.book.succeeded(&id, addr);
+        }
+        if let Some(addr) = remote
             && purpose != Purpose::Peer
         {
             self.book.learn_addr(id, addr, true);
@@ -348,9 +356,15 @@ impl Driver {
     fn on_message(&mut self, from: PeerId, msg: Message) {
         let remote = self.links.get_mut(&from).map(|link| {
             link.last_used = Instant::now();
-            link.conn.remote_address().to_string()
+            link.conn.remote_address()
         });
-        self.book.learn_from(from, &msg);
+        let scoped_before = self.book.out_of_scope;
+        self.book.learn_from(from, remote, &msg);
+        let refused = self.book.out_of_scope - scoped_before;
+        if refused > 0 {
+            Metrics::add(&self.metrics.addrs_out_of_scope, refused);
+        }
+        let remote = remote.map(|r| r.to_string());
         let now = self.now();
         self.peer
             .handle_from_addr(now, from, remote.as_deref(), msg);

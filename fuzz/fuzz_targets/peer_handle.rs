@@ -1,0 +1,139 @@
+//! One peer fed a stream of messages from 23 others (and from itself), with
+//! its timers run between them: never a panic, and it never keeps itself.
+//!
+//! Each step is a kind byte, a sender byte, a time step byte, then either a
+//! raw frame (kind ≥ 16: a u16 length, then the frame, decoded as a node
+//! would) or a message built from the next bytes (kind < 16), so the fuzzer
+//! reaches deep states without having to learn the encoding first.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use peerworld_protocol::message::{Message, decode};
+use peerworld_protocol::{Config, Millis, Peer, PeerId, PeerInfo, Point, RadiusMode, World};
+
+/// Reads bytes from the front of the input, zeros once it is used up.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn u8(&mut self) -> u8 {
+        let (&b, rest) = self.0.split_first().unwrap_or((&0, &[]));
+        self.0 = rest;
+        b
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_le_bytes([self.u8(), self.u8()])
+    }
+    /// A coordinate in the 1000-unit world (or just outside it).
+    fn coord(&mut self) -> f32 {
+        f32::from(self.u16()) / 60.0
+    }
+    fn point(&mut self) -> Point {
+        Point::new(self.coord(), self.coord())
+    }
+    fn id(&mut self) -> PeerId {
+        PeerId::from_seed(u64::from(self.u8() % 24))
+    }
+    fn info(&mut self) -> PeerInfo {
+        let id = self.id();
+        let pos = self.point();
+        let radius = f32::from(self.u8()) * 2.0;
+        PeerInfo::new(id, pos, radius, "f")
+    }
+    fn infos(&mut self) -> Vec<PeerInfo> {
+        let n = self.u8() % 12;
+        (0..n).map(|_| self.info()).collect()
+    }
+}
+
+fn message(kind: u8, b: &mut Bytes) -> Option<Message> {
+    Some(match kind {
+        0 => Message::Join {
+            joiner: b.info(),
+            hops: b.u8() % 4,
+            attempt: b.u8() % 4,
+        },
+        1 => Message::JoinReply {
+            hops: b.u8(),
+            at: b.point(),
+            peers: b.infos(),
+            observed_addr: if b.u8() % 2 == 0 {
+                "127.0.0.1:9".into()
+            } else {
+                String::new()
+            },
+        },
+        2 | 3 => Message::Hello {
+            inc: u32::from(b.u8() % 3),
+            seq: u32::from(b.u8()),
+            pos: b.point(),
+            radius: f32::from(b.u8()) * 2.0,
+            name: String::new(),
+            addr: String::new(),
+            ask: b.u8() % 2 == 0,
+        },
+        4..=7 => Message::Move {
+            inc: u32::from(b.u8() % 3),
+            seq: u32::from(b.u8()),
+            pos: b.point(),
+            vel: Point::new(f32::from(b.u8()) - 128.0, f32::from(b.u8()) - 128.0),
+        },
+        8 | 9 => Message::Discover {
+            peers: b.infos(),
+            mutual: b.u8() % 2 == 0,
+        },
+        10 => Message::Digest {
+            ids: (0..b.u8() % 8).map(|_| [b.u8(), 0, 0, 0]).collect(),
+        },
+        11 => Message::Ping,
+        12 => Message::Forget,
+        13 => Message::Leave,
+        _ => return None,
+    })
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut b = Bytes(data);
+    let adaptive = b.u8() % 2 == 0;
+    let config = Config {
+        world: World::new(1_000.0, 1_000.0),
+        radius_mode: if adaptive {
+            RadiusMode::Adaptive
+        } else {
+            RadiusMode::Fixed
+        },
+        max_kept: 8,
+        ..Config::default()
+    };
+    let me = PeerInfo::new(PeerId::from_seed(0), Point::new(500.0, 500.0), 100.0, "me");
+    let mut p = Peer::new(config, me, Millis(0));
+    if b.u8() % 2 == 0 {
+        p.join(PeerId::from_seed(1), Millis(0));
+    }
+    let mut now = 0u64;
+    while !b.0.is_empty() {
+        let kind = b.u8();
+        let from = b.id();
+        now += u64::from(b.u8()) * 8;
+        let msg = if kind >= 16 {
+            let len = usize::from(b.u16()).min(b.0.len());
+            let (frame, rest) = b.0.split_at(len);
+            b.0 = rest;
+            decode(frame).ok()
+        } else if kind == 14 {
+            p.move_to(b.point(), Millis(now));
+            None
+        } else {
+            message(kind, &mut b)
+        };
+        if let Some(msg) = msg {
+            p.handle(Millis(now), from, msg);
+        }
+        while let Some(t) = p.poll_timeout().filter(|t| t.0 <= now) {
+            p.handle_timeout(t);
+        }
+        while p.poll_transmit().is_some() {}
+        while p.poll_event().is_some() {}
+        assert!(!p.keeps(&PeerId::from_seed(0)), "keeps itself");
+        let _ = p.view(Millis(now));
+    }
+});
