@@ -69,6 +69,8 @@ counters! {
     send_dropped,
     /// Connections closed for opening a second stream.
     extra_streams,
+    /// Links to peers the overlay does not keep, closed to make room.
+    links_evicted,
     /// Addresses not learned: a public peer named a local one (loopback, private, link-local).
     addrs_out_of_scope,
 }
@@ -91,7 +93,7 @@ mod tests {
         let s = m.snapshot();
         assert_eq!(s.decode_errors, 3);
         let fields = s.fields();
-        assert_eq!(fields.len(), 17);
+        assert_eq!(fields.len(), 18);
         assert!(fields.iter().all(|(_, help, _)| !help.is_empty()));
         assert!(
             fields

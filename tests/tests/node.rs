@@ -840,3 +840,80 @@ fn a_flood_from_one_connection_does_not_stop_the_victims_clock() {
         a.closed().await;
     });
 }
+
+#[test]
+fn free_ids_that_ping_cannot_take_every_connection_slot() {
+    // Free ids that connect and ping every few hundred milliseconds filled
+    // every slot (the cap was checked at accept time only, and any message
+    // refreshed a link): nobody honest could join through the node. The
+    // victim here has 16 slots and 24 such connections try to hold them.
+    real_time(|| async {
+        let mut vc = node_config(WORLD);
+        vc.pos = Some(Point::new(500.0, 500.0));
+        vc.max_links = 16;
+        let victim = Node::spawn(vc).unwrap();
+        let (addr, id) = (victim.local_addr(), victim.id());
+        let endpoint = client_endpoint();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut sybils = Vec::new();
+        for _ in 0..24 {
+            let (endpoint, stop) = (endpoint.clone(), stop.clone());
+            sybils.push(tokio::spawn(async move {
+                let me = Identity::generate().unwrap();
+                let Ok(conn) = dial(&endpoint, &me, Some(id), addr).await else {
+                    return false;
+                };
+                let Ok(mut s) = conn.open_uni().await else {
+                    return true;
+                };
+                let ping = message::encode(&Message::Ping).unwrap();
+                let mut frame = (ping.len() as u32).to_le_bytes().to_vec();
+                frame.extend_from_slice(&ping);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                    && s.write_all(&frame).await.is_ok()
+                {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                true
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut bc = node_config(WORLD);
+        bc.pos = Some(Point::new(540.0, 520.0));
+        bc.bootstrap = vec![addr];
+        let b = Node::spawn(bc).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(15), || knows(&victim, b.id())
+                && knows(&b, victim.id()))
+            .await,
+            "the honest node could not join through the victim: {:?}",
+            victim.metrics()
+        );
+        // A newcomer the victim only hears of: it must still get a slot.
+        let mut cc = node_config(WORLD);
+        cc.pos = Some(Point::new(470.0, 460.0));
+        cc.bootstrap = vec![b.local_addr()];
+        let c = Node::spawn(cc).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(15), || knows(&victim, c.id())
+                && knows(&c, victim.id()))
+            .await,
+            "the victim did not reach its new neighbour: {:?}",
+            victim.metrics()
+        );
+        let m = victim.metrics();
+        assert!(m.links_evicted >= 1, "{m:?}");
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut connected = 0;
+        for s in sybils {
+            connected += usize::from(s.await.unwrap());
+        }
+        assert!(connected >= 16, "only {connected} free ids connected");
+        for n in [&c, &b, &victim] {
+            n.shutdown();
+        }
+        for n in [c, b, victim] {
+            n.closed().await;
+        }
+    });
+}

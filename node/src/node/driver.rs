@@ -293,6 +293,20 @@ impl Driver {
             }
             return;
         }
+        if self.links.get(&id).is_none() && self.links.is_full() {
+            let peer = &self.peer;
+            match self.links.make_room(|p| peer.keeps(p)) {
+                Some(old) => {
+                    Metrics::add(&self.metrics.links_evicted, 1);
+                    old.close(close_code::BUSY.into(), b"slot given to another peer");
+                }
+                None => {
+                    Metrics::add(&self.metrics.handshakes_refused, 1);
+                    conn.close(close_code::BUSY.into(), b"too many connections");
+                    return;
+                }
+            }
+        }
         self.tasks.spawn(
             link::read_link(
                 conn.clone(),
@@ -354,10 +368,7 @@ impl Driver {
     }
 
     fn on_message(&mut self, from: PeerId, msg: Message) {
-        let remote = self.links.get_mut(&from).map(|link| {
-            link.last_used = Instant::now();
-            link.conn.remote_address()
-        });
+        let remote = self.links.get(&from).map(|link| link.conn.remote_address());
         let scoped_before = self.book.out_of_scope;
         self.book.learn_from(from, remote, &msg);
         let refused = self.book.out_of_scope - scoped_before;
@@ -368,6 +379,13 @@ impl Driver {
         let now = self.now();
         self.peer
             .handle_from_addr(now, from, remote.as_deref(), msg);
+        // Only a peer the overlay keeps refreshes its link: a stranger that
+        // pings keeps no slot.
+        if self.peer.keeps(&from)
+            && let Some(link) = self.links.get_mut(&from)
+        {
+            link.last_used = Instant::now();
+        }
     }
 
     /// Sends what the overlay wants sent and takes its events.
@@ -405,8 +423,11 @@ impl Driver {
             }
         };
         let len = frame.len();
+        let kept = self.peer.keeps(&to);
         if let Some(link) = self.links.get_mut(&to) {
-            link.last_used = Instant::now();
+            if kept {
+                link.last_used = Instant::now();
+            }
             if msg.is_datagram()
                 && link.conn.max_datagram_size().is_some_and(|max| len <= max)
                 && link.conn.send_datagram(frame.clone()).is_ok()
@@ -428,6 +449,14 @@ impl Driver {
             return;
         }
         let addr = self.book.get(&to);
+        if addr.is_some() && self.links.is_full() {
+            let peer = &self.peer;
+            if let Some(old) = self.links.make_room(|p| peer.keeps(p)) {
+                Metrics::add(&self.metrics.links_evicted, 1);
+                old.close(close_code::BUSY.into(), b"slot given to another peer");
+                self.links_open.store(self.links.len(), Ordering::Relaxed);
+            }
+        }
         match self.links.queue(to, frame, addr.is_some()) {
             Queued::Behind => self.count_sent(len + LEN_PREFIX, false),
             Queued::Dial => {

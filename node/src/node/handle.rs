@@ -48,6 +48,10 @@ pub struct NodeConfig {
     /// Where to keep the peer cache (`peers.json`) across restarts; `None`
     /// keeps it in memory only.
     pub state_dir: Option<std::path::PathBuf>,
+    /// Most open connections (default [`crate::MAX_LINKS`]); when full, a
+    /// new one takes the slot of the least recently used link to a peer
+    /// the overlay does not keep.
+    pub max_links: usize,
 }
 
 impl NodeConfig {
@@ -64,6 +68,7 @@ impl NodeConfig {
             identity: None,
             seed: 0,
             state_dir: None,
+            max_links: super::MAX_LINKS,
         }
     }
 }

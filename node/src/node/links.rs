@@ -52,15 +52,18 @@ pub(crate) enum Queued {
 #[derive(Debug)]
 pub(crate) struct LinkTable<C> {
     me: PeerId,
+    /// Most open links (see [`LinkTable::make_room`]).
+    max_links: usize,
     links: HashMap<PeerId, Link<C>>,
     retiring: Vec<(Instant, C)>,
     dialing: HashMap<PeerId, Vec<Bytes>>,
 }
 
 impl<C> LinkTable<C> {
-    pub(crate) fn new(me: PeerId) -> Self {
+    pub(crate) fn new(me: PeerId, max_links: usize) -> Self {
         Self {
             me,
+            max_links,
             links: HashMap::new(),
             retiring: Vec::new(),
             dialing: HashMap::new(),
@@ -159,7 +162,10 @@ impl<C> LinkTable<C> {
             }
             return Queued::Dropped;
         }
-        if !can_dial || self.dialing.len() >= MAX_PENDING_DIALS || self.links.len() >= MAX_LINKS {
+        if !can_dial
+            || self.dialing.len() >= MAX_PENDING_DIALS
+            || self.links.len() >= self.max_links
+        {
             return Queued::Dropped;
         }
         self.dialing.insert(to, vec![frame]);
@@ -189,6 +195,29 @@ impl<C> LinkTable<C> {
             .filter_map(|id| self.links.remove(&id).map(|l| l.conn))
             .collect();
         Reaped { duplicates, idle }
+    }
+
+    /// When the table is full, takes the least recently used link to a peer
+    /// the overlay does not keep, for the caller to close: a kept peer's
+    /// slot is never given up (512 free ids that ping used to fill every
+    /// slot and cut the node off). `None` when there was room, or nothing
+    /// to give up.
+    pub(crate) fn make_room(&mut self, keeps: impl Fn(&PeerId) -> bool) -> Option<C> {
+        if self.links.len() < self.max_links {
+            return None;
+        }
+        let lru = self
+            .links
+            .iter()
+            .filter(|(id, _)| !keeps(id))
+            .min_by_key(|(id, l)| (l.last_used, **id))
+            .map(|(id, _)| *id)?;
+        self.links.remove(&lru).map(|l| l.conn)
+    }
+
+    /// Whether the table is full.
+    pub(crate) fn is_full(&self) -> bool {
+        self.links.len() >= self.max_links
     }
 
     /// Drops every link and dial (their writers finish their streams).
@@ -225,12 +254,12 @@ mod tests {
         let (lo, hi) = (a.min(b), a.max(b));
         let now = Instant::now();
         // Seen from the lower id: its own dial wins whatever the order.
-        let mut t = LinkTable::new(lo);
+        let mut t = LinkTable::new(lo, MAX_LINKS);
         assert!(t.connected(hi, "accepted", false, |_| writer(), now).0);
         assert!(t.connected(hi, "dialed", true, |_| writer(), now).0);
         assert_eq!(t.get(&hi).unwrap().conn, "dialed");
         // Seen from the higher id: the connection the lower id dialed wins.
-        let mut t = LinkTable::new(hi);
+        let mut t = LinkTable::new(hi, MAX_LINKS);
         assert!(t.connected(lo, "accepted", false, |_| writer(), now).0);
         assert!(!t.connected(lo, "dialed", true, |_| writer(), now).0);
         assert_eq!(t.get(&lo).unwrap().conn, "accepted");
@@ -243,7 +272,7 @@ mod tests {
         let (lo, hi) = (a.min(b), a.max(b));
         let now = Instant::now();
         // The lower id dialed long ago; the higher one restarted and dials.
-        let mut t = LinkTable::new(lo);
+        let mut t = LinkTable::new(lo, MAX_LINKS);
         assert!(t.connected(hi, "old", true, |_| writer(), now).0);
         let later = now + RACE_WINDOW + Duration::from_millis(1);
         assert!(t.connected(hi, "restarted", false, |_| writer(), later).0);
@@ -253,7 +282,7 @@ mod tests {
 
     #[test]
     fn a_new_connection_from_the_same_dialer_replaces_the_stale_one() {
-        let mut t = LinkTable::new(id(1));
+        let mut t = LinkTable::new(id(1), MAX_LINKS);
         let now = Instant::now();
         t.connected(id(2), "old", true, |_| writer(), now);
         assert!(t.connected(id(2), "new", true, |_| writer(), now).0);
@@ -266,7 +295,7 @@ mod tests {
 
     #[test]
     fn frames_wait_behind_a_dial_and_are_bounded() {
-        let mut t: LinkTable<&str> = LinkTable::new(id(1));
+        let mut t: LinkTable<&str> = LinkTable::new(id(1), MAX_LINKS);
         assert_eq!(t.queue(id(2), Bytes::from_static(b"a"), true), Queued::Dial);
         for _ in 1..MAX_QUEUED_PER_DIAL {
             assert_eq!(t.queue(id(2), Bytes::new(), true), Queued::Behind);
@@ -280,7 +309,7 @@ mod tests {
 
     #[test]
     fn dials_in_flight_are_capped() {
-        let mut t: LinkTable<&str> = LinkTable::new(id(0));
+        let mut t: LinkTable<&str> = LinkTable::new(id(0), MAX_LINKS);
         for n in 1..=MAX_PENDING_DIALS as u64 {
             assert_eq!(t.queue(id(n), Bytes::new(), true), Queued::Dial);
         }
@@ -292,7 +321,7 @@ mod tests {
 
     #[test]
     fn idle_links_to_peers_no_longer_kept_and_expired_duplicates_are_reaped() {
-        let mut t = LinkTable::new(id(1));
+        let mut t = LinkTable::new(id(1), MAX_LINKS);
         let start = Instant::now();
         t.connected(id(2), "kept", true, |_| writer(), start);
         t.connected(id(3), "dropped", true, |_| writer(), start);
@@ -303,5 +332,40 @@ mod tests {
         assert_eq!(later.duplicates, vec!["dropped"]);
         assert_eq!(later.idle, vec!["dropped-again"]);
         assert!(t.get(&id(2)).is_some());
+    }
+
+    #[test]
+    fn a_full_table_gives_up_the_least_recently_used_link_it_does_not_need() {
+        let mut t: LinkTable<&str> = LinkTable::new(id(0), 3);
+        let start = Instant::now();
+        for (n, name) in [(1, "kept"), (2, "old"), (3, "new")] {
+            let at = start + Duration::from_secs(n);
+            t.connected(id(n), name, true, |_| writer(), at);
+        }
+        assert!(t.is_full());
+        let kept = |p: &PeerId| *p == id(1);
+        assert_eq!(t.make_room(kept), Some("old"), "the least recently used");
+        assert_eq!(t.make_room(kept), None, "room now");
+        t.connected(
+            id(4),
+            "newest",
+            true,
+            |_| writer(),
+            start + Duration::from_secs(9),
+        );
+        assert_eq!(t.make_room(kept), Some("new"));
+        t.connected(
+            id(5),
+            "latest",
+            true,
+            |_| writer(),
+            start + Duration::from_secs(9),
+        );
+        let all = |_: &PeerId| true;
+        assert_eq!(
+            t.make_room(all),
+            None,
+            "a kept peer's link is never given up"
+        );
     }
 }

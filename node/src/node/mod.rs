@@ -180,7 +180,7 @@ impl Node {
             start,
             metrics: metrics.clone(),
             inbox_tx: inbox_tx.clone(),
-            links: links::LinkTable::new(id),
+            links: links::LinkTable::new(id, config.max_links),
             book: addrbook::AddressBook::new(id),
             bootstrap: config.bootstrap.clone(),
             entries: entries.clone(),
@@ -207,7 +207,7 @@ impl Node {
                 endpoint,
                 inbox_tx,
                 metrics.clone(),
-                links_open,
+                (links_open, config.max_links),
                 stop.clone(),
             )
             .instrument(span.clone()),

@@ -11,7 +11,7 @@ use quinn::{Endpoint, TransportConfig, VarInt};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info};
 
-use super::links::MAX_LINKS;
+use super::links::MAX_PENDING_DIALS;
 use crate::identity::Identity;
 use crate::link::{self, Input, Purpose};
 use crate::metrics::Metrics;
@@ -33,13 +33,14 @@ pub(super) fn transport_config() -> TransportConfig {
     t
 }
 
-/// Accepts connections until `stop`, refusing beyond [`MAX_LINKS`], and
-/// hands each authenticated one to the driver.
+/// Accepts connections until `stop` and hands each authenticated one to the
+/// driver, which makes room for it when full (see `LinkTable::make_room`);
+/// beyond the cap plus [`MAX_PENDING_DIALS`] of headroom it refuses.
 pub(super) async fn accept_loop(
     endpoint: Endpoint,
     inbox: mpsc::Sender<Input>,
     metrics: Arc<Metrics>,
-    links_open: Arc<AtomicUsize>,
+    (links_open, max_links): (Arc<AtomicUsize>, usize),
     stop: tokio_util::sync::CancellationToken,
 ) {
     loop {
@@ -47,7 +48,7 @@ pub(super) async fn accept_loop(
             _ = stop.cancelled() => return,
             i = endpoint.accept() => match i { Some(i) => i, None => return },
         };
-        if links_open.load(Ordering::Relaxed) >= MAX_LINKS {
+        if links_open.load(Ordering::Relaxed) >= max_links + MAX_PENDING_DIALS {
             Metrics::add(&metrics.handshakes_refused, 1);
             incoming.refuse();
             continue;
