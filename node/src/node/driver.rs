@@ -22,6 +22,7 @@ use tracing::{Instrument, debug, info, warn};
 
 use super::addrbook::AddressBook;
 use super::cache::PeerCache;
+use super::entry::{CACHE_EVERY_TICKS, Rejoin};
 use super::handle::{Command, Snapshot};
 use super::links::{LinkTable, Queued};
 use super::transport::Dialer;
@@ -32,32 +33,6 @@ use crate::metrics::Metrics;
 
 /// Period of the walk / publish / housekeeping tick.
 const TICK: Duration = Duration::from_millis(100);
-/// First wait between two rejoins while lost; it doubles up to `REJOIN_MAX`.
-const REJOIN_FIRST: Duration = Duration::from_secs(1);
-/// First merge probe after joining.
-const MERGE_FIRST: Duration = Duration::from_secs(5);
-/// Merge probes come every one to two of these.
-const MERGE_PERIOD: Duration = Duration::from_secs(30);
-/// Ticks between two refreshes (and saves) of the peer cache.
-const CACHE_EVERY_TICKS: u64 = 50;
-/// Longest wait between two rejoins while lost.
-const REJOIN_MAX: Duration = Duration::from_secs(30);
-
-/// The rejoin schedule while lost.
-#[derive(Debug)]
-pub(super) struct Rejoin {
-    at: Option<Instant>,
-    backoff: Duration,
-}
-
-impl Default for Rejoin {
-    fn default() -> Self {
-        Self {
-            at: None,
-            backoff: REJOIN_FIRST,
-        }
-    }
-}
 
 pub(super) struct Driver {
     pub(super) peer: Peer,
@@ -97,7 +72,7 @@ pub(super) struct Driver {
 }
 
 impl Driver {
-    fn now(&self) -> Millis {
+    pub(super) fn now(&self) -> Millis {
         Millis(self.start.elapsed().as_millis() as u64)
     }
 
@@ -207,42 +182,12 @@ impl Driver {
         }
     }
 
-    fn dial(&mut self, addr: SocketAddr, expected: Option<PeerId>, purpose: Purpose) {
+    pub(super) fn dial(&mut self, addr: SocketAddr, expected: Option<PeerId>, purpose: Purpose) {
         let mut tasks = std::mem::take(&mut self.tasks);
         if let Err(e) = self.dialer().dial(&mut tasks, addr, expected, purpose) {
             warn!(error = %e, "cannot build a client configuration");
         }
         self.tasks = tasks;
-    }
-
-    fn dial_bootstrap(&mut self) {
-        let (expected, addr) = self.entries[self.boot_next % self.entries.len()];
-        self.boot_next += 1;
-        self.boot_retry = None;
-        info!(%addr, cached = expected.is_some(), "dialing an entry peer");
-        self.dial(addr, expected, Purpose::Join);
-    }
-
-    /// Cached peers first, then the configured bootstrap peers.
-    fn rejoin_entries(&self) -> Vec<(Option<PeerId>, SocketAddr)> {
-        let cached = self.cache.peers().iter().map(|&(id, a)| (Some(id), a));
-        cached
-            .chain(self.bootstrap.iter().map(|&a| (None, a)))
-            .collect()
-    }
-
-    /// Remembers the confirmed kept peers whose address we know.
-    fn refresh_cache(&mut self) {
-        let now = self.now();
-        let view = self.peer.view(now);
-        let book = &self.book;
-        self.cache.refresh(
-            view.neighbours
-                .iter()
-                .filter(|n| n.confirmed)
-                .filter_map(|n| Some((n.info.id, book.get(&n.info.id)?))),
-        );
-        self.cache.save();
     }
 
     fn on_input(&mut self, input: Input) {
@@ -516,68 +461,6 @@ impl Driver {
         self.links_open.store(self.links.len(), Ordering::Relaxed);
         self.book.prune(|id| peer.keeps(id));
         self.publish(false);
-    }
-
-    /// Worlds merge: now and then (first 5 s after joining, then every
-    /// 30 to 60 s) walk a join probe for our own position through each
-    /// configured bootstrap other than the one we joined through. If it
-    /// belongs to another world in the same coordinates, the probe's reply
-    /// introduces both sides and discovery spreads the merge.
-    fn probe_other_bootstraps(&mut self, now: Millis) {
-        if self.peer.state(now) != PeerState::Joined || !self.bootstrapped {
-            self.merge_at = None;
-            return;
-        }
-        let t = Instant::now();
-        let Some(at) = self.merge_at else {
-            self.merge_at = Some(t + MERGE_FIRST);
-            return;
-        };
-        if t < at {
-            return;
-        }
-        let period = MERGE_PERIOD.mul_f64(1.0 + self.rng.f64());
-        self.merge_at = Some(t + period);
-        let others: Vec<SocketAddr> = self
-            .bootstrap
-            .iter()
-            .copied()
-            .filter(|a| Some(*a) != self.joined_via)
-            .collect();
-        for addr in others {
-            self.dial(addr, None, Purpose::Probe);
-        }
-    }
-
-    /// Lost (no neighbour heard within the failure timeout): join again
-    /// through the recently kept peers, then the bootstrap peers, in turn, with jittered exponential
-    /// backoff (1 s doubling to 30 s) until the node is part of a world again.
-    fn rejoin_if_lost(&mut self, now: Millis) {
-        let state = self.peer.state(now);
-        if state != PeerState::Lost {
-            if state == PeerState::Joined {
-                self.rejoin = Rejoin::default();
-            }
-            return;
-        }
-        let t = Instant::now();
-        if !self.bootstrapped || self.rejoin.at.is_some_and(|at| t < at) {
-            return;
-        }
-        self.entries = self.rejoin_entries();
-        if self.entries.is_empty() {
-            return;
-        }
-        self.boot_next = 0;
-        warn!(
-            backoff_s = self.rejoin.backoff.as_secs_f64(),
-            "lost every neighbour: joining again through a bootstrap peer"
-        );
-        let jitter = 0.75 + 0.5 * self.rng.f64();
-        self.rejoin.at = Some(t + self.rejoin.backoff.mul_f64(jitter));
-        self.rejoin.backoff = (self.rejoin.backoff * 2).min(REJOIN_MAX);
-        self.bootstrapped = false;
-        self.dial_bootstrap();
     }
 
     fn publish(&mut self, stopped: bool) {

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `handle.rs` | the surface: `NodeConfig`, `Snapshot`, `NodeHandle`, `Command` |
 //! | `driver.rs` | the task that owns the `Peer`: the select loop, sending, publishing |
+//! | `entry.rs` | staying in the world: entry peers, rejoins while lost, merge probes, the peer cache |
 //! | `links.rs` | the link table (duplicates, dials in flight), no quinn inside |
 //! | `addrbook.rs` | where to dial each peer; hints never overwrite a peer's own word |
 //! | `cache.rs` | recently kept peers, for joining again (persisted under `state_dir`) |
@@ -27,6 +28,7 @@ use tracing::{Instrument, info_span};
 mod addrbook;
 mod cache;
 mod driver;
+mod entry;
 mod handle;
 mod links;
 mod transport;
@@ -196,7 +198,7 @@ impl Node {
             view_tx,
             dirty: true,
             join_hops: None,
-            rejoin: driver::Rejoin::default(),
+            rejoin: entry::Rejoin::default(),
             links_open: links_open.clone(),
             tasks: JoinSet::new(),
             writers: JoinSet::new(),
