@@ -180,6 +180,30 @@ fn seed_and_neighbour() -> (NodeHandle, NodeHandle) {
     (a, Node::spawn(c).unwrap())
 }
 
+/// A node at (x, y) joining through `bootstrap`.
+fn spawn_at(x: f32, y: f32, bootstrap: SocketAddr) -> NodeHandle {
+    let mut c = node_config(WORLD);
+    c.pos = Some(Point::new(x, y));
+    c.bootstrap = vec![bootstrap];
+    Node::spawn(c).unwrap()
+}
+
+/// Whether `a` and `b` keep each other, confirmed, within `secs`.
+async fn meet(a: &NodeHandle, b: &NodeHandle, secs: u64) -> bool {
+    wait_until(Duration::from_secs(secs), || {
+        knows(a, b.id()) && knows(b, a.id())
+    })
+    .await
+}
+
+/// A message as a stream frame: its length, then its encoding.
+fn framed(msg: &Message) -> Vec<u8> {
+    let frame = message::encode(msg).unwrap();
+    let mut out = (frame.len() as u32).to_le_bytes().to_vec();
+    out.extend_from_slice(&frame);
+    out
+}
+
 fn knows(node: &NodeHandle, id: PeerId) -> bool {
     node.snapshot()
         .view
@@ -576,13 +600,10 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
         let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
             .await
             .unwrap();
-        let ping = message::encode(&Message::Ping).unwrap();
         for _ in 0..2 {
             let open = tokio::time::timeout(Duration::from_secs(5), conn.open_uni()).await;
             let Ok(Ok(mut s)) = open else { break };
-            let mut buf = (ping.len() as u32).to_le_bytes().to_vec();
-            buf.extend_from_slice(&ping);
-            let _ = s.write_all(&buf).await;
+            let _ = s.write_all(&framed(&Message::Ping)).await;
             let _ = s.finish();
         }
         assert_eq!(
@@ -740,16 +761,8 @@ fn a_node_on_the_unspecified_address_advertises_what_its_bootstrap_saw() {
             b.snapshot().view.me.addr
         );
         // C learns B only through records, and reaches it at that address.
-        let mut cc = node_config(WORLD);
-        cc.pos = Some(Point::new(430.0, 470.0));
-        cc.bootstrap = vec![a.local_addr()];
-        let c = Node::spawn(cc).unwrap();
-        assert!(
-            wait_until(Duration::from_secs(10), || knows(&c, b.id())
-                && knows(&b, c.id()))
-            .await,
-            "c and b did not meet"
-        );
+        let c = spawn_at(430.0, 470.0, a.local_addr());
+        assert!(meet(&c, &b, 10).await, "c and b did not meet");
         for n in [&a, &b, &c] {
             n.shutdown();
         }
@@ -793,9 +806,7 @@ fn a_flood_from_one_connection_does_not_stop_the_victims_clock() {
                     vel: Point::default(),
                 },
             };
-            let frame = message::encode(&msg).unwrap();
-            chunk.extend_from_slice(&(frame.len() as u32).to_le_bytes());
-            chunk.extend_from_slice(&frame);
+            chunk.extend_from_slice(&framed(&msg));
         }
         // The attacker never reads what the victim sends (no stream is
         // accepted on its side: the victim's writer stalls on credit).
@@ -866,9 +877,7 @@ fn free_ids_that_ping_cannot_take_every_connection_slot() {
                 let Ok(mut s) = conn.open_uni().await else {
                     return true;
                 };
-                let ping = message::encode(&Message::Ping).unwrap();
-                let mut frame = (ping.len() as u32).to_le_bytes().to_vec();
-                frame.extend_from_slice(&ping);
+                let frame = framed(&Message::Ping);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed)
                     && s.write_all(&frame).await.is_ok()
                 {
@@ -878,26 +887,16 @@ fn free_ids_that_ping_cannot_take_every_connection_slot() {
             }));
         }
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let mut bc = node_config(WORLD);
-        bc.pos = Some(Point::new(540.0, 520.0));
-        bc.bootstrap = vec![addr];
-        let b = Node::spawn(bc).unwrap();
+        let b = spawn_at(540.0, 520.0, addr);
         assert!(
-            wait_until(Duration::from_secs(15), || knows(&victim, b.id())
-                && knows(&b, victim.id()))
-            .await,
+            meet(&victim, &b, 15).await,
             "the honest node could not join through the victim: {:?}",
             victim.metrics()
         );
         // A newcomer the victim only hears of: it must still get a slot.
-        let mut cc = node_config(WORLD);
-        cc.pos = Some(Point::new(470.0, 460.0));
-        cc.bootstrap = vec![b.local_addr()];
-        let c = Node::spawn(cc).unwrap();
+        let c = spawn_at(470.0, 460.0, b.local_addr());
         assert!(
-            wait_until(Duration::from_secs(15), || knows(&victim, c.id())
-                && knows(&c, victim.id()))
-            .await,
+            meet(&victim, &c, 15).await,
             "the victim did not reach its new neighbour: {:?}",
             victim.metrics()
         );
