@@ -88,25 +88,26 @@ pub(crate) const WRITER_QUEUE_FRAMES: usize = 1024;
 #[derive(Debug)]
 pub(crate) struct WriterTx {
     tx: mpsc::Sender<Bytes>,
-    queued: Arc<AtomicUsize>,
+    free: Arc<AtomicUsize>,
 }
 
 /// The writer task's end of the queue.
 #[derive(Debug)]
 pub(crate) struct WriterRx {
     rx: mpsc::Receiver<Bytes>,
-    queued: Arc<AtomicUsize>,
+    free: Arc<AtomicUsize>,
 }
 
 /// A writer queue holding at most `bytes` and `frames`.
 pub(crate) fn writer_queue(bytes: usize, frames: usize) -> (WriterTx, WriterRx) {
     let (tx, rx) = mpsc::channel(frames);
-    let queued = Arc::new(AtomicUsize::new(bytes));
+    // The bytes the queue may still take.
+    let free = Arc::new(AtomicUsize::new(bytes));
     let tx = WriterTx {
         tx,
-        queued: queued.clone(),
+        free: free.clone(),
     };
-    (tx, WriterRx { rx, queued })
+    (tx, WriterRx { rx, free })
 }
 
 impl WriterTx {
@@ -114,9 +115,8 @@ impl WriterTx {
     /// bound or the writer is gone.
     pub(crate) fn try_send(&self, frame: Bytes) -> bool {
         let len = frame.len();
-        // `queued` counts the bytes still free.
         let took = self
-            .queued
+            .free
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |free| {
                 free.checked_sub(len)
             });
@@ -124,7 +124,7 @@ impl WriterTx {
             return false;
         }
         if self.tx.try_send(frame).is_err() {
-            self.queued.fetch_add(len, Ordering::AcqRel);
+            self.free.fetch_add(len, Ordering::AcqRel);
             return false;
         }
         true
@@ -139,7 +139,7 @@ impl WriterRx {
 
     /// `len` bytes left the queue.
     fn written(&self, len: usize) {
-        self.queued.fetch_add(len, Ordering::AcqRel);
+        self.free.fetch_add(len, Ordering::AcqRel);
     }
 }
 

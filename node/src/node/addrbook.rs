@@ -39,8 +39,6 @@ struct Candidate {
 pub(crate) struct AddressBook {
     me: PeerId,
     addrs: HashMap<PeerId, Vec<Candidate>>,
-    /// Addresses refused for their scope (a local target from a public peer).
-    pub(crate) out_of_scope: u64,
 }
 
 /// Loopback, private, link-local or unique-local: reachable only from the
@@ -60,7 +58,6 @@ impl AddressBook {
         Self {
             me,
             addrs: HashMap::new(),
-            out_of_scope: 0,
         }
     }
 
@@ -133,13 +130,20 @@ impl AddressBook {
     }
 
     /// Learns the addresses a message from the authenticated `from`, whose
-    /// connection comes from `remote`, carries.
-    pub(crate) fn learn_from(&mut self, from: PeerId, remote: Option<SocketAddr>, msg: &Message) {
+    /// connection comes from `remote`, carries; returns how many were
+    /// refused for their scope (a local address from a public peer).
+    pub(crate) fn learn_from(
+        &mut self,
+        from: PeerId,
+        remote: Option<SocketAddr>,
+        msg: &Message,
+    ) -> u64 {
         let public_teller = remote.is_some_and(|r| !is_local(r.ip()));
-        let learn = |book: &mut Self, id: PeerId, addr: &str, own: bool| {
+        let mut refused = 0;
+        let mut learn = |book: &mut Self, id: PeerId, addr: &str, own: bool| {
             let local = addr.parse::<SocketAddr>().is_ok_and(|a| is_local(a.ip()));
             if public_teller && local {
-                book.out_of_scope += 1;
+                refused += 1;
             } else {
                 book.learn(id, addr, own);
             }
@@ -159,6 +163,7 @@ impl AddressBook {
             Message::Hello { addr, .. } => learn(self, from, addr, true),
             _ => {}
         }
+        refused
     }
 
     /// Keeps only the peers `keep` says, once the book is over [`MAX_ADDRS`].
@@ -287,12 +292,12 @@ mod tests {
             mutual: false,
         };
         let public = Some("203.0.113.5:4000".parse().unwrap());
-        book.learn_from(PeerId::from_seed(3), public, &discover);
+        let refused = book.learn_from(PeerId::from_seed(3), public, &discover);
         for n in [4, 5, 6] {
             assert_eq!(book.get(&PeerId::from_seed(n)), None, "peer {n}");
         }
         assert!(book.get(&PeerId::from_seed(7)).is_some());
-        assert_eq!(book.out_of_scope, 3);
+        assert_eq!(refused, 3);
         // From a peer on our own network, local addresses are what it knows.
         let local = Some("192.168.1.9:4000".parse().unwrap());
         book.learn_from(PeerId::from_seed(3), local, &discover);

@@ -314,9 +314,7 @@ impl Driver {
 
     fn on_message(&mut self, from: PeerId, msg: Message) {
         let remote = self.links.get(&from).map(|link| link.conn.remote_address());
-        let scoped_before = self.book.out_of_scope;
-        self.book.learn_from(from, remote, &msg);
-        let refused = self.book.out_of_scope - scoped_before;
+        let refused = self.book.learn_from(from, remote, &msg);
         if refused > 0 {
             Metrics::add(&self.metrics.addrs_out_of_scope, refused);
         }
