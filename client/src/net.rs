@@ -275,6 +275,8 @@ async fn start_nodes(setup: &NetSetup) -> Result<Vec<NodeHandle>, NetError> {
         None => {
             let mut seed = NodeConfig::new(LOOPBACK);
             seed.overlay = overlay.clone();
+            // The embedded world lives on one address.
+            seed.max_links_per_ip = seed.max_links;
             seed.name = "seed".into();
             seed.pos = Some(Point::new(centre.x - 60.0, centre.y + 40.0));
             let seed = Node::spawn(seed)?;
@@ -283,6 +285,7 @@ async fn start_nodes(setup: &NetSetup) -> Result<Vec<NodeHandle>, NetError> {
             for i in 0..setup.bots {
                 let mut bot = NodeConfig::new(LOOPBACK);
                 bot.overlay = overlay.clone();
+                bot.max_links_per_ip = bot.max_links;
                 bot.name = format!("bot-{}", i + 1);
                 bot.walk = Walk::Random {
                     speed: setup.bot_speed,
@@ -296,6 +299,9 @@ async fn start_nodes(setup: &NetSetup) -> Result<Vec<NodeHandle>, NetError> {
     };
     let mut own = NodeConfig::new(setup.listen);
     own.overlay = overlay;
+    if setup.join.is_none() {
+        own.max_links_per_ip = own.max_links;
+    }
     own.name = setup.name.clone();
     own.identity = setup.identity.clone();
     own.bootstrap = bootstrap;

@@ -63,6 +63,10 @@ counters! {
     dials_failed,
     /// Handshakes refused (bad certificate, wrong id, too many connections).
     handshakes_refused,
+    /// Retries sent to unvalidated sources while many handshakes were in flight.
+    handshake_retries,
+    /// Connections refused because their source (IPv4 address, IPv6 /64) held its share.
+    conns_per_source_refused,
     /// Duplicate connections closed (both sides dialed at once).
     duplicate_conns,
     /// Messages dropped: no address to dial, queue full, or too many dials.
@@ -93,7 +97,7 @@ mod tests {
         let s = m.snapshot();
         assert_eq!(s.decode_errors, 3);
         let fields = s.fields();
-        assert_eq!(fields.len(), 18);
+        assert_eq!(fields.len(), 20);
         assert!(fields.iter().all(|(_, help, _)| !help.is_empty()));
         assert!(
             fields

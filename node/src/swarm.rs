@@ -77,6 +77,8 @@ impl Swarm {
         for i in 0..cfg.peers {
             let mut nc = NodeConfig::new(SocketAddr::new(cfg.ip, 0));
             nc.overlay = cfg.overlay.clone();
+            // Every node of a swarm shares one address.
+            nc.max_links_per_ip = nc.max_links;
             nc.pos = Some(peerworld_protocol::mobility::random_point(
                 cfg.overlay.world,
                 &mut rng,

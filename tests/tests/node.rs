@@ -482,7 +482,13 @@ async fn dial(
         .client_config(expected)
         .map_err(|e| e.to_string())?;
     let tls = QuicClientConfig::try_from(tls).map_err(|e| e.to_string())?;
-    let config = quinn::ClientConfig::new(Arc::new(tls));
+    let mut config = quinn::ClientConfig::new(Arc::new(tls));
+    // A connection the node closed is noticed within 3 s even if its close
+    // was lost (the node acknowledges every ping of a live one).
+    let mut transport = quinn::TransportConfig::default();
+    transport.max_idle_timeout(Some(quinn::VarInt::from_u32(3_000).into()));
+    transport.keep_alive_interval(Some(Duration::from_secs(1)));
+    config.transport_config(Arc::new(transport));
     let connecting = endpoint
         .connect_with(config, addr, "peerworld")
         .map_err(|e| e.to_string())?;
@@ -908,6 +914,93 @@ fn free_ids_that_ping_cannot_take_every_connection_slot() {
             connected += usize::from(s.await.unwrap());
         }
         assert!(connected >= 16, "only {connected} free ids connected");
+        for n in [&c, &b, &victim] {
+            n.shutdown();
+        }
+        for n in [c, b, victim] {
+            n.closed().await;
+        }
+    });
+}
+
+#[test]
+fn five_hundred_sybils_leave_room_for_an_honest_joiner_and_a_new_neighbour() {
+    // 500 free ids connect at once and ping: 100 from one address (capped
+    // at its share of 32), 400 from 200 others, more than the victim's 256
+    // slots. Handshakes beyond the in-flight cap are retried or refused;
+    // each Sybil tries again a few times. An honest node must still join
+    // through the victim, and the victim must still reach a newcomer.
+    real_time(|| async {
+        let mut vc = node_config(WORLD);
+        vc.pos = Some(Point::new(500.0, 500.0));
+        vc.max_links = 256;
+        let victim = Node::spawn(vc).unwrap();
+        let (addr, id) = (victim.local_addr(), victim.id());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let endpoint_at =
+            |last: u8| quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, last], 0))).unwrap();
+        let crowded = endpoint_at(2);
+        let mut sybils = Vec::new();
+        for i in 0..500usize {
+            let endpoint = match i {
+                0..100 => crowded.clone(),
+                _ => endpoint_at(3 + ((i - 100) / 2) as u8),
+            };
+            let stop = stop.clone();
+            sybils.push(tokio::spawn(async move {
+                let me = Identity::generate().unwrap();
+                let mut conn = None;
+                for _ in 0..5 {
+                    if let Ok(c) = dial(&endpoint, &me, Some(id), addr).await {
+                        conn = Some(c);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                let conn = conn?;
+                if let Ok(mut s) = conn.open_uni().await {
+                    let frame = framed(&Message::Ping);
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && s.write_all(&frame).await.is_ok()
+                    {
+                        tokio::time::sleep(Duration::from_millis(300)).await;
+                    }
+                }
+                Some(conn)
+            }));
+        }
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let b = spawn_at(540.0, 520.0, addr);
+        assert!(
+            meet(&victim, &b, 20).await,
+            "the honest node could not join through the victim: {:?}",
+            victim.metrics()
+        );
+        let c = spawn_at(470.0, 460.0, b.local_addr());
+        assert!(
+            meet(&victim, &c, 20).await,
+            "the victim did not reach its new neighbour: {:?}",
+            victim.metrics()
+        );
+        // An evicted Sybil whose close was lost knows within 3 s.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut connected, mut from_crowded) = (0, 0);
+        for (i, s) in sybils.into_iter().enumerate() {
+            if let Some(conn) = s.await.unwrap() {
+                connected += 1;
+                from_crowded += usize::from(i < 100 && conn.close_reason().is_none());
+            }
+        }
+        let m = victim.metrics();
+        assert!(connected >= 256, "only {connected} Sybils connected: {m:?}");
+        assert!(
+            from_crowded <= peerworld_node::MAX_LINKS_PER_IP,
+            "{from_crowded} Sybils of one address are still connected: {m:?}"
+        );
+        assert!(m.conns_per_source_refused >= 1, "{m:?}");
+        assert!(m.handshake_retries >= 1, "{m:?}");
+        assert!(m.links_evicted >= 1, "{m:?}");
         for n in [&c, &b, &victim] {
             n.shutdown();
         }

@@ -52,6 +52,10 @@ pub struct NodeConfig {
     /// new one takes the slot of the least recently used link to a peer
     /// the overlay does not keep.
     pub max_links: usize,
+    /// Most inbound connections from one source (an IPv4 address or an
+    /// IPv6 /64; default [`crate::MAX_LINKS_PER_IP`]). A world of nodes on
+    /// one host (a swarm, the client's embedded world) raises it.
+    pub max_links_per_ip: usize,
 }
 
 impl NodeConfig {
@@ -69,6 +73,7 @@ impl NodeConfig {
             seed: 0,
             state_dir: None,
             max_links: super::MAX_LINKS,
+            max_links_per_ip: super::MAX_LINKS_PER_IP,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! | `links.rs` | the link table (duplicates, dials in flight), no quinn inside |
 //! | `addrbook.rs` | where to dial each peer; hints never overwrite a peer's own word |
 //! | `cache.rs` | recently kept peers, for joining again (persisted under `state_dir`) |
+//! | `admission.rs` | caps on handshakes in flight and connections per source |
 //! | `transport.rs` | QUIC settings, the accept loop, one dial |
 
 use std::net::UdpSocket;
@@ -26,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info_span};
 
 mod addrbook;
+mod admission;
 mod cache;
 mod driver;
 mod entry;
@@ -33,6 +35,7 @@ mod handle;
 mod links;
 mod transport;
 
+pub use admission::{MAX_HANDSHAKES, MAX_LINKS_PER_IP};
 pub use handle::{Command, NodeConfig, NodeHandle, Snapshot, Walk};
 pub use links::{MAX_LINKS, MAX_PENDING_DIALS};
 
@@ -209,7 +212,11 @@ impl Node {
                 endpoint,
                 inbox_tx,
                 metrics.clone(),
-                (links_open, config.max_links),
+                (
+                    links_open,
+                    config.max_links,
+                    admission::Admission::new(config.max_links_per_ip),
+                ),
                 stop.clone(),
             )
             .instrument(span.clone()),

@@ -11,6 +11,7 @@ use quinn::{Endpoint, TransportConfig, VarInt};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug, info};
 
+use super::admission::{Admission, Refusal};
 use super::links::MAX_PENDING_DIALS;
 use crate::identity::Identity;
 use crate::link::{self, Input, Purpose};
@@ -34,13 +35,15 @@ pub(super) fn transport_config() -> TransportConfig {
 }
 
 /// Accepts connections until `stop` and hands each authenticated one to the
-/// driver, which makes room for it when full (see `LinkTable::make_room`);
-/// beyond the cap plus [`MAX_PENDING_DIALS`] of headroom it refuses.
+/// driver, which makes room for it when full (see `LinkTable::make_room`).
+/// It refuses beyond the cap plus [`MAX_PENDING_DIALS`] of headroom, beyond
+/// [`super::MAX_HANDSHAKES`] in flight and beyond the source's share; under load
+/// it first sends an unvalidated source a retry.
 pub(super) async fn accept_loop(
     endpoint: Endpoint,
     inbox: mpsc::Sender<Input>,
     metrics: Arc<Metrics>,
-    (links_open, max_links): (Arc<AtomicUsize>, usize),
+    (links_open, max_links, admission): (Arc<AtomicUsize>, usize, Arc<Admission>),
     stop: tokio_util::sync::CancellationToken,
 ) {
     loop {
@@ -53,12 +56,30 @@ pub(super) async fn accept_loop(
             incoming.refuse();
             continue;
         }
+        if admission.under_load() && !incoming.remote_address_validated() && incoming.may_retry() {
+            Metrics::add(&metrics.handshake_retries, 1);
+            let _ = incoming.retry();
+            continue;
+        }
+        let remote = incoming.remote_address();
+        let mut admitted = match admission.admit(remote.ip()) {
+            Ok(a) => a,
+            Err(why) => {
+                Metrics::add(&metrics.handshakes_refused, 1);
+                if why == Refusal::PerSource {
+                    Metrics::add(&metrics.conns_per_source_refused, 1);
+                }
+                incoming.refuse();
+                continue;
+            }
+        };
         let inbox = inbox.clone();
         let metrics = metrics.clone();
         tokio::spawn(
             async move {
-                let remote = incoming.remote_address();
-                let conn = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await;
+                admitted.handshake_done();
+                let conn = match handshake {
                     Ok(Ok(conn)) => conn,
                     Ok(Err(e)) => {
                         Metrics::add(&metrics.handshakes_refused, 1);
@@ -73,14 +94,18 @@ pub(super) async fn accept_loop(
                 match link::peer_id(&conn) {
                     Ok(id) => {
                         Metrics::add(&metrics.conns_accepted, 1);
-                        let _ = inbox
+                        let sent = inbox
                             .send(Input::Connected {
-                                conn,
+                                conn: conn.clone(),
                                 id,
                                 dialed: false,
                                 purpose: Purpose::Peer,
                             })
                             .await;
+                        if sent.is_ok() {
+                            // The source's slot is held while the connection lives.
+                            conn.closed().await;
+                        }
                     }
                     Err(e) => {
                         Metrics::add(&metrics.handshakes_refused, 1);
@@ -88,6 +113,7 @@ pub(super) async fn accept_loop(
                         info!(%remote, error = %e, "refused an incoming connection");
                     }
                 }
+                drop(admitted);
             }
             .in_current_span(),
         );
