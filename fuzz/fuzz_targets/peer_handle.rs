@@ -45,12 +45,15 @@ impl Bytes<'_> {
     }
 }
 
-fn message(kind: u8, b: &mut Bytes) -> Option<Message> {
+/// `sent` is the token of the last join the peer sent, which a reply
+/// echoes half of the time (a reply must echo it to be taken).
+fn message(kind: u8, b: &mut Bytes, sent: u64) -> Option<Message> {
     Some(match kind {
         0 => Message::Join {
             joiner: b.info(),
             hops: b.u8() % 4,
             attempt: b.u8() % 4,
+            token: u64::from(b.u8() % 4),
         },
         1 => Message::JoinReply {
             hops: b.u8(),
@@ -61,6 +64,7 @@ fn message(kind: u8, b: &mut Bytes) -> Option<Message> {
             } else {
                 String::new()
             },
+            token: if b.u8() % 2 == 0 { sent } else { 0 },
         },
         2 | 3 => Message::Hello {
             inc: u32::from(b.u8() % 3),
@@ -110,6 +114,7 @@ fuzz_target!(|data: &[u8]| {
         p.join(PeerId::from_seed(1), Millis(0));
     }
     let mut now = 0u64;
+    let mut sent = 0u64;
     while !b.0.is_empty() {
         let kind = b.u8();
         let from = b.id();
@@ -123,7 +128,7 @@ fuzz_target!(|data: &[u8]| {
             p.move_to(b.point(), Millis(now));
             None
         } else {
-            message(kind, &mut b)
+            message(kind, &mut b, sent)
         };
         if let Some(msg) = msg {
             p.handle(Millis(now), from, msg);
@@ -131,7 +136,11 @@ fuzz_target!(|data: &[u8]| {
         while let Some(t) = p.poll_timeout().filter(|t| t.0 <= now) {
             p.handle_timeout(t);
         }
-        while p.poll_transmit().is_some() {}
+        while let Some(t) = p.poll_transmit() {
+            if let Message::Join { token, hops: 0, .. } = t.msg {
+                sent = token;
+            }
+        }
         while p.poll_event().is_some() {}
         assert!(!p.keeps(&PeerId::from_seed(0)), "keeps itself");
         let _ = p.view(Millis(now));

@@ -19,9 +19,9 @@ use crate::id::PeerInfo;
 /// velocity to `Move` (dead reckoning: an older peer's moves would be
 /// extrapolated wrongly); version 5 the attempt to `Join`. Older versions
 /// are refused.
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 /// The oldest protocol version this build still accepts.
-pub const OLDEST_SUPPORTED_VERSION: u16 = 5;
+pub const OLDEST_SUPPORTED_VERSION: u16 = 6;
 /// Fastest velocity a `Move` may announce, in world units per second.
 pub const MAX_SPEED: f32 = 100_000.0;
 /// Largest awareness radius a peer may declare, in world units. A larger
@@ -55,6 +55,9 @@ pub enum Message {
         /// that already passed this joiner's join on avoids the peers it
         /// chose before, so a retry takes another path round a black hole.
         attempt: u8,
+        /// The joiner's unguessable token for this join or probe, echoed in
+        /// the reply: only a peer on the join's path can answer it.
+        token: u64,
     },
     /// The acceptor's answer: itself first, then the peers the joiner should
     /// know, and the address the joiner's connection came from (if known).
@@ -68,6 +71,8 @@ pub enum Message {
         peers: Vec<PeerInfo>,
         /// The joiner's address as seen by the acceptor (empty if unknown).
         observed_addr: String,
+        /// The token of the join this answers.
+        token: u64,
     },
     /// Introduces the sender to a peer it now keeps, or announces a new
     /// radius; the sender's id is the authenticated one of the link.
@@ -343,24 +348,31 @@ mod tests {
 
     fn message_strategy() -> impl Strategy<Value = Message> {
         prop_oneof![
-            (info_strategy(), any::<u8>(), any::<u8>()).prop_map(|(joiner, hops, attempt)| {
-                Message::Join {
-                    joiner,
-                    hops,
-                    attempt,
+            (info_strategy(), any::<u8>(), any::<u8>(), any::<u64>()).prop_map(
+                |(joiner, hops, attempt, token)| {
+                    Message::Join {
+                        token,
+                        joiner,
+                        hops,
+                        attempt,
+                    }
                 }
-            }),
+            ),
             (
                 any::<u8>(),
                 info_strategy(),
                 prop::collection::vec(info_strategy(), 0..8),
-                "[0-9.:]{0,21}"
+                "[0-9.:]{0,21}",
+                any::<u64>(),
             )
-                .prop_map(|(hops, me, peers, observed_addr)| Message::JoinReply {
-                    hops,
-                    at: me.pos,
-                    peers,
-                    observed_addr
+                .prop_map(|(hops, me, peers, observed_addr, token)| {
+                    Message::JoinReply {
+                        hops,
+                        at: me.pos,
+                        peers,
+                        observed_addr,
+                        token,
+                    }
                 }),
             (info_strategy(), any::<u32>(), any::<u32>(), any::<bool>()).prop_map(
                 |(i, inc, seq, ask)| Message::Hello {

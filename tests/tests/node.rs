@@ -632,6 +632,7 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
             joiner: liar,
             hops: 0,
             attempt: 0,
+            token: 1,
         })
         .unwrap();
         send_on_stream(&conn, frame.len() as u32, &frame).await;

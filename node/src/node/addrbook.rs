@@ -239,6 +239,7 @@ mod tests {
                 at: Point::new(0.0, 0.0),
                 peers: vec![rec(3, "127.0.0.1:3000"), rec(4, "127.0.0.1:4000")],
                 observed_addr: String::new(),
+                token: 0,
             },
         );
         assert!(book.get(&PeerId::from_seed(3)).is_some());

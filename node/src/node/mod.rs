@@ -71,6 +71,18 @@ fn incarnation_now() -> u32 {
     clock.max(prev.saturating_add(1))
 }
 
+/// 64 bits the operating system drew at random (std's hash keys are seeded
+/// from it), for secrets nobody else may guess.
+fn os_random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    h.write_u128(nanos);
+    h.finish()
+}
+
 /// A running node. See [`Node::spawn`].
 #[derive(Debug)]
 pub struct Node;
@@ -147,7 +159,8 @@ impl Node {
         if overlay.incarnation == 0 {
             overlay.incarnation = incarnation_now();
         }
-        let peer = Peer::new(overlay, me, Millis(0));
+        let mut peer = Peer::new(overlay, me, Millis(0));
+        peer.set_token_secret(os_random_u64());
         let metrics = Arc::new(Metrics::default());
         let (commands_tx, commands_rx) = mpsc::channel(256);
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);

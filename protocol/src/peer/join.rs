@@ -17,9 +17,11 @@
 //!   this joiner's join on within `FORWARD_MEMORY_MS` avoids the peers it
 //!   chose before (accepting itself when nobody nearer is left), so a retry
 //!   goes round a forwarder that swallows joins (a black hole).
-//! - A reply is taken only within `JOIN_REPLY_WINDOW_MS` of a join or probe
-//!   of ours (an unsolicited one is rejected: anyone could otherwise end
-//!   our join, or make us greet and digest its list, at any time).
+//! - Each join or probe of ours carries a fresh token that is hard to guess
+//!   (`next_token`); its reply must echo it, within `JOIN_REPLY_WINDOW_MS`,
+//!   and is taken once. Any other reply is rejected as unsolicited: anyone
+//!   off the join's path could otherwise end our join, set the address we
+//!   advertise, or make us greet and digest its list, at any time.
 //! - A reply names the place it answers for; one for a place we have since
 //!   jumped away from (farther than `Config::teleport_distance`: a late
 //!   reply to the probe of our previous place) is ignored.
@@ -45,6 +47,9 @@ use crate::message::{MAX_RECORDS, Message};
 /// How long after a join or probe of ours its reply is taken: a walk
 /// across a large world at a few hundred milliseconds a hop.
 const JOIN_REPLY_WINDOW_MS: u64 = 10_000;
+/// Joins and probes of ours whose replies are awaited at once (a join and
+/// its retries, and a probe).
+const MAX_AWAITED_REPLIES: usize = 8;
 /// How long a forwarder remembers where it passed a join on.
 const FORWARD_MEMORY_MS: u64 = 30_000;
 /// Most joins a forwarder remembers (the oldest are forgotten first).
@@ -71,13 +76,14 @@ impl Peer {
         self.state = State::Joining { via };
         self.timers
             .set(Timer::JoinRetry, now.plus(self.config.join_retry_ms));
-        self.await_join_reply(now);
+        let token = self.await_join_reply(now);
         self.send(
             via,
             Message::Join {
                 joiner: self.me.clone(),
                 hops: 0,
                 attempt: self.join_attempt,
+                token,
             },
             now,
         );
@@ -90,13 +96,14 @@ impl Peer {
         if via == self.me.id || !self.is_joined() {
             return;
         }
-        self.await_join_reply(now);
+        let token = self.await_join_reply(now);
         self.send(
             via,
             Message::Join {
                 joiner: self.me.clone(),
                 hops: 0,
                 attempt: 0,
+                token,
             },
             now,
         );
@@ -129,7 +136,7 @@ impl Peer {
         from: PeerId,
         remote: Option<&str>,
         mut joiner: PeerInfo,
-        (hops, attempt): (u8, u8),
+        (hops, attempt, token): (u8, u8, u64),
     ) {
         if joiner.id == self.me.id {
             return;
@@ -182,6 +189,7 @@ impl Peer {
                         joiner,
                         hops: hops.saturating_add(1),
                         attempt,
+                        token,
                     },
                     now,
                 );
@@ -201,6 +209,7 @@ impl Peer {
                         at: target,
                         peers,
                         observed_addr,
+                        token,
                     },
                     now,
                 );
@@ -213,15 +222,16 @@ impl Peer {
         &mut self,
         now: Millis,
         from: PeerId,
-        hops: u8,
-        at: Point,
+        (hops, at, token): (u8, Point, u64),
         peers: Vec<PeerInfo>,
         observed: String,
     ) {
-        if self.join_reply_until.is_none_or(|t| now > t) {
+        self.awaiting.retain(|a| now <= a.1);
+        let Some(i) = self.awaiting.iter().position(|a| a.0 == token) else {
             self.reject(from, RejectReason::UnsolicitedJoinReply);
             return;
-        }
+        };
+        self.awaiting.swap_remove(i);
         if self.config.world.distance(at, self.me.pos) > f64::from(self.config.teleport_distance) {
             // The answer to a join (or probe) for a place we have jumped
             // away from since: its records are of that place, and taking it
@@ -289,10 +299,34 @@ impl Peer {
         nearest(true).or_else(|| nearest(false))
     }
 
-    /// Join replies are taken for [`JOIN_REPLY_WINDOW_MS`] after each join
-    /// or probe of ours, and never otherwise.
-    fn await_join_reply(&mut self, now: Millis) {
-        self.join_reply_until = Some(now.plus(JOIN_REPLY_WINDOW_MS));
+    /// A fresh token for a join or probe of ours, whose reply is then
+    /// taken once within [`JOIN_REPLY_WINDOW_MS`]. At most
+    /// [`MAX_AWAITED_REPLIES`] are out (the oldest is forgotten).
+    fn await_join_reply(&mut self, now: Millis) -> u64 {
+        let token = self.next_token();
+        self.awaiting.retain(|a| now <= a.1);
+        if self.awaiting.len() >= MAX_AWAITED_REPLIES {
+            self.awaiting.remove(0);
+        }
+        self.awaiting.push((token, now.plus(JOIN_REPLY_WINDOW_MS)));
+        token
+    }
+
+    /// SipHash of the secret key and a counter: a peer that saw earlier
+    /// tokens cannot tell the next one.
+    fn next_token(&mut self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        self.tokens_issued += 1;
+        let mut h = std::hash::DefaultHasher::new();
+        (self.token_key, self.tokens_issued).hash(&mut h);
+        h.finish()
+    }
+
+    /// Sets the secret the join tokens are made from (a node draws it from
+    /// the operating system; the simulator keeps the id-derived default, so
+    /// runs repeat).
+    pub fn set_token_secret(&mut self, secret: u64) {
+        self.token_key = secret;
     }
 
     /// A peer alone in its own world becomes part of a larger one as soon as

@@ -148,8 +148,12 @@ pub struct Peer {
     timers: Timers,
     /// The entry point the join probe walks from.
     probe_via: Option<PeerId>,
-    /// Until when a join reply is taken (a join or probe of ours is out).
-    join_reply_until: Option<Millis>,
+    /// The joins and probes of ours still awaiting their reply: each
+    /// token, and until when its reply is taken.
+    awaiting: Vec<(u64, Millis)>,
+    /// Secret and counter of the join tokens (`join::next_token`).
+    token_key: u64,
+    tokens_issued: u64,
     /// The joiner's current attempt (0, then one more per retry).
     join_attempt: u8,
     /// Joins this peer passed on lately: (joiner, the peer chosen, when).
@@ -216,6 +220,8 @@ impl Peer {
             Timer::AntiEntropy,
             now.plus(phase(&me.id, config.anti_entropy_ms).max(1)),
         );
+        // Deterministic for the simulator; a node sets its own secret.
+        let me_key = me.id.short_u64();
         Self {
             config,
             me,
@@ -228,7 +234,9 @@ impl Peer {
             timers,
             probe_via: None,
             forget_probed: None,
-            join_reply_until: None,
+            awaiting: Vec::new(),
+            token_key: me_key,
+            tokens_issued: 0,
             join_attempt: 0,
             forwarded: std::collections::VecDeque::new(),
             silenced: Vec::new(),
@@ -374,13 +382,15 @@ impl Peer {
                 joiner,
                 hops,
                 attempt,
-            } => self.on_join(now, from, remote, joiner, (hops, attempt)),
+                token,
+            } => self.on_join(now, from, remote, joiner, (hops, attempt, token)),
             Message::JoinReply {
                 hops,
                 at,
                 peers,
                 observed_addr,
-            } => self.on_join_reply(now, from, hops, at, peers, observed_addr),
+                token,
+            } => self.on_join_reply(now, from, (hops, at, token), peers, observed_addr),
             Message::Hello {
                 inc,
                 seq,

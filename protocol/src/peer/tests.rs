@@ -67,6 +67,7 @@ fn a_join_claiming_another_id_is_refused_and_counted() {
             joiner: victim,
             hops: 0,
             attempt: 0,
+            token: 7,
         },
     );
     assert_eq!(a.stats().rejected, 1);

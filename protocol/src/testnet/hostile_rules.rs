@@ -1,7 +1,7 @@
 //! Rules against lying and hoarding peers, one test each, on one peer fed
 //! by hand.
 
-use super::rules::{config, greeted_by, lone, run, told_of_a_hint};
+use super::rules::{config, greeted_by, join_token, lone, run, told_of_a_hint};
 use super::{Net, hello};
 use crate::Millis;
 use crate::geometry::{Point, World};
@@ -38,7 +38,9 @@ fn only_a_peer_s_own_record_confirms_a_hint() {
 
 #[test]
 fn a_join_reply_nobody_asked_for_is_rejected() {
-    // Anyone could end our join, or make us greet and digest its list.
+    // Anyone could end our join, set the address we advertise, or make us
+    // greet and digest its list; within the window of a probe, anyone
+    // still could, until replies had to echo the probe's token.
     let mut p = lone(1, 500.0, 500.0, config());
     let (b, liar, c) = (
         PeerId::from_seed(2),
@@ -46,19 +48,28 @@ fn a_join_reply_nobody_asked_for_is_rejected() {
         PeerId::from_seed(4),
     );
     p.handle(Millis(1), b, hello(1, 540.0, 500.0));
-    let reply = Message::JoinReply {
+    let reply = |token| Message::JoinReply {
         hops: 1,
         at: Point::new(500.0, 500.0),
         peers: vec![PeerInfo::new(c, Point::new(520.0, 520.0), 100.0, "c")],
         observed_addr: String::new(),
+        token,
     };
-    p.handle(Millis(2), liar, reply.clone());
+    p.handle(Millis(2), liar, reply(0));
     assert!(!p.keeps(&c) && p.stats().rejected == 1, "taken unasked");
     p.probe_through(b, Millis(3));
-    p.handle(Millis(4), liar, reply.clone());
+    let token = join_token(&mut p);
+    p.handle(Millis(4), liar, reply(token ^ 1));
+    assert!(!p.keeps(&c) && p.stats().rejected == 2, "a guessed token");
+    p.handle(Millis(5), liar, reply(token));
     assert!(p.keeps(&c), "the answer to a probe");
-    p.handle(Millis(60_000), liar, reply);
-    assert_eq!(p.stats().rejected, 2, "taken long after the probe");
+    p.handle(Millis(6), liar, reply(token));
+    assert_eq!(p.stats().rejected, 3, "an answer taken twice");
+    p.probe_through(b, Millis(7));
+    let late = join_token(&mut p);
+    assert_ne!(late, token, "tokens repeat");
+    p.handle(Millis(60_000), liar, reply(late));
+    assert_eq!(p.stats().rejected, 4, "taken long after the probe");
 }
 
 #[test]

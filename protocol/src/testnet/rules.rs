@@ -18,6 +18,18 @@ pub(super) fn lone(seed: u64, x: f32, y: f32, config: Config) -> Peer {
     Peer::new(config, info, Millis(0))
 }
 
+/// The token of the last join or probe `p` sent (its queued messages are
+/// drained).
+pub(super) fn join_token(p: &mut Peer) -> u64 {
+    std::iter::from_fn(|| p.poll_transmit())
+        .filter_map(|t| match t.msg {
+            Message::Join { token, hops: 0, .. } => Some(token),
+            _ => None,
+        })
+        .last()
+        .expect("no join sent")
+}
+
 /// Runs a lone peer's timers until `until` and returns what it sent.
 pub(super) fn run(p: &mut Peer, until: u64) -> Vec<crate::peer::Transmit> {
     let mut out = Vec::new();
@@ -339,17 +351,21 @@ fn a_join_reply_for_a_place_we_jumped_away_from_does_not_end_our_join() {
     let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
     p.handle(Millis(1), b, hello(1, 540.0, 500.0));
     assert!(p.is_joined());
+    p.probe_through(b, Millis(1));
+    let probe = join_token(&mut p);
     p.move_to(Point::new(100.0, 100.0), Millis(2));
     assert!(!p.is_joined(), "a jump is a join at the new place");
-    let reply = |at: Point| Message::JoinReply {
+    let join = join_token(&mut p);
+    let reply = |at: Point, token| Message::JoinReply {
         hops: 1,
         at,
         peers: vec![PeerInfo::new(c, Point::new(520.0, 520.0), 100.0, "c")],
         observed_addr: String::new(),
+        token,
     };
-    p.handle(Millis(3), c, reply(Point::new(500.0, 500.0)));
+    p.handle(Millis(3), c, reply(Point::new(500.0, 500.0), probe));
     assert!(!p.is_joined(), "a reply for the old place ended the join");
-    p.handle(Millis(4), c, reply(Point::new(100.0, 100.0)));
+    p.handle(Millis(4), c, reply(Point::new(100.0, 100.0), join));
     assert!(p.is_joined());
 }
 
@@ -361,6 +377,7 @@ fn a_jump_right_after_a_join_reply_joins_through_a_hint() {
     let mut p = lone(1, 500.0, 500.0, config());
     let (b, c) = (PeerId::from_seed(2), PeerId::from_seed(3));
     p.join(b, Millis(0));
+    let token = join_token(&mut p);
     p.handle(
         Millis(1),
         b,
@@ -372,6 +389,7 @@ fn a_jump_right_after_a_join_reply_joins_through_a_hint() {
                 PeerInfo::new(c, Point::new(500.0, 530.0), 100.0, "c"),
             ],
             observed_addr: String::new(),
+            token,
         },
     );
     assert!(p.is_joined() && p.keeps(&b) && p.keeps(&c));
