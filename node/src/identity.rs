@@ -151,6 +151,37 @@ impl Identity {
         Ok(config)
     }
 
+    /// A client side for tests of the server's refusals: with `None` it
+    /// presents no certificate; with `Some(cert)` it presents `cert` (say,
+    /// another node's) but signs the handshake with this identity's key.
+    #[doc(hidden)]
+    pub fn client_config_presenting(
+        &self,
+        expected: Option<PeerId>,
+        cert: Option<CertificateDer<'static>>,
+    ) -> Result<rustls::ClientConfig, Error> {
+        let provider = provider();
+        let verifier = Arc::new(PeerVerifier::new(&provider, expected));
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .map_err(tls_err)?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let mut config = match cert {
+            None => builder.with_no_client_auth(),
+            Some(cert) => {
+                let key = provider
+                    .key_provider
+                    .load_private_key(self.key_der()?)
+                    .map_err(tls_err)?;
+                let certified = Arc::new(rustls::sign::CertifiedKey::new(vec![cert], key));
+                builder.with_client_cert_resolver(Arc::new(Presenting(certified)))
+            }
+        };
+        config.alpn_protocols = vec![ALPN.to_vec()];
+        Ok(config)
+    }
+
     /// The QUIC client side; with `expected`, the server must prove that id.
     pub fn client_config(&self, expected: Option<PeerId>) -> Result<rustls::ClientConfig, Error> {
         let provider = provider();
@@ -164,6 +195,24 @@ impl Identity {
             .map_err(tls_err)?;
         config.alpn_protocols = vec![ALPN.to_vec()];
         Ok(config)
+    }
+}
+
+/// Presents one certificate and key, whether they match or not.
+#[derive(Debug)]
+struct Presenting(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for Presenting {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
     }
 }
 

@@ -481,6 +481,15 @@ async fn dial(
     let tls = identity
         .client_config(expected)
         .map_err(|e| e.to_string())?;
+    dial_with(endpoint, tls, addr).await
+}
+
+/// Dials `addr` with a client TLS configuration of the test's making.
+async fn dial_with(
+    endpoint: &quinn::Endpoint,
+    tls: rustls::ClientConfig,
+    addr: SocketAddr,
+) -> Result<quinn::Connection, String> {
     let tls = QuicClientConfig::try_from(tls).map_err(|e| e.to_string())?;
     let mut config = quinn::ClientConfig::new(Arc::new(tls));
     // A connection the node closed is noticed within 3 s even if its close
@@ -527,6 +536,24 @@ fn certificates_that_do_not_prove_the_claimed_id_are_refused() {
         )
         .await;
         assert!(wrong.is_err(), "connected to a server proving another id");
+        // A client presenting another node's certificate without its key,
+        // and a client presenting none.
+        let thief = Identity::generate().unwrap();
+        let stolen = thief
+            .client_config_presenting(Some(a.id()), Some(honest.cert().clone()))
+            .unwrap();
+        let none = honest.client_config_presenting(Some(a.id()), None).unwrap();
+        for (what, tls) in [("a stolen certificate", stolen), ("no certificate", none)] {
+            let before = a.metrics().handshakes_refused;
+            let result = dial_with(&endpoint, tls, a.local_addr()).await;
+            assert!(result.is_err(), "{what} was accepted");
+            assert!(
+                wait_until(Duration::from_secs(2), || a.metrics().handshakes_refused
+                    > before)
+                .await,
+                "{what}: the refusal was not counted"
+            );
+        }
         // And the honest case works.
         let ok = dial(&endpoint, &honest, Some(a.id()), a.local_addr()).await;
         assert!(ok.is_ok(), "honest dial failed: {ok:?}");
