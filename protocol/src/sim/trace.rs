@@ -28,6 +28,12 @@ pub enum TraceError {
     },
 }
 
+/// Steps a trace may run ahead of its first row.
+const MAX_STEP_GAP: usize = 100_000;
+/// Steps each further row lets the trace run ahead (a trace's steps are
+/// far fewer than its rows: every step lists every peer present).
+const MAX_STEPS_PER_ROW: usize = 16;
+
 impl Trace {
     /// Parses the CSV text of a trace (see `traces/README.md`).
     pub fn parse(text: &str) -> Result<Self, TraceError> {
@@ -67,8 +73,13 @@ impl Trace {
             if !x.is_finite() || !y.is_finite() {
                 return Err(bad("position is not finite"));
             }
-            if step > 10_000_000 {
-                return Err(bad("step too large"));
+            // Bounded by the rows read so far, so a few bytes cannot make
+            // us allocate millions of empty steps.
+            if step > MAX_STEP_GAP + MAX_STEPS_PER_ROW * n {
+                return Err(bad(&format!(
+                    "step {step} is too far ahead of the rows before it (at most {} here)",
+                    MAX_STEP_GAP + MAX_STEPS_PER_ROW * n
+                )));
             }
             if steps.len() <= step {
                 steps.resize_with(step + 1, Vec::new);
@@ -149,5 +160,17 @@ mod tests {
         let t =
             Trace::parse("peer,step,x,y\n1,0,1,1\n2,0,2,2\n1,1,1,2\n3,3,5,5\n2,4,2,3\n").unwrap();
         assert_eq!(trace_last_entry(&t), 3);
+    }
+
+    #[test]
+    fn a_step_far_ahead_of_the_rows_is_refused_before_anything_is_allocated() {
+        // "0,9999999,0,0" once made 10 million empty steps (240 MB) from
+        // 27 bytes of input.
+        let e = Trace::parse("peer,step,x,y\n0,9999999,0,0\n").unwrap_err();
+        assert!(e.to_string().contains("too far ahead"), "{e}");
+        let rows: String = (0..100).map(|s| format!("0,{s},1,1\n")).collect();
+        let t = Trace::parse(&format!("peer,step,x,y\n{rows}0,101600,1,1\n")).unwrap();
+        assert_eq!(t.steps.len(), 101_601);
+        assert!(Trace::parse(&format!("peer,step,x,y\n{rows}0,101601,1,1\n")).is_err());
     }
 }
