@@ -3,12 +3,13 @@
 //!
 //! Each step is a kind byte, a sender byte, a time step byte, then either a
 //! raw frame (kind ≥ 16: a u16 length, then the frame, decoded as a node
-//! would) or a message built from the next bytes (kind < 16), so the fuzzer
+//! would) or a message built from the next bytes (kind < 16; 14 moves the
+//! peer, 15 is an area message, received or our own), so the fuzzer
 //! reaches deep states without having to learn the encoding first.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use peerworld_protocol::message::{Message, decode};
+use peerworld_protocol::message::{AreaStage, Message, decode};
 use peerworld_protocol::{Config, Millis, Peer, PeerId, PeerInfo, Point, RadiusMode, World};
 
 /// Reads bytes from the front of the input, zeros once it is used up.
@@ -91,6 +92,15 @@ fn message(kind: u8, b: &mut Bytes, sent: u64) -> Option<Message> {
         11 => Message::Ping,
         12 => Message::Forget,
         13 => Message::Leave,
+        15 => Message::AreaCast {
+            id: u64::from(b.u8() % 8),
+            origin: b.id(),
+            centre: b.point(),
+            radius: f32::from(b.u8()) * 4.0,
+            hops: b.u8() % 4,
+            stage: [AreaStage::Direct, AreaStage::Route, AreaStage::Flood][usize::from(b.u8() % 3)],
+            payload: (0..b.u8() % 16).map(|_| b.u8()).collect(),
+        },
         _ => return None,
     })
 }
@@ -126,6 +136,12 @@ fuzz_target!(|data: &[u8]| {
             decode(frame).ok()
         } else if kind == 14 {
             p.move_to(b.point(), Millis(now));
+            None
+        } else if kind == 15 && b.u8() % 4 == 0 {
+            // Our own area message or chat line (errors are fine, panics not).
+            let (centre, radius) = (b.point(), f32::from(b.u8()) * 4.0);
+            let _ = p.area_cast(Millis(now), centre, radius, vec![1, b'x']);
+            let _ = p.say(Millis(now), "hi");
             None
         } else {
             message(kind, &mut b, sent)

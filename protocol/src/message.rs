@@ -39,6 +39,23 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_ADDR_LEN: usize = 128;
 /// Largest number of ids in an anti-entropy digest.
 pub const MAX_DIGEST: usize = 1024;
+/// Largest application payload of an area message, in bytes.
+pub const MAX_AREA_PAYLOAD: usize = 1024;
+/// Largest radius of an area message's disk, in world units.
+pub const MAX_AREA_RADIUS: f32 = 4_000.0;
+
+/// How far an area message has gone (see `peer/area.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AreaStage {
+    /// Sent straight to a receiver inside the disk by a sender that knows
+    /// the whole disk: delivered, never forwarded.
+    Direct,
+    /// Forwarded greedily toward the centre, to the peer whose cell holds it.
+    Route,
+    /// Spreading from that peer over Delaunay edges to the cells that meet
+    /// the disk.
+    Flood,
+}
 
 /// A message between two peers. The sender is never part of the message: it
 /// is the authenticated peer at the other end of the connection.
@@ -132,6 +149,24 @@ pub enum Message {
     /// The sender does not keep the receiver (it sent a move to a peer that
     /// finds it out of range): stop sending, drop the sender unless needed.
     Forget,
+    /// An application message for every peer within `radius` of `centre`
+    /// (chat, world objects).
+    AreaCast {
+        /// The origin's number for it; with `origin`, the duplicate filter's key.
+        id: u64,
+        /// The peer that sent it first (the sender itself when `hops` is 0).
+        origin: crate::id::PeerId,
+        /// The disk's centre.
+        centre: Point,
+        /// The disk's radius (at most [`MAX_AREA_RADIUS`]).
+        radius: f32,
+        /// Forwards so far.
+        hops: u8,
+        /// How far it has gone.
+        stage: AreaStage,
+        /// The application's bytes (at most [`MAX_AREA_PAYLOAD`]).
+        payload: Vec<u8>,
+    },
 }
 
 impl Message {
@@ -152,6 +187,7 @@ impl Message {
             Message::Ping => "ping",
             Message::Leave => "leave",
             Message::Forget => "forget",
+            Message::AreaCast { .. } => "area_cast",
         }
     }
 
@@ -225,6 +261,22 @@ impl Message {
                 }
             }
             Message::Ping | Message::Leave | Message::Forget => Ok(()),
+            Message::AreaCast {
+                centre,
+                radius,
+                payload,
+                ..
+            } => {
+                if !centre.is_finite() {
+                    Err(DecodeError::BadPosition)
+                } else if !radius.is_finite() || *radius < 0.0 || *radius > MAX_AREA_RADIUS {
+                    Err(DecodeError::BadRadius)
+                } else if payload.len() > MAX_AREA_PAYLOAD {
+                    Err(DecodeError::TooLong)
+                } else {
+                    Ok(())
+                }
+            }
         }
     }
 }
@@ -404,6 +456,24 @@ mod tests {
             Just(Message::Ping),
             Just(Message::Leave),
             Just(Message::Forget),
+            (
+                any::<u64>(),
+                any::<[u8; 32]>(),
+                -1e4f32..1e4,
+                0f32..MAX_AREA_RADIUS,
+                any::<u8>(),
+                prop::collection::vec(any::<u8>(), 0..64),
+            )
+                .prop_map(|(id, origin, c, radius, hops, payload)| Message::AreaCast {
+                    id,
+                    origin: PeerId(origin),
+                    centre: Point::new(c, -c),
+                    radius,
+                    hops,
+                    stage: [AreaStage::Direct, AreaStage::Route, AreaStage::Flood]
+                        [usize::from(hops % 3)],
+                    payload,
+                }),
         ]
     }
 

@@ -28,6 +28,7 @@ use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
 use crate::message::{MAX_NAME_LEN, MAX_RADIUS, Message};
 
+mod area;
 mod discovery;
 mod join;
 mod liveness;
@@ -37,6 +38,7 @@ mod repair;
 mod table;
 mod types;
 
+pub use area::{AREA_BURST, AREA_RATE_PER_S, AreaError, MAX_CHAT_LEN, chat_payload, chat_text};
 pub use discovery::HINTS_PER_SENDER;
 pub use radius::RadiusMode;
 use repair::Silenced;
@@ -170,6 +172,8 @@ pub struct Peer {
     radius_changed: Option<(Millis, bool)>,
     /// Our own motion: velocity estimate and last announcement.
     own: motion::OwnMotion,
+    /// Area messages: duplicate filter, budgets, ids.
+    area: area::AreaState,
     stats: Stats,
 }
 
@@ -243,6 +247,7 @@ impl Peer {
             ever_connected: false,
             radius_changed: None,
             own: motion::OwnMotion::default(),
+            area: area::AreaState::default(),
             stats: Stats::default(),
         }
     }
@@ -417,6 +422,21 @@ impl Peer {
             Message::Ping => {}
             Message::Forget => self.on_forget(now, from),
             Message::Leave => self.on_leave(now, from),
+            Message::AreaCast {
+                id,
+                origin,
+                centre,
+                radius,
+                hops,
+                stage,
+                payload,
+            } => self.on_area_cast(
+                now,
+                from,
+                (id, origin, centre),
+                (radius, hops, stage),
+                payload,
+            ),
         }
         if self.is_joined() && self.kept.get(&from).is_some_and(|k| k.confirmed) {
             self.ever_connected = true;

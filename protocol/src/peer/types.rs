@@ -139,6 +139,9 @@ pub enum RejectReason {
     /// A join reply nobody asked for (no join or probe of ours is out).
     #[error("unsolicited join reply")]
     UnsolicitedJoinReply,
+    /// A first-hop area message naming another peer as its origin.
+    #[error("a first-hop area message names another peer as its origin")]
+    AreaClaimsAnotherOrigin,
     /// Anything else the validator refuses.
     #[error("invalid message")]
     Invalid,
@@ -173,6 +176,21 @@ pub enum Event {
     /// This peer did not know its own dialable address; the join acceptor
     /// reported the one it saw, and the peer now advertises it.
     ObservedAddr(String),
+    /// An area message for a disk we lie in (or sent straight to us).
+    AreaMessage {
+        /// The peer that sent it first.
+        origin: PeerId,
+        /// The origin's number for it.
+        id: u64,
+        /// The disk's centre.
+        centre: crate::geometry::Point,
+        /// The disk's radius.
+        radius: f32,
+        /// Forwards it took.
+        hops: u8,
+        /// The application's bytes ([`crate::peer::chat_text`] reads a chat line).
+        payload: Vec<u8>,
+    },
     /// A message was refused; counted in [`Stats::rejected`].
     Rejected {
         /// The sender.
@@ -213,12 +231,20 @@ pub struct Stats {
     /// Records not taken as hints: their sender's quota of hints not yet
     /// heard from was full, or the table was.
     pub hints_refused: u64,
+    /// Area messages delivered to this peer (chat lines among them).
+    pub area_delivered: u64,
+    /// Area messages passed on (routed toward a centre, or flooded).
+    pub area_forwarded: u64,
+    /// Copies of area messages already seen, dropped.
+    pub area_duplicates: u64,
+    /// Area messages refused: their sender was over its budget.
+    pub area_refused: u64,
 }
 
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 10] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 14] {
         [
             (
                 "rejected",
@@ -265,6 +291,26 @@ impl Stats {
                 "hints_refused",
                 "Records not taken as hints (the sender's quota of unconfirmed hints, or the table, was full).",
                 self.hints_refused,
+            ),
+            (
+                "area_delivered",
+                "Area messages (chat lines among them) delivered to this node.",
+                self.area_delivered,
+            ),
+            (
+                "area_forwarded",
+                "Area messages this node passed on toward their area or within it.",
+                self.area_forwarded,
+            ),
+            (
+                "area_duplicates",
+                "Copies of area messages already seen, dropped.",
+                self.area_duplicates,
+            ),
+            (
+                "area_refused",
+                "Area messages refused because their sender was over its budget.",
+                self.area_refused,
             ),
         ]
     }

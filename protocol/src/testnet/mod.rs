@@ -31,6 +31,8 @@ pub(crate) struct Net {
     swallow: BTreeSet<PeerId>,
     /// Every message delivered or dropped, for tests that count kinds.
     pub(crate) log: Vec<(PeerId, PeerId, Message)>,
+    /// Area messages delivered: (receiver, origin, id, payload).
+    pub(crate) area: Vec<(PeerId, PeerId, u64, Vec<u8>)>,
 }
 
 impl Net {
@@ -58,6 +60,7 @@ impl Net {
             cut: BTreeSet::new(),
             swallow: BTreeSet::new(),
             log: Vec::new(),
+            area: Vec::new(),
         }
     }
 
@@ -178,7 +181,17 @@ impl Net {
             while let Some(t) = p.poll_transmit() {
                 out.push((*id, t.to, t.msg));
             }
-            while p.poll_event().is_some() {}
+            while let Some(e) = p.poll_event() {
+                if let crate::peer::Event::AreaMessage {
+                    origin,
+                    id: n,
+                    payload,
+                    ..
+                } = e
+                {
+                    self.area.push((*id, origin, n, payload));
+                }
+            }
         }
         for (from, to, msg) in out {
             self.enqueue(from, to, msg);
@@ -300,6 +313,7 @@ pub(crate) fn hello(seq: u32, x: f32, y: f32) -> Message {
     }
 }
 
+mod area_rules;
 mod crowd_rules;
 mod hostile_rules;
 mod model;
