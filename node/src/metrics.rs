@@ -77,6 +77,8 @@ counters! {
     links_evicted,
     /// Addresses not learned: a public peer named a local one (loopback, private, link-local).
     addrs_out_of_scope,
+    /// Chat lines refused at the API (not JSON, empty, too long, too fast).
+    chat_refused,
 }
 
 impl Metrics {
@@ -97,7 +99,7 @@ mod tests {
         let s = m.snapshot();
         assert_eq!(s.decode_errors, 3);
         let fields = s.fields();
-        assert_eq!(fields.len(), 20);
+        assert_eq!(fields.len(), 21);
         assert!(fields.iter().all(|(_, help, _)| !help.is_empty()));
         assert!(
             fields

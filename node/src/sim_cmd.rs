@@ -71,6 +71,11 @@ pub struct SimArgs {
     /// measures the honest peers among themselves.
     #[arg(long, default_value_t = 0.0)]
     liars: f64,
+    /// Per peer per tick probability of saying a chat line (in the
+    /// measured window). The report adds `chat_delivery` (share of the
+    /// peers within the speaker's radius that got it) and `chat_duplicates`.
+    #[arg(long, default_value_t = 0.0)]
+    chat: f64,
     /// Two worlds in the same coordinates until tick T (newcomers join
     /// their own, alternately); at T one peer of the first is given a peer
     /// of the second and probes through it then and every 30 s. The report
@@ -153,11 +158,13 @@ fn parse_ticks(s: &str) -> Result<(u64, u64), String> {
 
 /// Runs the simulator as the arguments say.
 pub fn run(a: SimArgs) -> anyhow::Result<()> {
-    if ![a.churn, a.loss, a.teleport, a.crowd, a.liars]
+    if ![a.churn, a.loss, a.teleport, a.crowd, a.liars, a.chat]
         .iter()
         .all(|p| (0.0..=1.0).contains(p))
     {
-        bail!("--churn, --loss, --teleport, --crowd and --liars are probabilities in [0, 1]");
+        bail!(
+            "--churn, --loss, --teleport, --crowd, --liars and --chat are probabilities in [0, 1]"
+        );
     }
     if !(a.radius.is_finite()
         && a.radius > 0.0
@@ -193,6 +200,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         merge_at: a.merge_at,
         crowd: a.crowd,
         liars: a.liars,
+        chat: a.chat,
         latency_ms: a.latency_ms,
         jitter_ms: a.jitter_ms.unwrap_or((a.latency_ms / 2).min(3)),
         loss: a.loss,

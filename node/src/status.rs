@@ -1,5 +1,6 @@
 //! The status server: `GET /status` (JSON, field names are a contract),
-//! `GET /metrics` (Prometheus text format) and `GET /healthz`.
+//! `GET /metrics` (Prometheus text format), `GET /healthz`, and chat:
+//! `POST /say` and `GET /messages`.
 
 use std::collections::VecDeque;
 use std::fmt::Write;
@@ -123,6 +124,75 @@ async fn metrics(State(node): State<NodeHandle>) -> Response {
         .into_response()
 }
 
+/// `POST /say` body.
+#[derive(serde::Deserialize)]
+struct SayBody {
+    text: String,
+}
+
+/// `POST /say {"text": "..."}` → `202 {"id": "..."}`; 400 for a body that is
+/// not such JSON or a line that is empty or too long, 429 when speaking too
+/// fast, 503 once stopped. Refusals count in `chat_refused`.
+async fn say(
+    State(node): State<NodeHandle>,
+    body: Result<axum::Json<SayBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let refused = |code: StatusCode, why: String| {
+        crate::Metrics::add(&node.metrics_counters().chat_refused, 1);
+        (code, axum::Json(json!({ "error": why }))).into_response()
+    };
+    let text = match body {
+        Ok(axum::Json(b)) => b.text,
+        Err(e) => return refused(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    match node.say(&text).await {
+        Ok(id) => (StatusCode::ACCEPTED, axum::Json(json!({ "id": id }))).into_response(),
+        Err(crate::SayError::Refused(e @ peerworld_protocol::AreaError::RateLimited)) => {
+            refused(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+        }
+        Err(crate::SayError::Refused(e)) => refused(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => refused(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// `GET /messages` query.
+#[derive(serde::Deserialize)]
+struct After {
+    after: Option<u64>,
+}
+
+/// `GET /messages?after=SEQ` → the chat lines heard after SEQ, oldest first.
+async fn messages(
+    State(node): State<NodeHandle>,
+    query: Result<axum::extract::Query<After>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let after = match query {
+        Ok(q) => q.after.unwrap_or(0),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(json!({ "error": e.body_text() })),
+            )
+                .into_response();
+        }
+    };
+    let lines: Vec<Value> = node
+        .messages(after)
+        .into_iter()
+        .map(|l| {
+            json!({
+                "seq": l.seq,
+                "from": l.from.to_hex(),
+                "name": l.name,
+                "pos": [l.pos.x, l.pos.y],
+                "text": l.text,
+                "age_ms": l.at.elapsed().as_millis() as u64,
+            })
+        })
+        .collect();
+    axum::Json(json!({ "messages": lines })).into_response()
+}
+
 async fn healthz(State(node): State<NodeHandle>) -> Response {
     if node.is_closed() {
         (StatusCode::SERVICE_UNAVAILABLE, "stopped\n").into_response()
@@ -154,6 +224,9 @@ pub async fn serve(addr: SocketAddr, node: NodeHandle) -> Result<SocketAddr, Err
         .route("/status", get(status))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
+        .route("/say", axum::routing::post(say))
+        .route("/messages", get(messages))
+        .layer(axum::extract::DefaultBodyLimit::max(4096))
         .with_state(node.clone());
     tokio::spawn(async move {
         // Oldest first: the one to close when full, and all at the end.

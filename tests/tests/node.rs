@@ -1037,3 +1037,95 @@ fn five_hundred_sybils_leave_room_for_an_honest_joiner_and_a_new_neighbour() {
         }
     });
 }
+
+async fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(body).await.unwrap();
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (code, body.to_string())
+}
+
+#[test]
+fn a_line_said_through_the_api_reaches_every_node_within_the_speakers_radius_within_a_second() {
+    real_time(|| async {
+        let swarm = Swarm::start(&swarm_config(15, 0.0, 11)).await.unwrap();
+        let (s, _) = wait_for(&swarm, Duration::from_secs(30), perfect).await;
+        assert!(perfect(&s), "not converged: {s:?}");
+        let nodes = swarm.nodes();
+        let speaker = &nodes[3];
+        let bound = status::serve("127.0.0.1:0".parse().unwrap(), speaker.clone())
+            .await
+            .unwrap();
+        // Bad input first: not JSON, not UTF-8, too long, empty.
+        let long = format!("{{\"text\": \"{}\"}}", "x".repeat(281));
+        for body in [
+            &b"hello"[..],
+            b"{\"text\": \"\xff\xfe\"}",
+            long.as_bytes(),
+            b"{\"text\": \"  \"}",
+        ] {
+            let (code, answer) = http_post(bound, "/say", body).await;
+            assert_eq!(code, 400, "{answer}");
+        }
+        assert_eq!(speaker.metrics().chat_refused, 4);
+        let t0 = Instant::now();
+        let (code, answer) = http_post(bound, "/say", br#"{"text": "hello, world"}"#).await;
+        assert_eq!(code, 202, "{answer}");
+        let id: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert!(
+            id["id"]
+                .as_str()
+                .unwrap()
+                .starts_with(&speaker.id().to_hex())
+        );
+        let me = speaker.snapshot().view.me.clone();
+        let audience: Vec<&NodeHandle> = nodes
+            .iter()
+            .filter(|n| {
+                let p = n.snapshot().view.me.pos;
+                WORLD.distance(p, me.pos) <= f64::from(me.radius)
+            })
+            .collect();
+        assert!(
+            audience.len() >= 5,
+            "only {} within the radius",
+            audience.len()
+        );
+        let heard = |n: &NodeHandle| n.messages(0).iter().any(|l| l.text == "hello, world");
+        let all = wait_until(Duration::from_secs(1), || audience.iter().all(|n| heard(n))).await;
+        let missing = audience.iter().filter(|n| !heard(n)).count();
+        assert!(
+            all,
+            "{missing} of {} did not hear it within 1 s",
+            audience.len()
+        );
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        // The speaker hears itself, and the API lists the line.
+        let (code, body) = http_get(bound, "/messages?after=0").await;
+        assert_eq!(code, 200);
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let line = &doc["messages"][0];
+        assert_eq!(line["text"], "hello, world");
+        assert_eq!(line["from"], speaker.id().to_hex());
+        assert_eq!(line["seq"], 1);
+        let (_, later) = http_get(bound, "/messages?after=1").await;
+        assert_eq!(later.trim(), r#"{"messages":[]}"#);
+        // Too fast: the burst passes, then 429.
+        let mut codes = Vec::new();
+        for i in 0..30 {
+            let body = format!("{{\"text\": \"line {i}\"}}");
+            codes.push(http_post(bound, "/say", body.as_bytes()).await.0);
+        }
+        assert!(codes.contains(&429), "{codes:?}");
+        swarm.shutdown().await;
+    });
+}

@@ -480,3 +480,25 @@ fn honest_walkers_stay_aware_of_each_other_among_liars() {
     assert_eq!(t.components_max, 1, "{r:?}");
     assert!(t.consistency >= 0.999, "{r:?}");
 }
+
+#[test]
+fn chat_lines_reach_everyone_within_the_speakers_radius_while_everyone_walks() {
+    // Each peer speaks about once every 5 s; a line must reach the peers
+    // within the speaker's radius (true positions when it spoke), once.
+    for seed in [2, 3] {
+        let mut cfg = config(500, 850.0, Mobility::RandomWaypoint, 0);
+        cfg.seed = seed;
+        cfg.latency_ms = 100;
+        cfg.chat = 0.02;
+        let from = join_ticks(&cfg) + 50;
+        cfg.ticks = from + 100;
+        cfg.measure_from = Some(from);
+        cfg.sample_every = 10;
+        cfg.voronoi = false;
+        let r = Sim::new(cfg).run();
+        assert!(r.summary.should_know_mean >= 10.0, "{r:?}");
+        let delivery = r.chat_delivery.expect("lines were said");
+        assert!(delivery >= 0.999, "seed {seed}: delivery {delivery}: {r:?}");
+        assert!(r.chat_duplicates.unwrap_or(0.0) <= 0.01, "{r:?}");
+    }
+}

@@ -69,6 +69,8 @@ pub(super) struct Driver {
     pub(super) links_open: Arc<AtomicUsize>,
     pub(super) tasks: JoinSet<()>,
     pub(super) writers: JoinSet<()>,
+    /// Chat lines heard, shared with the handles.
+    pub(super) chat: super::chat::ChatInbox,
 }
 
 impl Driver {
@@ -126,6 +128,11 @@ impl Driver {
                     Some(Command::MoveTo(p)) => {
                         let now = self.now();
                         self.peer.move_to(p, now);
+                        self.dirty = true;
+                    }
+                    Some(Command::Say(text, answer)) => {
+                        let now = self.now();
+                        let _ = answer.send(self.peer.say(now, &text));
                         self.dirty = true;
                     }
                     Some(Command::Suspend(d)) => {
@@ -349,6 +356,23 @@ impl Driver {
                 Event::Rejected { from, reason } => {
                     warn!(peer = %from.short(), %reason, "refused a message");
                 }
+                Event::AreaMessage {
+                    origin,
+                    centre,
+                    payload,
+                    ..
+                } => match peerworld_protocol::peer::chat_text(&payload) {
+                    Some(text) => {
+                        let name = self
+                            .peer
+                            .record(&origin)
+                            .or((origin == self.peer.id()).then(|| self.peer.info()))
+                            .map(|i| i.name.clone())
+                            .unwrap_or_default();
+                        self.chat.push(origin, name, centre, text.to_string());
+                    }
+                    None => debug!(peer = %origin.short(), "an area message that is not chat"),
+                },
                 Event::NeighbourAdded(id) => debug!(peer = %id.short(), "neighbour added"),
                 Event::NeighbourRemoved(id, why) => {
                     debug!(peer = %id.short(), ?why, "neighbour removed");

@@ -110,7 +110,7 @@ impl Snapshot {
 }
 
 /// What an embedding program asks of its node.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Debug)]
 pub enum Command {
     /// Move the avatar here (a jump longer than the teleport distance
     /// re-joins there).
@@ -119,6 +119,12 @@ pub enum Command {
     /// pauses for this long, then both resume (for tests of the overlay's
     /// recovery; see [`NodeHandle::suspend`]).
     Suspend(std::time::Duration),
+    /// Say a chat line to every peer within our radius; the answer is the
+    /// line's number (or why it was refused).
+    Say(
+        String,
+        tokio::sync::oneshot::Sender<Result<u64, peerworld_protocol::AreaError>>,
+    ),
 }
 
 /// Cloneable handle to a running node. See [`crate::Node::spawn`].
@@ -132,9 +138,29 @@ pub struct NodeHandle {
     pub(super) crash: CancellationToken,
     pub(super) done: CancellationToken,
     pub(super) metrics: Arc<Metrics>,
+    pub(super) chat: super::chat::ChatInbox,
 }
 
 impl NodeHandle {
+    /// Says `text` (trimmed, at most 280 bytes of UTF-8) to every peer
+    /// within our radius; returns the line's key (our id and its number,
+    /// `hex-n`). We hear it too ([`NodeHandle::messages`]).
+    pub async fn say(&self, text: &str) -> Result<String, super::SayError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::Say(text.to_string(), tx))
+            .await
+            .map_err(|_| super::SayError::Stopped)?;
+        let n = rx.await.map_err(|_| super::SayError::Stopped)??;
+        Ok(format!("{}-{n}", self.id.to_hex()))
+    }
+
+    /// The chat lines heard (our own among them) numbered above `after`,
+    /// oldest first; at most the last [`super::CHAT_KEPT`].
+    pub fn messages(&self, after: u64) -> Vec<super::ChatLine> {
+        self.chat.after(after)
+    }
+
     /// The node's id.
     pub fn id(&self) -> PeerId {
         self.id
@@ -178,6 +204,11 @@ impl NodeHandle {
     /// The transport's counters.
     pub fn metrics(&self) -> crate::MetricsSnapshot {
         self.metrics.snapshot()
+    }
+
+    /// The live transport counters (the status server adds to them).
+    pub(crate) fn metrics_counters(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Leaves gracefully (goodbye to every neighbour), closes the endpoint

@@ -7,6 +7,7 @@
 //! | `entry.rs` | staying in the world: entry peers, rejoins while lost, merge probes, the peer cache |
 //! | `links.rs` | the link table (duplicates, dials in flight), no quinn inside |
 //! | `addrbook.rs` | where to dial each peer; hints never overwrite a peer's own word |
+//! | `chat.rs` | the chat lines heard, for `/messages` |
 //! | `cache.rs` | recently kept peers, for joining again (persisted under `state_dir`) |
 //! | `admission.rs` | caps on handshakes in flight and connections per source |
 //! | `transport.rs` | QUIC settings, the accept loop, one dial |
@@ -29,6 +30,7 @@ use tracing::{Instrument, info_span};
 mod addrbook;
 mod admission;
 mod cache;
+mod chat;
 mod driver;
 mod entry;
 mod handle;
@@ -36,6 +38,7 @@ mod links;
 mod transport;
 
 pub use admission::{MAX_HANDSHAKES, MAX_LINKS_PER_IP};
+pub use chat::{CHAT_KEPT, ChatLine, SayError};
 pub use handle::{Command, NodeConfig, NodeHandle, Snapshot, Walk};
 pub use links::{MAX_LINKS, MAX_PENDING_DIALS};
 
@@ -191,6 +194,7 @@ impl Node {
             .map(|&a| (None, a))
             .chain(cache.peers().iter().map(|&(id, a)| (Some(id), a)))
             .collect();
+        let chat = chat::ChatInbox::default();
         let driver = Driver {
             peer,
             identity,
@@ -218,6 +222,7 @@ impl Node {
             links_open: links_open.clone(),
             tasks: JoinSet::new(),
             writers: JoinSet::new(),
+            chat: chat.clone(),
         };
         let span = info_span!("node", id = %id.short());
         runtime.spawn(
@@ -257,6 +262,7 @@ impl Node {
             crash,
             done,
             metrics,
+            chat,
         })
     }
 }

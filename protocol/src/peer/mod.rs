@@ -319,6 +319,11 @@ impl Peer {
             .map(move |(id, k)| (*id, self.believed(k, now), k.enclosing))
     }
 
+    /// What we believe of a kept peer (a hint's record included).
+    pub fn record(&self, id: &PeerId) -> Option<&PeerInfo> {
+        self.kept.get(id).map(|k| &k.info)
+    }
+
     /// Whether `id` is kept.
     pub fn keeps(&self, id: &PeerId) -> bool {
         self.kept.contains_key(id)

@@ -63,6 +63,10 @@ pub struct SimConfig {
     /// peers close to its receiver. Liars do not count in the metrics: the
     /// report is the honest peers' view of one another.
     pub liars: f64,
+    /// Per counted peer per tick probability of saying a chat line (an
+    /// area message to every peer within its radius), in the measured
+    /// window.
+    pub chat: f64,
     /// Base one-way latency in milliseconds.
     pub latency_ms: u64,
     /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
@@ -96,6 +100,7 @@ impl Default for SimConfig {
             seed: 1,
             churn: 0.0,
             teleport: 0.0,
+            chat: 0.0,
             partition: None,
             merge_at: None,
             crowd: 0.0,
@@ -156,6 +161,12 @@ pub struct Report {
     pub moves_per_peer_per_tick: f64,
     /// Peer-ticks simulated (live peers summed over ticks).
     pub peer_ticks: u64,
+    /// With `--chat`: the share of the peers within a speaker's radius
+    /// (true positions, at send time) that received its line.
+    pub chat_delivery: Option<f64>,
+    /// With `--chat`: copies received beyond the first, as a share of all
+    /// copies received.
+    pub chat_duplicates: Option<f64>,
     /// Bytes per peer per tick by message kind (measured ticks).
     pub bytes_by_kind: BTreeMap<&'static str, f64>,
     /// Wall time in seconds (filled by the caller; 0 inside the simulator).

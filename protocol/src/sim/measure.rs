@@ -111,6 +111,8 @@ impl Sim {
                 self.moves_announced().saturating_sub(base) as f64 / peer_ticks
             }),
             peer_ticks: self.peer_ticks,
+            chat_delivery: self.chat_log.figures().0,
+            chat_duplicates: self.chat_log.figures().1,
             bytes_by_kind: self
                 .window_by_kind
                 .iter()

@@ -25,6 +25,7 @@ const TELEPORT_SETTLE_MS: u64 = 2_000;
 /// Framing bytes counted per message (as VAST counts them).
 pub const FRAMING_BYTES: u64 = 4;
 
+mod chat;
 mod config;
 mod dynamics;
 mod liars;
@@ -109,6 +110,8 @@ pub struct Sim {
     /// address; then the tick of the first one-component sample.
     merge_link: Option<(PeerId, PeerId)>,
     merged_tick: Option<u64>,
+    /// Lines said (`chat`) and their receptions.
+    chat_log: chat::ChatLog,
 }
 
 impl Sim {
@@ -156,6 +159,7 @@ impl Sim {
             trace_last_entry: cfg.trace.as_ref().map(trace_last_entry),
             merge_link: None,
             merged_tick: None,
+            chat_log: chat::ChatLog::default(),
             cfg,
         }
     }
@@ -412,6 +416,10 @@ impl Sim {
             );
         }
         while let Some(e) = self.slots[slot].peer.poll_event() {
+            if let Event::AreaMessage { origin, id, .. } = e {
+                let to = self.slots[slot].peer.id();
+                self.chat_log.delivered(to, (origin, id));
+            }
             if let Event::Joined { hops, .. } = e {
                 self.slots[slot].counts_from = Some(self.now.plus(2 * self.cfg.latency_ms));
                 self.joins += 1;
@@ -479,6 +487,7 @@ impl Sim {
             self.walk();
             self.merge_probe();
         }
+        self.chat();
         self.run_until(Millis((self.tick + 1) * TICK_MS));
         self.check_teleports();
         let live = self.slots.iter().filter(|s| s.alive).count() as u64;
