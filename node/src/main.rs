@@ -1,5 +1,6 @@
 //! `peerworld-node`: the headless node, the simulator and the local swarm.
 
+mod chat_cmd;
 mod run_cmd;
 mod sim_cmd;
 mod swarm_cmd;
@@ -26,6 +27,10 @@ enum Command {
     Run(run_cmd::RunArgs),
     /// Run N nodes over loopback QUIC in this process and check the invariants.
     Swarm(swarm_cmd::SwarmArgs),
+    /// Say a chat line through a running node (`run --status ADDR`).
+    Say(chat_cmd::SayArgs),
+    /// List the chat lines a running node has heard.
+    Messages(chat_cmd::MessagesArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +39,7 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Swarm(args) => swarm_cmd::run(args),
+        Command::Say(args) => chat_cmd::say(args),
+        Command::Messages(args) => chat_cmd::messages(args),
     }
 }

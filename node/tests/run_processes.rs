@@ -283,6 +283,56 @@ fn three_run_processes_come_to_know_each_other_through_one_seed() {
 }
 
 #[test]
+fn say_through_one_process_and_list_the_line_at_another() {
+    let _serial = serial();
+    let t = Three::settled("chat");
+    let bin = env!("CARGO_BIN_EXE_peerworld-node");
+    let say = Command::new(bin)
+        .args([
+            "say",
+            "--status",
+            &format!("127.0.0.1:{}", t.beta.status),
+            "good morning",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        say.status.success(),
+        "{}",
+        String::from_utf8_lossy(&say.stderr)
+    );
+    assert!(String::from_utf8_lossy(&say.stdout).contains("\"id\""));
+    let listed = || {
+        let out = Command::new(bin)
+            .args([
+                "messages",
+                "--status",
+                &format!("127.0.0.1:{}", t.gamma.status),
+            ])
+            .output()
+            .unwrap();
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("beta: good morning")
+    };
+    assert!(
+        wait_for(Duration::from_secs(3), listed),
+        "gamma never listed the line"
+    );
+    // A line too long is refused with the node's reason, and a non-zero exit.
+    let long = "x".repeat(300);
+    let refused = Command::new(bin)
+        .args([
+            "say",
+            "--status",
+            &format!("127.0.0.1:{}", t.beta.status),
+            &long,
+        ])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("280"));
+}
+
+#[test]
 fn a_sigkilled_process_is_dropped_by_the_others_within_the_failure_timeout() {
     let _serial = serial();
     let Three {
