@@ -694,10 +694,23 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
 }
 
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    http_request(addr, "GET", path, b"").await
+}
+
+async fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
+    http_request(addr, "POST", path, body).await
+}
+
+/// One HTTP/1.1 request (JSON body) and its status code and body.
+async fn http_request(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let req = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
-    tcp.write_all(req.as_bytes()).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    tcp.write_all(body).await.unwrap();
     let mut raw = String::new();
     tcp.read_to_string(&mut raw).await.unwrap();
     let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
@@ -886,6 +899,72 @@ fn a_flood_from_one_connection_does_not_stop_the_victims_clock() {
     });
 }
 
+/// A free id that dials the victim (up to `tries` times, 500 ms apart)
+/// and pings every 300 ms until `stop`; its connection, if it got one.
+fn sybil(
+    endpoint: quinn::Endpoint,
+    (victim, addr): (PeerId, SocketAddr),
+    tries: usize,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<Option<quinn::Connection>> {
+    tokio::spawn(async move {
+        let me = Identity::generate().unwrap();
+        let mut conn = None;
+        for _ in 0..tries {
+            if let Ok(c) = dial(&endpoint, &me, Some(victim), addr).await {
+                conn = Some(c);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let conn = conn?;
+        if let Ok(mut s) = conn.open_uni().await {
+            let frame = framed(&Message::Ping);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && s.write_all(&frame).await.is_ok()
+            {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }
+        Some(conn)
+    })
+}
+
+/// A victim at (500, 500) with `slots` connection slots.
+fn victim_with(slots: usize) -> NodeHandle {
+    let mut vc = node_config(WORLD);
+    vc.pos = Some(Point::new(500.0, 500.0));
+    vc.max_links = slots;
+    Node::spawn(vc).unwrap()
+}
+
+/// An honest node joins through the victim, and a newcomer the victim only
+/// hears of gets a slot too; returns both.
+async fn honest_nodes_get_in(victim: &NodeHandle, secs: u64) -> [NodeHandle; 2] {
+    let b = spawn_at(540.0, 520.0, victim.local_addr());
+    assert!(
+        meet(victim, &b, secs).await,
+        "the honest node could not join through the victim: {:?}",
+        victim.metrics()
+    );
+    let c = spawn_at(470.0, 460.0, b.local_addr());
+    assert!(
+        meet(victim, &c, secs).await,
+        "the victim did not reach its new neighbour: {:?}",
+        victim.metrics()
+    );
+    [b, c]
+}
+
+async fn shut_down(nodes: Vec<NodeHandle>) {
+    for n in &nodes {
+        n.shutdown();
+    }
+    for n in nodes {
+        n.closed().await;
+    }
+}
+
 #[test]
 fn free_ids_that_ping_cannot_take_every_connection_slot() {
     // Free ids that connect and ping every few hundred milliseconds filled
@@ -893,61 +972,24 @@ fn free_ids_that_ping_cannot_take_every_connection_slot() {
     // refreshed a link): nobody honest could join through the node. The
     // victim here has 16 slots and 24 such connections try to hold them.
     real_time(|| async {
-        let mut vc = node_config(WORLD);
-        vc.pos = Some(Point::new(500.0, 500.0));
-        vc.max_links = 16;
-        let victim = Node::spawn(vc).unwrap();
-        let (addr, id) = (victim.local_addr(), victim.id());
+        let victim = victim_with(16);
+        let target = (victim.id(), victim.local_addr());
         let endpoint = client_endpoint();
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let mut sybils = Vec::new();
-        for _ in 0..24 {
-            let (endpoint, stop) = (endpoint.clone(), stop.clone());
-            sybils.push(tokio::spawn(async move {
-                let me = Identity::generate().unwrap();
-                let Ok(conn) = dial(&endpoint, &me, Some(id), addr).await else {
-                    return false;
-                };
-                let Ok(mut s) = conn.open_uni().await else {
-                    return true;
-                };
-                let frame = framed(&Message::Ping);
-                while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                    && s.write_all(&frame).await.is_ok()
-                {
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-                true
-            }));
-        }
+        let sybils: Vec<_> = (0..24)
+            .map(|_| sybil(endpoint.clone(), target, 1, stop.clone()))
+            .collect();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let b = spawn_at(540.0, 520.0, addr);
-        assert!(
-            meet(&victim, &b, 15).await,
-            "the honest node could not join through the victim: {:?}",
-            victim.metrics()
-        );
-        // A newcomer the victim only hears of: it must still get a slot.
-        let c = spawn_at(470.0, 460.0, b.local_addr());
-        assert!(
-            meet(&victim, &c, 15).await,
-            "the victim did not reach its new neighbour: {:?}",
-            victim.metrics()
-        );
+        let [b, c] = honest_nodes_get_in(&victim, 15).await;
         let m = victim.metrics();
         assert!(m.links_evicted >= 1, "{m:?}");
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let mut connected = 0;
         for s in sybils {
-            connected += usize::from(s.await.unwrap());
+            connected += usize::from(s.await.unwrap().is_some());
         }
         assert!(connected >= 16, "only {connected} free ids connected");
-        for n in [&c, &b, &victim] {
-            n.shutdown();
-        }
-        for n in [c, b, victim] {
-            n.closed().await;
-        }
+        shut_down(vec![c, b, victim]).await;
     });
 }
 
@@ -959,57 +1001,23 @@ fn five_hundred_sybils_leave_room_for_an_honest_joiner_and_a_new_neighbour() {
     // each Sybil tries again a few times. An honest node must still join
     // through the victim, and the victim must still reach a newcomer.
     real_time(|| async {
-        let mut vc = node_config(WORLD);
-        vc.pos = Some(Point::new(500.0, 500.0));
-        vc.max_links = 256;
-        let victim = Node::spawn(vc).unwrap();
-        let (addr, id) = (victim.local_addr(), victim.id());
+        let victim = victim_with(256);
+        let target = (victim.id(), victim.local_addr());
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let endpoint_at =
             |last: u8| quinn::Endpoint::client(SocketAddr::from(([127, 0, 0, last], 0))).unwrap();
         let crowded = endpoint_at(2);
-        let mut sybils = Vec::new();
-        for i in 0..500usize {
-            let endpoint = match i {
-                0..100 => crowded.clone(),
-                _ => endpoint_at(3 + ((i - 100) / 2) as u8),
-            };
-            let stop = stop.clone();
-            sybils.push(tokio::spawn(async move {
-                let me = Identity::generate().unwrap();
-                let mut conn = None;
-                for _ in 0..5 {
-                    if let Ok(c) = dial(&endpoint, &me, Some(id), addr).await {
-                        conn = Some(c);
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-                let conn = conn?;
-                if let Ok(mut s) = conn.open_uni().await {
-                    let frame = framed(&Message::Ping);
-                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
-                        && s.write_all(&frame).await.is_ok()
-                    {
-                        tokio::time::sleep(Duration::from_millis(300)).await;
-                    }
-                }
-                Some(conn)
-            }));
-        }
+        let sybils: Vec<_> = (0..500usize)
+            .map(|i| {
+                let endpoint = match i {
+                    0..100 => crowded.clone(),
+                    _ => endpoint_at(3 + ((i - 100) / 2) as u8),
+                };
+                sybil(endpoint, target, 5, stop.clone())
+            })
+            .collect();
         tokio::time::sleep(Duration::from_secs(6)).await;
-        let b = spawn_at(540.0, 520.0, addr);
-        assert!(
-            meet(&victim, &b, 20).await,
-            "the honest node could not join through the victim: {:?}",
-            victim.metrics()
-        );
-        let c = spawn_at(470.0, 460.0, b.local_addr());
-        assert!(
-            meet(&victim, &c, 20).await,
-            "the victim did not reach its new neighbour: {:?}",
-            victim.metrics()
-        );
+        let [b, c] = honest_nodes_get_in(&victim, 20).await;
         // An evicted Sybil whose close was lost knows within 3 s.
         tokio::time::sleep(Duration::from_secs(4)).await;
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -1029,29 +1037,8 @@ fn five_hundred_sybils_leave_room_for_an_honest_joiner_and_a_new_neighbour() {
         assert!(m.conns_per_source_refused >= 1, "{m:?}");
         assert!(m.handshake_retries >= 1, "{m:?}");
         assert!(m.links_evicted >= 1, "{m:?}");
-        for n in [&c, &b, &victim] {
-            n.shutdown();
-        }
-        for n in [c, b, victim] {
-            n.closed().await;
-        }
+        shut_down(vec![c, b, victim]).await;
     });
-}
-
-async fn http_post(addr: SocketAddr, path: &str, body: &[u8]) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    tcp.write_all(head.as_bytes()).await.unwrap();
-    tcp.write_all(body).await.unwrap();
-    let mut raw = String::new();
-    tcp.read_to_string(&mut raw).await.unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").expect("an HTTP response");
-    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    (code, body.to_string())
 }
 
 #[test]

@@ -22,6 +22,20 @@ fn config(peers: usize, world: f32, mobility: Mobility, ticks: u64) -> SimConfig
     cfg
 }
 
+/// Random-waypoint walkers at 100 ms latency, measured for `window` ticks
+/// from 50 ticks after the joins, every `every` ticks, Voronoi check off.
+fn walkers(peers: usize, world: f32, seed: u64, window: u64, every: u64) -> SimConfig {
+    let mut cfg = config(peers, world, Mobility::RandomWaypoint, 0);
+    cfg.seed = seed;
+    cfg.latency_ms = 100;
+    let from = join_ticks(&cfg) + 50;
+    cfg.ticks = from + window;
+    cfg.measure_from = Some(from);
+    cfg.sample_every = every;
+    cfg.voronoi = false;
+    cfg
+}
+
 /// Ticks the initial joins take.
 fn join_ticks(cfg: &SimConfig) -> u64 {
     (cfg.peers as u64).div_ceil(cfg.joins_per_tick.max(1) as u64)
@@ -465,15 +479,8 @@ fn honest_walkers_stay_aware_of_each_other_among_liars() {
     // real neighbours (99.2 % at 1 000 peers), and their expiry made every
     // honest neighbour digest all its enclosing peers each round.
     // (One seed: liars make the simulation several times slower.)
-    let mut cfg = config(400, 760.0, Mobility::RandomWaypoint, 0);
-    cfg.seed = 5;
-    cfg.latency_ms = 100;
+    let mut cfg = walkers(400, 760.0, 5, 100, 5);
     cfg.liars = 0.05;
-    let from = join_ticks(&cfg) + 50;
-    cfg.ticks = from + 100;
-    cfg.measure_from = Some(from);
-    cfg.sample_every = 5;
-    cfg.voronoi = false;
     let r = Sim::new(cfg).run();
     let t = &r.summary;
     assert!(t.should_know_mean >= 10.0, "{r:?}");
@@ -486,15 +493,8 @@ fn chat_lines_reach_everyone_within_the_speakers_radius_while_everyone_walks() {
     // Each peer speaks about once every 5 s; a line must reach the peers
     // within the speaker's radius (true positions when it spoke), once.
     for seed in [2, 3] {
-        let mut cfg = config(500, 850.0, Mobility::RandomWaypoint, 0);
-        cfg.seed = seed;
-        cfg.latency_ms = 100;
+        let mut cfg = walkers(500, 850.0, seed, 100, 10);
         cfg.chat = 0.02;
-        let from = join_ticks(&cfg) + 50;
-        cfg.ticks = from + 100;
-        cfg.measure_from = Some(from);
-        cfg.sample_every = 10;
-        cfg.voronoi = false;
         let r = Sim::new(cfg).run();
         assert!(r.summary.should_know_mean >= 10.0, "{r:?}");
         let delivery = r.chat_delivery.expect("lines were said");
