@@ -18,7 +18,10 @@
 //! - **Bounded.** Payloads of at most `MAX_AREA_PAYLOAD` bytes, disks of
 //!   at most `MAX_AREA_RADIUS`; each direct sender (and this peer's own
 //!   sends) gets `AREA_RATE_PER_S` messages a second, in bursts of
-//!   `AREA_BURST`; beyond it, messages are refused and counted.
+//!   `AREA_BURST`; beyond it, messages are refused and counted. All
+//!   senders together, a peer passes on at most `AREA_FORWARD_RATE_PER_S`
+//!   messages a second (in bursts of twice that); beyond it, it delivers
+//!   but does not forward (counted as refused).
 //! - A first-hop message names its sender as its origin; one naming
 //!   another is refused. Relayed messages carry their origin as the relay
 //!   says: an application that must know its author signs the payload.
@@ -36,6 +39,9 @@ use crate::message::{AreaStage, MAX_AREA_PAYLOAD, MAX_AREA_RADIUS, Message};
 pub const AREA_RATE_PER_S: f32 = 10.0;
 /// Area messages one direct sender may send in a burst.
 pub const AREA_BURST: f32 = 20.0;
+/// Area messages a second this peer passes on (routes and floods), all
+/// senders together: what one node forwards at most.
+pub const AREA_FORWARD_RATE_PER_S: f32 = 100.0;
 /// Longest chat line, in bytes of UTF-8.
 pub const MAX_CHAT_LEN: usize = 280;
 /// (origin, id) pairs remembered by the duplicate filter.
@@ -98,9 +104,26 @@ pub(super) struct AreaState {
     seen: HashSet<(PeerId, u64)>,
     order: VecDeque<(PeerId, u64)>,
     budgets: HashMap<PeerId, (f32, Millis)>,
+    /// This peer's own forwarding budget (tokens, last refill).
+    forwarding: Option<(f32, Millis)>,
 }
 
 impl AreaState {
+    /// Takes one forward from this peer's own budget, if one is left.
+    fn forward_allowed(&mut self, now: Millis) -> bool {
+        let burst = 2.0 * AREA_FORWARD_RATE_PER_S;
+        let (tokens, last) = self.forwarding.get_or_insert((burst, now));
+        let refill = now.since(*last) as f32 / 1000.0 * AREA_FORWARD_RATE_PER_S;
+        *tokens = (*tokens + refill).min(burst);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     /// Whether (origin, id) is new; remembers it.
     fn first_sight(&mut self, key: (PeerId, u64)) -> bool {
         if !self.seen.insert(key) {
@@ -264,6 +287,10 @@ impl Peer {
             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         match next {
             Some((_, to)) if cast.hops < u8::MAX => {
+                if cast.origin != self.me.id && !self.area.forward_allowed(now) {
+                    self.stats.area_refused += 1;
+                    return;
+                }
                 self.stats.area_forwarded += 1;
                 self.send_cast(to, cast, AreaStage::Route, now);
             }
@@ -295,6 +322,10 @@ impl Peer {
             .map(|k| k.info.id)
             .collect();
         for to in targets {
+            if cast.origin != self.me.id && !self.area.forward_allowed(now) {
+                self.stats.area_refused += 1;
+                return;
+            }
             self.stats.area_forwarded += 1;
             self.send_cast(to, cast, AreaStage::Flood, now);
         }

@@ -38,7 +38,10 @@ mod repair;
 mod table;
 mod types;
 
-pub use area::{AREA_BURST, AREA_RATE_PER_S, AreaError, MAX_CHAT_LEN, chat_payload, chat_text};
+pub use area::{
+    AREA_BURST, AREA_FORWARD_RATE_PER_S, AREA_RATE_PER_S, AreaError, MAX_CHAT_LEN, chat_payload,
+    chat_text,
+};
 pub use discovery::HINTS_PER_SENDER;
 pub use radius::RadiusMode;
 use repair::Silenced;

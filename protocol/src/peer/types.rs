@@ -237,7 +237,8 @@ pub struct Stats {
     pub area_forwarded: u64,
     /// Copies of area messages already seen, dropped.
     pub area_duplicates: u64,
-    /// Area messages refused: their sender was over its budget.
+    /// Area messages refused: their sender was over its budget, or not
+    /// passed on: this peer was over its forwarding budget.
     pub area_refused: u64,
 }
 
@@ -309,7 +310,7 @@ impl Stats {
             ),
             (
                 "area_refused",
-                "Area messages refused because their sender was over its budget.",
+                "Area messages refused (their sender over its budget) or not passed on (ours spent).",
                 self.area_refused,
             ),
         ]

@@ -5,7 +5,7 @@ use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::PeerId;
 use crate::message::{AreaStage, MAX_AREA_PAYLOAD, Message};
-use crate::peer::{AREA_BURST, AreaError, chat_text};
+use crate::peer::{AREA_BURST, AREA_FORWARD_RATE_PER_S, AreaError, chat_text};
 
 /// A settled world of `n` peers at random places in size².
 fn world(n: u64, size: f32, seed: u64) -> Net {
@@ -164,6 +164,30 @@ fn forged_origins_floods_and_bad_sends_are_refused() {
     assert_eq!(p.say(later, "   "), Err(AreaError::EmptyText));
     let sent = (0..100).filter(|_| p.say(later, "spam").is_ok()).count();
     assert_eq!(sent, burst as usize);
+    // Many senders each within their budget: the peer still passes on
+    // no more than its own forwarding budget (a burst of twice the rate).
+    let far = Point::new(
+        1_000.0 - p.info().pos.x.clamp(1.0, 999.0),
+        1_000.0 - p.info().pos.y.clamp(1.0, 999.0),
+    );
+    let (forwarded, refused) = (p.stats().area_forwarded, p.stats().area_refused);
+    let t = Millis(later.0 + 60_000);
+    for n in 0..300u64 {
+        let sender = PeerId::from_seed(1_000 + n / 10);
+        let msg = Message::AreaCast {
+            id: n,
+            origin: sender,
+            centre: far,
+            radius: 10.0,
+            hops: 0,
+            stage: AreaStage::Route,
+            payload: vec![2],
+        };
+        p.handle(t, sender, msg);
+    }
+    let burst = (2.0 * AREA_FORWARD_RATE_PER_S) as u64;
+    assert_eq!(p.stats().area_forwarded - forwarded, burst);
+    assert_eq!(p.stats().area_refused - refused, 300 - burst);
     // Payloads that are not chat lines read as none.
     assert_eq!(chat_text(&[1, 0xff, 0xfe]), None);
     assert_eq!(chat_text(&[2, b'a']), None);
