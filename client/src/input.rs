@@ -61,6 +61,7 @@ pub fn key_direction(keys: &ButtonInput<KeyCode>) -> Vec2 {
 
 fn walk(
     keys: Option<Res<ButtonInput<KeyCode>>>,
+    chat: Option<Res<crate::chat::ChatState>>,
     mut target: ResMut<WalkTarget>,
     mut own: ResMut<OwnPos>,
     speed: Res<WalkSpeed>,
@@ -70,7 +71,11 @@ fn walk(
         return;
     }
     let step = speed.0 * time.delta_secs();
-    let dir = keys.map_or(Vec2::ZERO, |k| key_direction(&k));
+    let typing = chat.is_some_and(|c| c.is_typing());
+    let dir = match keys {
+        Some(k) if !typing => key_direction(&k),
+        _ => Vec2::ZERO,
+    };
     if dir != Vec2::ZERO {
         target.0 = None; // keys take over from a click
         own.display += dir * step;

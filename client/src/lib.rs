@@ -8,6 +8,7 @@
 //! hand; [`render::RenderPlugin`] adds sprites, labels, gizmos and the HUD.
 
 pub mod avatar;
+pub mod chat;
 pub mod input;
 pub mod net;
 pub mod render;

@@ -9,6 +9,7 @@ use bevy::prelude::*;
 use bevy::window::WindowResolution;
 use clap::Parser;
 use peerworld_client::avatar::AvatarPlugin;
+use peerworld_client::chat::{ChatPlugin, SayOnJoin};
 use peerworld_client::input::WalkPlugin;
 use peerworld_client::net::{NetPlugin, NetRuntime, NetSetup, synthetic};
 use peerworld_client::render::RenderPlugin;
@@ -27,7 +28,8 @@ use peerworld_protocol::World;
 /// one hosted by `peerworld-node run`).
 ///
 /// Keys: WASD or arrows walk (or click a point to walk to it), V toggles the
-/// Voronoi cells of the known peers, L the links to enclosing neighbours.
+/// Voronoi cells of the known peers, L the links to enclosing neighbours,
+/// Enter opens the chat line (Enter says it, Esc drops it).
 #[derive(Parser, Debug)]
 #[command(name = "peerworld", version)]
 struct Cli {
@@ -82,6 +84,9 @@ struct Cli {
     /// Speed of the embedded world's bots, units per second.
     #[arg(long, default_value_t = 40.0)]
     bot_speed: f32,
+    /// Say this line once joined (for scripts; Enter opens the chat line).
+    #[arg(long)]
+    say: Option<String>,
     /// Measurement: draw N synthetic peers (no nodes, no network) instead.
     #[arg(long, hide = true)]
     synthetic: Option<usize>,
@@ -224,7 +229,14 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             }),
     )
     .insert_resource(bridge)
-    .add_plugins((NetPlugin, AvatarPlugin, WalkPlugin, RenderPlugin));
+    .insert_resource(SayOnJoin(cli.say.clone()))
+    .add_plugins((
+        NetPlugin,
+        AvatarPlugin,
+        WalkPlugin,
+        ChatPlugin,
+        RenderPlugin,
+    ));
     if let Some(path) = cli.screenshot {
         app.insert_resource(ScreenshotPlan {
             path,

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use bevy::prelude::*;
-use peerworld_node::{Command, Identity, Node, NodeConfig, NodeHandle, Snapshot, Walk};
+use peerworld_node::{ChatFeed, Command, Identity, Node, NodeConfig, NodeHandle, Snapshot, Walk};
 use peerworld_protocol::{Config, Point, World};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -20,6 +20,8 @@ pub struct Bridge {
     pub commands: mpsc::Sender<Command>,
     /// The node's views.
     pub views: watch::Receiver<Arc<Snapshot>>,
+    /// The chat lines the node hears.
+    pub chat: ChatFeed,
 }
 
 impl Bridge {
@@ -31,6 +33,7 @@ impl Bridge {
             Self {
                 commands: ctx,
                 views: vrx,
+                chat: ChatFeed::default(),
             },
             crx,
             vtx,
@@ -226,6 +229,7 @@ impl NetRuntime {
         let bridge = Bridge {
             commands: own.commands(),
             views: own.watch(),
+            chat: own.chat_feed(),
         };
         Ok((
             Self {

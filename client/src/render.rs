@@ -222,8 +222,15 @@ fn dress_own(
     }
 }
 
-fn toggles(keys: Option<Res<ButtonInput<KeyCode>>>, mut overlays: ResMut<Overlays>) {
+fn toggles(
+    keys: Option<Res<ButtonInput<KeyCode>>>,
+    chat: Option<Res<crate::chat::ChatState>>,
+    mut overlays: ResMut<Overlays>,
+) {
     let Some(keys) = keys else { return };
+    if chat.is_some_and(|c| c.is_typing()) {
+        return;
+    }
     if keys.just_pressed(KeyCode::KeyV) {
         overlays.voronoi = !overlays.voronoi;
     }
@@ -335,6 +342,7 @@ fn hud(
     view: Res<LatestView>,
     own: Res<OwnPos>,
     overlays: Res<Overlays>,
+    chat: Option<Res<crate::chat::ChatState>>,
     time: Res<Time>,
     mut fps: ResMut<Fps>,
 ) {
@@ -373,4 +381,16 @@ fn hud(
         if overlays.voronoi { "on" } else { "off" },
         if overlays.links { "on" } else { "off" },
     );
+    if let Some(chat) = chat {
+        for line in &chat.log {
+            text.0.push('\n');
+            text.0.push_str(line);
+        }
+        match &chat.typing {
+            Some(line) => text
+                .0
+                .push_str(&format!("\n> {line}_   [Enter] say  [Esc] cancel")),
+            None => text.0.push_str("\n[Enter] chat"),
+        }
+    }
 }

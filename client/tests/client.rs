@@ -7,13 +7,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bevy::input::ButtonState;
+use bevy::input::keyboard::{Key, KeyboardInput, NativeKeyCode};
 use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use peerworld_client::avatar::{Avatar, AvatarPlugin, OwnAvatar, OwnPos};
+use peerworld_client::chat::{BUBBLE_SECS, Bubble, ChatPlugin, ChatState};
 use peerworld_client::id_colour;
 use peerworld_client::input::WalkPlugin;
 use peerworld_client::net::{Bridge, NetPlugin};
-use peerworld_node::{Command as NodeCommand, Neighbour, PeerState, Snapshot};
+use peerworld_node::{ChatFeed, Command as NodeCommand, Neighbour, PeerState, Snapshot};
 use peerworld_protocol::Stats;
 use peerworld_protocol::{PeerId, PeerInfo, Point, World};
 use tokio::sync::{mpsc, watch};
@@ -58,11 +61,13 @@ struct Harness {
     app: App,
     commands: mpsc::Receiver<NodeCommand>,
     views: watch::Sender<Arc<Snapshot>>,
+    chat: ChatFeed,
 }
 
 impl Harness {
     fn new() -> Self {
         let (bridge, commands, views) = Bridge::pair(snapshot(vec![]));
+        let chat = bridge.chat.clone();
         let mut app = App::new();
         app.add_plugins(MinimalPlugins)
             .insert_resource(TimeUpdateStrategy::ManualDuration(Duration::from_millis(
@@ -70,11 +75,12 @@ impl Harness {
             )))
             .init_resource::<ButtonInput<KeyCode>>()
             .insert_resource(bridge)
-            .add_plugins((NetPlugin, AvatarPlugin, WalkPlugin));
+            .add_plugins((NetPlugin, AvatarPlugin, WalkPlugin, ChatPlugin));
         let mut h = Self {
             app,
             commands,
             views,
+            chat,
         };
         h.report(vec![]);
         h.run(3);
@@ -89,6 +95,33 @@ impl Harness {
         for _ in 0..frames {
             self.app.update();
         }
+    }
+
+    /// Presses (and releases) keys as a window would report them.
+    fn type_keys(&mut self, keys: &[Key]) {
+        for key in keys {
+            for state in [ButtonState::Pressed, ButtonState::Released] {
+                self.app.world_mut().write_message(KeyboardInput {
+                    key_code: KeyCode::Unidentified(NativeKeyCode::Unidentified),
+                    logical_key: key.clone(),
+                    state,
+                    text: None,
+                    repeat: false,
+                    window: Entity::PLACEHOLDER,
+                });
+            }
+            self.run(1);
+        }
+    }
+
+    fn bubbles(&mut self) -> Vec<(PeerId, String, Vec2, Visibility)> {
+        let mut q = self
+            .app
+            .world_mut()
+            .query::<(&Bubble, &Text2d, &Transform, &Visibility)>();
+        q.iter(self.app.world())
+            .map(|(b, t, tf, v)| (b.speaker, t.0.clone(), tf.translation.truncate(), *v))
+            .collect()
     }
 
     fn avatars(&mut self) -> Vec<(PeerId, Vec2)> {
@@ -132,6 +165,77 @@ fn pressed_key_moves_the_own_avatar_and_sends_a_move() {
         sent.x > 540.0 && (sent.y - 500.0).abs() < 1e-3,
         "sent {sent:?}"
     );
+}
+
+#[test]
+fn enter_opens_the_chat_line_and_the_typed_line_reaches_the_node() {
+    let mut h = Harness::new();
+    let c = |s: &str| Key::Character(s.into());
+    h.type_keys(&[Key::Enter, c("h"), c("i"), c("x"), Key::Backspace]);
+    h.type_keys(&[Key::Space, c("a"), c("l"), c("l")]);
+    assert_eq!(
+        h.app.world().resource::<ChatState>().typing.as_deref(),
+        Some("hi all")
+    );
+    // While typing, walking keys are letters: the avatar stays.
+    while h.commands.try_recv().is_ok() {}
+    let before = h.app.world().resource::<OwnPos>().display;
+    h.app
+        .world_mut()
+        .resource_mut::<ButtonInput<KeyCode>>()
+        .press(KeyCode::KeyD);
+    h.run(10);
+    assert_eq!(h.app.world().resource::<OwnPos>().display, before);
+    h.app
+        .world_mut()
+        .resource_mut::<ButtonInput<KeyCode>>()
+        .release(KeyCode::KeyD);
+    h.type_keys(&[Key::Enter]);
+    let said: Vec<String> = std::iter::from_fn(|| h.commands.try_recv().ok())
+        .filter_map(|c| match c {
+            NodeCommand::Say(text, _) => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, ["hi all"]);
+    assert!(!h.app.world().resource::<ChatState>().is_typing());
+    // Escape drops a line unsaid.
+    h.type_keys(&[Key::Enter, c("x"), Key::Escape, Key::Enter]);
+    let said = std::iter::from_fn(|| h.commands.try_recv().ok())
+        .filter(|c| matches!(c, NodeCommand::Say(..)))
+        .count();
+    assert_eq!(said, 0);
+}
+
+#[test]
+fn a_heard_line_becomes_a_bubble_over_its_speaker_that_expires() {
+    let mut h = Harness::new();
+    h.report(vec![neighbour(2, 600.0, 450.0)]);
+    h.run(30);
+    let speaker = PeerId::from_seed(2);
+    h.chat.push(
+        speaker,
+        "p2".into(),
+        Point::new(600.0, 450.0),
+        "hello there".into(),
+    );
+    h.run(2);
+    let bubbles = h.bubbles();
+    assert_eq!(bubbles.len(), 1, "{bubbles:?}");
+    let (who, text, at, vis) = &bubbles[0];
+    assert_eq!(
+        (*who, text.as_str(), *vis),
+        (speaker, "hello there", Visibility::Visible)
+    );
+    let avatar = h.avatars()[0].1;
+    assert!(
+        at.y > avatar.y + 20.0 && (at.x - avatar.x).abs() < 1.0,
+        "{at} over {avatar}"
+    );
+    let log = &h.app.world().resource::<ChatState>().log;
+    assert_eq!(log.back().map(String::as_str), Some("p2: hello there"));
+    h.run((BUBBLE_SECS / 0.02) as usize + 5);
+    assert!(h.bubbles().is_empty(), "the bubble outlived its time");
 }
 
 #[test]

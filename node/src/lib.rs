@@ -19,8 +19,8 @@ pub mod swarm;
 pub use identity::Identity;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use node::{
-    CHAT_KEPT, ChatLine, Command, MAX_HANDSHAKES, MAX_LINKS, MAX_LINKS_PER_IP, MAX_PENDING_DIALS,
-    Node, NodeConfig, NodeHandle, SayError, Snapshot, Walk,
+    CHAT_KEPT, ChatFeed, ChatLine, Command, MAX_HANDSHAKES, MAX_LINKS, MAX_LINKS_PER_IP,
+    MAX_PENDING_DIALS, Node, NodeConfig, NodeHandle, SayError, Snapshot, Walk,
 };
 pub use peerworld_protocol::{Neighbour, PeerState};
 

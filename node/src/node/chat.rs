@@ -40,9 +40,10 @@ pub struct ChatLine {
     pub at: Instant,
 }
 
-/// The lines, shared by the driver (which adds) and the handles (which read).
+/// The lines, shared by the driver (which adds) and the handles and
+/// renderers (which read); a renderer's tests fill one by hand.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct ChatInbox(Arc<Mutex<Inbox>>);
+pub struct ChatFeed(Arc<Mutex<Inbox>>);
 
 #[derive(Debug, Default)]
 struct Inbox {
@@ -50,8 +51,9 @@ struct Inbox {
     last_seq: u64,
 }
 
-impl ChatInbox {
-    pub(crate) fn push(&self, from: PeerId, name: String, pos: Point, text: String) {
+impl ChatFeed {
+    /// Adds a line heard now.
+    pub fn push(&self, from: PeerId, name: String, pos: Point, text: String) {
         let mut inbox = self.0.lock().unwrap_or_else(|e| e.into_inner());
         inbox.last_seq += 1;
         let seq = inbox.last_seq;
@@ -69,7 +71,7 @@ impl ChatInbox {
     }
 
     /// The lines numbered above `after`, oldest first.
-    pub(crate) fn after(&self, after: u64) -> Vec<ChatLine> {
+    pub fn after(&self, after: u64) -> Vec<ChatLine> {
         let inbox = self.0.lock().unwrap_or_else(|e| e.into_inner());
         inbox
             .lines
@@ -86,7 +88,7 @@ mod tests {
 
     #[test]
     fn lines_are_numbered_kept_up_to_the_cap_and_read_after_a_number() {
-        let inbox = ChatInbox::default();
+        let inbox = ChatFeed::default();
         let id = PeerId::from_seed(1);
         for i in 0..CHAT_KEPT + 10 {
             inbox.push(id, "a".into(), Point::new(0.0, 0.0), format!("line {i}"));

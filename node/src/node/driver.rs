@@ -70,7 +70,7 @@ pub(super) struct Driver {
     pub(super) tasks: JoinSet<()>,
     pub(super) writers: JoinSet<()>,
     /// Chat lines heard, shared with the handles.
-    pub(super) chat: super::chat::ChatInbox,
+    pub(super) chat: super::chat::ChatFeed,
 }
 
 impl Driver {

@@ -138,7 +138,7 @@ pub struct NodeHandle {
     pub(super) crash: CancellationToken,
     pub(super) done: CancellationToken,
     pub(super) metrics: Arc<Metrics>,
-    pub(super) chat: super::chat::ChatInbox,
+    pub(super) chat: super::chat::ChatFeed,
 }
 
 impl NodeHandle {
@@ -159,6 +159,11 @@ impl NodeHandle {
     /// oldest first; at most the last [`super::CHAT_KEPT`].
     pub fn messages(&self, after: u64) -> Vec<super::ChatLine> {
         self.chat.after(after)
+    }
+
+    /// The chat lines as they arrive, for a renderer to poll.
+    pub fn chat_feed(&self) -> super::ChatFeed {
+        self.chat.clone()
     }
 
     /// The node's id.

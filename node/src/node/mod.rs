@@ -38,7 +38,7 @@ mod links;
 mod transport;
 
 pub use admission::{MAX_HANDSHAKES, MAX_LINKS_PER_IP};
-pub use chat::{CHAT_KEPT, ChatLine, SayError};
+pub use chat::{CHAT_KEPT, ChatFeed, ChatLine, SayError};
 pub use handle::{Command, NodeConfig, NodeHandle, Snapshot, Walk};
 pub use links::{MAX_LINKS, MAX_PENDING_DIALS};
 
@@ -194,7 +194,7 @@ impl Node {
             .map(|&a| (None, a))
             .chain(cache.peers().iter().map(|&(id, a)| (Some(id), a)))
             .collect();
-        let chat = chat::ChatInbox::default();
+        let chat = chat::ChatFeed::default();
         let driver = Driver {
             peer,
             identity,
