@@ -242,6 +242,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             path,
             min_peers: cli.min_peers.unwrap_or(bots),
             timeout_s: cli.timeout,
+            bubble: cli.say.is_some(),
         })
         .add_plugins(ScreenshotPlugin);
     }

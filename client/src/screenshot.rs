@@ -11,6 +11,7 @@ use bevy::window::PrimaryWindow;
 use peerworld_node::PeerState;
 
 use crate::avatar::Avatar;
+use crate::chat::Bubble;
 use crate::id_colour;
 use crate::net::LatestView;
 
@@ -27,6 +28,8 @@ pub struct ScreenshotPlan {
     pub min_peers: usize,
     /// Seconds before giving up.
     pub timeout_s: f64,
+    /// Also wait for a chat bubble to be drawn (`--say`).
+    pub bubble: bool,
 }
 
 #[derive(Resource, Default)]
@@ -59,6 +62,7 @@ fn capture(
     view: Res<LatestView>,
     time: Res<Time<Real>>,
     avatars: Query<(&Avatar, &GlobalTransform), With<Sprite>>,
+    bubbles: Query<(&Text2d, &GlobalTransform, &Visibility), With<Bubble>>,
     camera: Query<&GlobalTransform, With<Camera2d>>,
     windows: Query<&Window, With<PrimaryWindow>>,
     mut exit: MessageWriter<AppExit>,
@@ -91,7 +95,8 @@ fn capture(
     if progress.requested {
         return;
     }
-    if joined && drawn >= plan.min_peers {
+    let bubbled = !plan.bubble || bubbles.iter().any(|b| *b.2 == Visibility::Visible);
+    if joined && drawn >= plan.min_peers && bubbled {
         progress.ready_frames += 1;
     } else {
         progress.ready_frames = 0;
@@ -101,7 +106,7 @@ fn capture(
     }
     progress.requested = true;
     if let (Ok(cam), Ok(window)) = (camera.single(), windows.single()) {
-        let sidecar = sidecar(&view, &avatars, cam, window);
+        let sidecar = sidecar(&view, (&avatars, &bubbles), cam, window);
         let path = plan.path.with_extension("json");
         if let Err(e) = std::fs::write(&path, sidecar.to_string()) {
             eprintln!("peerworld: cannot write {}: {e}", path.display());
@@ -122,15 +127,29 @@ fn capture(
 }
 
 /// The peers drawn: id, colour (sRGB bytes) and window position in pixels
-/// (origin top left).
+/// (origin top left); and the chat bubbles shown, with their text.
 fn sidecar(
     view: &LatestView,
-    avatars: &Query<(&Avatar, &GlobalTransform), With<Sprite>>,
+    (avatars, bubbles): (
+        &Query<(&Avatar, &GlobalTransform), With<Sprite>>,
+        &Query<(&Text2d, &GlobalTransform, &Visibility), With<Bubble>>,
+    ),
     cam: &GlobalTransform,
     window: &Window,
 ) -> serde_json::Value {
     let (w, h) = (window.width(), window.height());
     let c = cam.translation().truncate();
+    let bubbles: Vec<serde_json::Value> = bubbles
+        .iter()
+        .filter(|b| *b.2 == Visibility::Visible)
+        .map(|(text, tf, _)| {
+            let p = tf.translation().truncate() - c;
+            serde_json::json!({
+                "text": text.0,
+                "screen": [p.x + w / 2.0, h / 2.0 - p.y],
+            })
+        })
+        .collect();
     let peers: Vec<serde_json::Value> = avatars
         .iter()
         .map(|(a, tf)| {
@@ -149,6 +168,7 @@ fn sidecar(
         "height": window.physical_height(),
         "own": view.snapshot.view.me.id.to_hex(),
         "peers": peers,
+        "bubbles": bubbles,
     })
 }
 

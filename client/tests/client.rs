@@ -334,6 +334,7 @@ fn screenshot_shows_the_reported_peers_in_their_colours() {
         .arg("--identity")
         .arg(dir.join("id.key"))
         .args(["--name", "tester", "--timeout", "150"])
+        .args(["--say", "hello from the test"])
         .env("XDG_RUNTIME_DIR", &runtime_dir)
         .output()
         .unwrap();
@@ -407,6 +408,25 @@ fn screenshot_shows_the_reported_peers_in_their_colours() {
     assert!(
         matched * 4 >= on_screen * 3,
         "only {matched} of {on_screen} peers show their colour at their place"
+    );
+    // The --say line shows as a bubble: light glyph pixels around its place.
+    let bubble = sidecar["bubbles"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["text"] == "hello from the test"))
+        .expect("no bubble for the --say line in the sidecar");
+    let (bx, by) = (
+        bubble["screen"][0].as_f64().unwrap() as i64,
+        bubble["screen"][1].as_f64().unwrap() as i64,
+    );
+    let glyphs = (-70..=70)
+        .flat_map(|dx| (-9..=9).map(move |dy| (dx, dy)))
+        .filter(|(dx, dy)| {
+            pixel(bx + dx, by + dy).is_some_and(|[r, g, b]| r > 200 && g > 190 && b > 150)
+        })
+        .count();
+    assert!(
+        glyphs >= 40,
+        "only {glyphs} light pixels where the bubble should be"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
