@@ -32,6 +32,21 @@ pub struct ScreenshotPlan {
     pub bubble: bool,
 }
 
+/// The avatars drawn, with where they are.
+type AvatarsDrawn<'w, 's> =
+    Query<'w, 's, (&'static Avatar, &'static GlobalTransform), With<Sprite>>;
+/// The chat bubbles, with their text, place and visibility.
+type BubblesDrawn<'w, 's> = Query<
+    'w,
+    's,
+    (
+        &'static Text2d,
+        &'static GlobalTransform,
+        &'static Visibility,
+    ),
+    With<Bubble>,
+>;
+
 #[derive(Resource, Default)]
 struct Progress {
     ready_frames: u32,
@@ -61,8 +76,8 @@ fn capture(
     captured: Res<Captured>,
     view: Res<LatestView>,
     time: Res<Time<Real>>,
-    avatars: Query<(&Avatar, &GlobalTransform), With<Sprite>>,
-    bubbles: Query<(&Text2d, &GlobalTransform, &Visibility), With<Bubble>>,
+    avatars: AvatarsDrawn,
+    bubbles: BubblesDrawn,
     camera: Query<&GlobalTransform, With<Camera2d>>,
     windows: Query<&Window, With<PrimaryWindow>>,
     mut exit: MessageWriter<AppExit>,
@@ -130,10 +145,7 @@ fn capture(
 /// (origin top left); and the chat bubbles shown, with their text.
 fn sidecar(
     view: &LatestView,
-    (avatars, bubbles): (
-        &Query<(&Avatar, &GlobalTransform), With<Sprite>>,
-        &Query<(&Text2d, &GlobalTransform, &Visibility), With<Bubble>>,
-    ),
+    (avatars, bubbles): (&AvatarsDrawn, &BubblesDrawn),
     cam: &GlobalTransform,
     window: &Window,
 ) -> serde_json::Value {
