@@ -216,6 +216,9 @@ impl NetRuntime {
                             seed_addr
                         },
                     )));
+                    if setup.join.is_none() && nodes.len() > 2 {
+                        tokio::spawn(chatter(nodes[2..].to_vec()));
+                    }
                     let _ = stop_rx.await;
                     for n in &nodes {
                         n.shutdown();
@@ -256,6 +259,30 @@ impl NetRuntime {
 impl Drop for NetRuntime {
     fn drop(&mut self) {
         self.shutdown();
+    }
+}
+
+/// What the embedded world's bots say now and then.
+const BOT_LINES: &[&str] = &[
+    "hello!",
+    "anyone around?",
+    "nice weather on this plane",
+    "I am walking north, I think",
+    "who drew these grid lines?",
+    "the Voronoi cells look good today (press V)",
+    "see you around",
+    "this world has no server, did you know?",
+];
+
+/// Now and then (every 4 to 10 s) a random bot says a line.
+async fn chatter(bots: Vec<NodeHandle>) {
+    let mut rng = peerworld_protocol::sim::Rng::new(0x00c4_a77e);
+    loop {
+        let wait = 4.0 + 6.0 * rng.f64();
+        tokio::time::sleep(Duration::from_secs_f64(wait)).await;
+        let bot = &bots[rng.below(bots.len() as u64) as usize];
+        let line = BOT_LINES[rng.below(BOT_LINES.len() as u64) as usize];
+        let _ = bot.say(line).await;
     }
 }
 
