@@ -171,16 +171,30 @@ fn dress_avatars(
 /// quarter of the frame.
 pub const MAX_LABELS: usize = 120;
 
+/// Width of one character of a label, in pixels at zoom 1 (13 px font).
+const LABEL_CHAR_W: f32 = 7.0;
+/// Height of a label line, in pixels.
+const LABEL_H: f32 = 15.0;
+
+/// Whether two labels centred at `a` and `b` with `a_len` and `b_len`
+/// characters would overlap.
+pub fn labels_overlap(a: Vec2, a_len: usize, b: Vec2, b_len: usize) -> bool {
+    let half = (a_len + b_len) as f32 * LABEL_CHAR_W / 2.0;
+    (a.x - b.x).abs() < half && (a.y - b.y).abs() < LABEL_H
+}
+
 fn label_lod(
     avatars: Query<(&Transform, &Children), With<Avatar>>,
-    mut labels: Query<&mut Visibility, With<Label>>,
+    own_label: Query<(&Transform, &Children), With<OwnAvatar>>,
+    mut labels: Query<(&mut Visibility, &Text2d), With<Label>>,
     own: Res<OwnPos>,
-    mut scratch: Local<Vec<(f32, Entity)>>,
+    mut scratch: Local<Vec<(f32, Entity, Vec2)>>,
 ) {
     scratch.clear();
     for (tf, children) in &avatars {
-        let d = tf.translation.truncate().distance_squared(own.display);
-        scratch.extend(children.iter().map(|c| (d, c)));
+        let at = tf.translation.truncate();
+        let d = at.distance_squared(own.display);
+        scratch.extend(children.iter().map(|c| (d, c, at)));
     }
     let cut = if scratch.len() > MAX_LABELS {
         scratch.select_nth_unstable_by(MAX_LABELS, |a, b| a.0.total_cmp(&b.0));
@@ -188,9 +202,25 @@ fn label_lod(
     } else {
         f32::INFINITY
     };
-    for &(d, e) in scratch.iter() {
-        if let Ok(mut v) = labels.get_mut(e) {
-            let want = if d < cut {
+    // Nearest first: a label that would cover a nearer one (or the own
+    // avatar's) is hidden, so names never sit on top of each other.
+    scratch.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut shown: Vec<(Vec2, usize)> = own_label
+        .iter()
+        .flat_map(|(tf, children)| {
+            let at = tf.translation.truncate();
+            children
+                .iter()
+                .filter_map(|c| labels.get(c).ok().map(|(_, t)| (at, t.0.chars().count())))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for &(d, e, at) in scratch.iter() {
+        if let Ok((mut v, text)) = labels.get_mut(e) {
+            let len = text.0.chars().count();
+            let free = !shown.iter().any(|&(p, l)| labels_overlap(p, l, at, len));
+            let want = if d < cut && free {
+                shown.push((at, len));
                 Visibility::Inherited
             } else {
                 Visibility::Hidden
@@ -392,5 +422,20 @@ fn hud(
                 .push_str(&format!("\n> {line}_   [Enter] say  [Esc] cancel")),
             None => text.0.push_str("\n[Enter] chat"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_overlap_when_their_boxes_meet() {
+        let a = Vec2::new(100.0, 100.0);
+        // "bot-1" and "bot-2" side by side, 20 px apart: they overlap.
+        assert!(labels_overlap(a, 5, a + Vec2::new(20.0, 5.0), 5));
+        // 60 px apart they do not; nor one line apart vertically.
+        assert!(!labels_overlap(a, 5, a + Vec2::new(60.0, 0.0), 5));
+        assert!(!labels_overlap(a, 5, a + Vec2::new(0.0, 16.0), 5));
     }
 }
