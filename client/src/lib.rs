@@ -11,6 +11,7 @@ pub mod avatar;
 pub mod chat;
 pub mod input;
 pub mod net;
+pub mod perf;
 pub mod render;
 pub mod screenshot;
 

@@ -12,6 +12,7 @@ use peerworld_client::avatar::AvatarPlugin;
 use peerworld_client::chat::{ChatPlugin, SayOnJoin};
 use peerworld_client::input::WalkPlugin;
 use peerworld_client::net::{NetPlugin, NetRuntime, NetSetup, synthetic};
+use peerworld_client::perf::PerfPlugin;
 use peerworld_client::render::RenderPlugin;
 use peerworld_client::screenshot::{
     FrameBench, FrameBenchPlugin, ScreenshotPlan, ScreenshotPlugin,
@@ -29,7 +30,8 @@ use peerworld_protocol::World;
 ///
 /// Keys: WASD or arrows walk (or click a point to walk to it), V toggles the
 /// Voronoi cells of the known peers, L the links to enclosing neighbours,
-/// Enter opens the chat line (Enter says it, Esc drops it).
+/// Enter opens the chat line (Enter says it, Esc drops it), F3 plots the
+/// last minute of messages and bytes per second.
 #[derive(Parser, Debug)]
 #[command(name = "peerworld", version)]
 struct Cli {
@@ -236,6 +238,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         WalkPlugin,
         ChatPlugin,
         RenderPlugin,
+        PerfPlugin,
     ));
     if let Some(path) = cli.screenshot {
         app.insert_resource(ScreenshotPlan {

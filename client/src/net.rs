@@ -69,7 +69,9 @@ pub struct LatestView {
     pub count: u64,
     /// Messages in+out per second, smoothed.
     pub msgs_per_s: f64,
-    last_msgs: (u64, f64),
+    /// Bytes in+out per second, smoothed.
+    pub bytes_per_s: f64,
+    last_msgs: (u64, u64, f64),
 }
 
 /// Sent when a new view arrived.
@@ -108,7 +110,8 @@ fn init_view(mut commands: Commands, bridge: Res<Bridge>) {
         at: 0.0,
         count: 0,
         msgs_per_s: 0.0,
-        last_msgs: (0, 0.0),
+        bytes_per_s: 0.0,
+        last_msgs: (0, 0, 0.0),
     });
 }
 
@@ -124,15 +127,20 @@ fn receive(
     let snap = bridge.views.borrow_and_update().clone();
     let now = time.elapsed_secs_f64();
     let msgs = snap.stats.msgs_in + snap.stats.msgs_out;
-    let (m0, t0) = latest.last_msgs;
+    let (m0, b0, t0) = latest.last_msgs;
     if now - t0 >= 0.5 {
         let rate = msgs.saturating_sub(m0) as f64 / (now - t0);
-        latest.msgs_per_s = if t0 == 0.0 {
-            rate
-        } else {
-            0.5 * latest.msgs_per_s + 0.5 * rate
+        let bytes = snap.bytes.saturating_sub(b0) as f64 / (now - t0);
+        let smooth = |old: f64, new: f64| {
+            if t0 == 0.0 {
+                new
+            } else {
+                0.5 * old + 0.5 * new
+            }
         };
-        latest.last_msgs = (msgs, now);
+        latest.msgs_per_s = smooth(latest.msgs_per_s, rate);
+        latest.bytes_per_s = smooth(latest.bytes_per_s, bytes);
+        latest.last_msgs = (msgs, snap.bytes, now);
     }
     latest.snapshot = snap.clone();
     latest.at = now;
@@ -364,6 +372,7 @@ pub fn synthetic(n: usize, world: World, spread: Vec2) -> Bridge {
         stats: Default::default(),
         links: 0,
         join_hops: None,
+        bytes: 0,
     };
     let (bridge, mut commands, views) = Bridge::pair(base.clone());
     std::thread::spawn(move || {

@@ -420,7 +420,7 @@ fn hud(
             Some(line) => text
                 .0
                 .push_str(&format!("\n> {line}_   [Enter] say  [Esc] cancel")),
-            None => text.0.push_str("\n[Enter] chat"),
+            None => text.0.push_str("\n[Enter] chat   [F3] traffic"),
         }
     }
 }

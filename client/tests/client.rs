@@ -54,6 +54,7 @@ fn snapshot(neighbours: Vec<Neighbour>) -> Snapshot {
         stats: Stats::default(),
         links: 0,
         join_hops: None,
+        bytes: 0,
     }
 }
 

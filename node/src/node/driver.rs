@@ -504,6 +504,10 @@ impl Driver {
             stats: self.peer.stats().clone(),
             links: self.links.len(),
             join_hops: self.join_hops,
+            bytes: {
+                let m = self.metrics.snapshot();
+                m.bytes_sent + m.bytes_recv
+            },
         };
         self.view_tx.send_replace(Arc::new(snapshot));
     }

@@ -95,6 +95,8 @@ pub struct Snapshot {
     pub links: usize,
     /// Forwarding hops of this node's last completed join.
     pub join_hops: Option<u8>,
+    /// Bytes sent and received on the wire so far (frames, both ways).
+    pub bytes: u64,
 }
 
 impl Snapshot {

@@ -176,6 +176,7 @@ impl Node {
             stats: Stats::default(),
             links: 0,
             join_hops: None,
+            bytes: 0,
         }));
         let stop = CancellationToken::new();
         let crash = CancellationToken::new();
