@@ -133,7 +133,7 @@ fn label(name: &str) -> impl Bundle {
             ..default()
         },
         TextColor(Color::srgb(0.8, 0.82, 0.85)),
-        Transform::from_xyz(0.0, AVATAR_SIZE * 0.5 + 10.0, 0.5),
+        Transform::from_xyz(0.0, LABEL_RISE, 0.5),
     )
 }
 
@@ -175,6 +175,8 @@ pub const MAX_LABELS: usize = 120;
 const LABEL_CHAR_W: f32 = 7.0;
 /// Height of a label line, in pixels.
 const LABEL_H: f32 = 15.0;
+/// How far above its avatar's centre a label sits.
+const LABEL_RISE: f32 = AVATAR_SIZE * 0.5 + 10.0;
 
 /// Whether two labels centred at `a` and `b` with `a_len` and `b_len`
 /// characters would overlap.
@@ -183,13 +185,40 @@ pub fn labels_overlap(a: Vec2, a_len: usize, b: Vec2, b_len: usize) -> bool {
     (a.x - b.x).abs() < half && (a.y - b.y).abs() < LABEL_H
 }
 
+/// The HUD's box in world units (zoom 1), for labels to keep out of.
+fn hud_box(node: &ComputedNode, cam: &Transform, window: &Window) -> Option<Rect> {
+    let size = node.size() * node.inverse_scale_factor();
+    let top_left = cam.translation.truncate()
+        + Vec2::new(8.0 - window.width() / 2.0, window.height() / 2.0 - 8.0);
+    Some(Rect::from_corners(
+        top_left,
+        top_left + Vec2::new(size.x, -size.y),
+    ))
+}
+
+// A Bevy system: its parameters are what it reads, not a call signature.
+#[allow(clippy::too_many_arguments)]
 fn label_lod(
     avatars: Query<(&Transform, &Children), With<Avatar>>,
     own_label: Query<(&Transform, &Children), With<OwnAvatar>>,
     mut labels: Query<(&mut Visibility, &Text2d), With<Label>>,
     own: Res<OwnPos>,
+    hud: Query<&ComputedNode, With<Hud>>,
+    camera: Query<&Transform, With<Camera2d>>,
+    windows: Query<&Window, With<PrimaryWindow>>,
     mut scratch: Local<Vec<(f32, Entity, Vec2)>>,
 ) {
+    // A label lies LABEL_RISE above its avatar's centre.
+    let hud = match (hud.single(), camera.single(), windows.single()) {
+        (Ok(n), Ok(c), Ok(w)) => hud_box(n, c, w),
+        _ => None,
+    }
+    .map(|r| {
+        Rect::from_corners(
+            r.min - Vec2::new(0.0, LABEL_RISE),
+            r.max - Vec2::new(0.0, LABEL_RISE),
+        )
+    });
     scratch.clear();
     for (tf, children) in &avatars {
         let at = tf.translation.truncate();
@@ -218,7 +247,12 @@ fn label_lod(
     for &(d, e, at) in scratch.iter() {
         if let Ok((mut v, text)) = labels.get_mut(e) {
             let len = text.0.chars().count();
-            let free = !shown.iter().any(|&(p, l)| labels_overlap(p, l, at, len));
+            let half = Vec2::new(len as f32 * LABEL_CHAR_W / 2.0, LABEL_H / 2.0);
+            let under_hud = hud.is_some_and(|r| {
+                !r.intersect(Rect::from_center_half_size(at, half))
+                    .is_empty()
+            });
+            let free = !under_hud && !shown.iter().any(|&(p, l)| labels_overlap(p, l, at, len));
             let want = if d < cut && free {
                 shown.push((at, len));
                 Visibility::Inherited
