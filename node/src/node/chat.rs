@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use peerworld_protocol::{PeerId, Point};
+use peerworld_protocol::{Peer, PeerId, Point};
 use tokio::time::Instant;
 
 /// Why a line was not said.
@@ -68,6 +68,21 @@ impl ChatFeed {
             text,
             at: Instant::now(),
         });
+    }
+
+    /// An area message `peer` received: kept if it is a chat line, with the
+    /// speaker's name as `peer` knows it.
+    pub(crate) fn hear(&self, peer: &Peer, origin: PeerId, centre: Point, payload: &[u8]) {
+        let Some(text) = peerworld_protocol::peer::chat_text(payload) else {
+            tracing::debug!(peer = %origin.short(), "an area message that is not chat");
+            return;
+        };
+        let name = peer
+            .record(&origin)
+            .or((origin == peer.id()).then(|| peer.info()))
+            .map(|i| i.name.clone())
+            .unwrap_or_default();
+        self.push(origin, name, centre, text.to_string());
     }
 
     /// The lines numbered above `after`, oldest first.

@@ -361,18 +361,7 @@ impl Driver {
                     centre,
                     payload,
                     ..
-                } => match peerworld_protocol::peer::chat_text(&payload) {
-                    Some(text) => {
-                        let name = self
-                            .peer
-                            .record(&origin)
-                            .or((origin == self.peer.id()).then(|| self.peer.info()))
-                            .map(|i| i.name.clone())
-                            .unwrap_or_default();
-                        self.chat.push(origin, name, centre, text.to_string());
-                    }
-                    None => debug!(peer = %origin.short(), "an area message that is not chat"),
-                },
+                } => self.chat.hear(&self.peer, origin, centre, &payload),
                 Event::NeighbourAdded(id) => debug!(peer = %id.short(), "neighbour added"),
                 Event::NeighbourRemoved(id, why) => {
                     debug!(peer = %id.short(), ?why, "neighbour removed");
