@@ -315,7 +315,9 @@ pub(crate) fn hello(seq: u32, x: f32, y: f32) -> Message {
 
 mod area_rules;
 mod crowd_rules;
+mod discovery_rules;
 mod hostile_rules;
 mod model;
 mod motion_rules;
+mod repair_rules;
 mod rules;

@@ -1,0 +1,180 @@
+//! Discovery rules, one test each: pairs introduced before they meet,
+//! greetings, `Forget`, and the table's cap.
+
+use super::rules::{WORLD, config, lone, run};
+use super::{Net, hello};
+use crate::Millis;
+use crate::geometry::Point;
+use crate::id::PeerId;
+use crate::message::Message;
+use crate::peer::{Config, Event, Peer, RemoveReason};
+
+#[test]
+fn a_common_neighbour_introduces_a_pair_before_it_crosses_the_radius() {
+    let mut net = Net::new(WORLD, 50);
+    let a = net.add(1, 500.0, 500.0);
+    // Peers all over the world, so that no cell wraps around the torus.
+    let mut seed = 100;
+    for x in [100.0, 300.0, 700.0, 900.0] {
+        for y in [100.0, 300.0, 700.0, 900.0] {
+            net.add_joining(seed, x, y, a);
+            seed += 1;
+            net.drive(300);
+        }
+    }
+    // a, d and e stand between b and c, so b and c are not Voronoi
+    // neighbours either.
+    let d = net.add_joining(4, 500.0, 560.0, a);
+    net.drive(500);
+    let e = net.add_joining(5, 500.0, 440.0, a);
+    net.drive(500);
+    let b = net.add_joining(2, 410.0, 505.0, a);
+    net.drive(1_000);
+    let c = net.add_joining(3, 590.0, 500.0, a);
+    net.drive(3_000);
+    assert!(net.keeps(a, b) && net.keeps(a, c) && net.keeps(d, b) && net.keeps(e, c));
+    assert!(!net.keeps(c, b), "180 apart, beyond radius + buffer");
+    // b walks toward c; a, which keeps both, tells them about each other
+    // once they are within radius + buffer (132), before 100.
+    let mut x = 410.0;
+    while x < 470.0 {
+        x += 5.0;
+        net.move_to(b, x, 505.0);
+        net.drive(100);
+    }
+    // 120 apart: inside the buffer, outside the radius.
+    net.drive(300);
+    assert!(net.keeps(c, b) && net.keeps(b, c));
+    assert!(net.sent(a, c, "discover") >= 1);
+}
+
+#[test]
+fn a_move_from_a_stranger_out_of_range_is_answered_with_forget() {
+    let mut p = lone(1, 100.0, 100.0, config());
+    let stranger = PeerId::from_seed(9);
+    p.handle(
+        Millis(1),
+        stranger,
+        Message::Move {
+            inc: 0,
+            seq: 3,
+            pos: Point::new(600.0, 600.0),
+            vel: Point::default(),
+        },
+    );
+    let t = p.poll_transmit().expect("an answer");
+    assert_eq!((t.to, t.msg), (stranger, Message::Forget));
+    assert!(!p.keeps(&stranger));
+}
+
+#[test]
+fn a_greeting_is_answered_and_an_answer_is_not() {
+    // Two peers that disagree on keeping each other used to bounce hellos
+    // for ever, each dropping the other before the answer came back.
+    let mut p = lone(1, 100.0, 100.0, config());
+    let (greeter, answerer) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    let mut greeting = hello(1, 600.0, 600.0);
+    p.handle(Millis(1), greeter, greeting.clone());
+    let t = p.poll_transmit().expect("an answer to a greeting");
+    assert!(matches!(t.msg, Message::Hello { ask: false, .. }) && t.to == greeter);
+    if let Message::Hello { ask, .. } = &mut greeting {
+        *ask = false;
+    }
+    p.handle(Millis(2), answerer, greeting);
+    assert!(p.keeps(&answerer), "an answer is learned");
+    assert!(p.poll_transmit().is_none(), "an answer was answered");
+}
+
+#[test]
+fn forget_drops_a_peer_that_is_not_enclosing_but_keeps_an_enclosing_one() {
+    let mut p = lone(1, 500.0, 500.0, config());
+    // A ring of six at 40 units, and `hidden` right behind one of them.
+    for i in 0..6u64 {
+        let ang = i as f32 * std::f32::consts::TAU / 6.0;
+        p.handle(
+            Millis(1),
+            PeerId::from_seed(10 + i),
+            hello(1, 500.0 + 40.0 * ang.cos(), 500.0 + 40.0 * ang.sin()),
+        );
+    }
+    let hidden = PeerId::from_seed(99);
+    p.handle(Millis(1), hidden, hello(1, 590.0, 500.0));
+    run(&mut p, 20);
+    assert!(p.keeps(&hidden), "in range");
+    let ring0 = PeerId::from_seed(10);
+    p.handle(Millis(30), ring0, Message::Forget);
+    assert!(p.keeps(&ring0), "enclosing: still needed");
+    p.handle(Millis(31), hidden, Message::Forget);
+    assert!(!p.keeps(&hidden));
+    let removed: Vec<Event> = std::iter::from_fn(|| p.poll_event()).collect();
+    assert!(removed.contains(&Event::NeighbourRemoved(hidden, RemoveReason::Forgotten)));
+}
+
+#[test]
+fn a_forget_from_an_enclosing_neighbour_walks_a_join_for_our_own_place() {
+    // A joiner given a poor view kept only far peers that answered each of
+    // its moves with `Forget` (which kept them alive), for ever. Their
+    // `Forget` now sends a probe: the owner of our place answers.
+    let mut p = lone(1, 500.0, 500.0, config());
+    let far = PeerId::from_seed(2);
+    p.handle(Millis(1), far, hello(1, 800.0, 500.0));
+    run(&mut p, 200);
+    while p.poll_transmit().is_some() {}
+    assert!(p.kept().any(|(id, _, enclosing)| id == far && enclosing));
+    let me = p.id();
+    let probes = |p: &mut Peer| {
+        std::iter::from_fn(|| p.poll_transmit())
+            .filter(|t| {
+                t.to == far
+                    && matches!(&t.msg, Message::Join { joiner, hops: 0, .. } if joiner.id == me)
+            })
+            .count()
+    };
+    p.handle(Millis(300), far, Message::Forget);
+    assert!(p.keeps(&far), "an enclosing neighbour is kept");
+    assert_eq!(probes(&mut p), 1, "a probe through it");
+    p.handle(Millis(400), far, Message::Forget);
+    assert_eq!(probes(&mut p), 0, "at most one probe per join retry");
+    p.handle(Millis(1_400), far, Message::Forget);
+    assert_eq!(probes(&mut p), 1);
+}
+
+#[test]
+fn the_cap_evicts_the_farthest_peers_that_are_not_enclosing() {
+    let config = Config {
+        world: WORLD,
+        max_kept: 8,
+        ..Config::default()
+    };
+    let mut p = lone(1, 500.0, 500.0, config);
+    // Six close around us, then six farther out behind them.
+    let mut far = Vec::new();
+    for i in 0..6u64 {
+        let ang = i as f32 * std::f32::consts::TAU / 6.0;
+        let (c, s) = (ang.cos(), ang.sin());
+        p.handle(
+            Millis(1),
+            PeerId::from_seed(10 + i),
+            hello(1, 500.0 + 30.0 * c, 500.0 + 30.0 * s),
+        );
+        let id = PeerId::from_seed(20 + i);
+        p.handle(
+            Millis(1),
+            id,
+            hello(
+                1,
+                500.0 + (70.0 + i as f32) * c,
+                500.0 + (70.0 + i as f32) * s,
+            ),
+        );
+        far.push(id);
+    }
+    run(&mut p, 20);
+    assert_eq!(p.kept_count(), 8);
+    for i in 0..6u64 {
+        assert!(p.keeps(&PeerId::from_seed(10 + i)), "enclosing stay");
+    }
+    // The two farthest of the outer ring went.
+    assert!(!p.keeps(&far[5]) && !p.keeps(&far[4]));
+    assert!(p.keeps(&far[0]) && p.keeps(&far[1]));
+}
