@@ -63,18 +63,15 @@ impl Plugin for PerfPlugin {
 fn setup(mut commands: Commands) {
     commands.spawn((
         PerfText,
-        Text::new(""),
-        TextFont {
-            font_size: bevy::text::FontSize::Px(12.0),
-            ..default()
-        },
-        TextColor(Color::srgb(0.85, 0.87, 0.9)),
-        Node {
-            position_type: PositionType::Absolute,
-            right: Val::Px(MARGIN + 6.0),
-            bottom: Val::Px(MARGIN + PANEL.y + 4.0),
-            ..default()
-        },
+        crate::render::screen_text(
+            12.0,
+            Node {
+                position_type: PositionType::Absolute,
+                right: Val::Px(MARGIN + 6.0),
+                bottom: Val::Px(MARGIN + PANEL.y + 4.0),
+                ..default()
+            },
+        ),
         Visibility::Hidden,
     ));
 }

@@ -107,21 +107,32 @@ fn setup(mut commands: Commands, mut images: ResMut<Assets<Image>>) {
     commands.insert_resource(DiscImage(images.add(disc_image(64))));
     commands.spawn((
         Hud,
+        screen_text(
+            15.0,
+            Node {
+                position_type: PositionType::Absolute,
+                top: px(8.0),
+                left: px(8.0),
+                padding: UiRect::all(px(6.0)),
+                ..default()
+            },
+        ),
+        BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.6)),
+    ));
+}
+
+/// Text on the screen (HUD, panels): empty until a system fills it, in the
+/// HUD's colour, placed by `node`.
+pub fn screen_text(font_px: f32, node: Node) -> impl Bundle {
+    (
         Text::new(""),
         TextFont {
-            font_size: bevy::text::FontSize::Px(15.0),
+            font_size: bevy::text::FontSize::Px(font_px),
             ..default()
         },
         TextColor(Color::srgb(0.85, 0.87, 0.9)),
-        Node {
-            position_type: PositionType::Absolute,
-            top: px(8.0),
-            left: px(8.0),
-            padding: UiRect::all(px(6.0)),
-            ..default()
-        },
-        BackgroundColor(Color::srgba(0.0, 0.0, 0.0, 0.6)),
-    ));
+        node,
+    )
 }
 
 fn label(name: &str) -> impl Bundle {

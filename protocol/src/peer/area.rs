@@ -103,25 +103,48 @@ pub(super) struct AreaState {
     next_id: u64,
     seen: HashSet<(PeerId, u64)>,
     order: VecDeque<(PeerId, u64)>,
-    budgets: HashMap<PeerId, (f32, Millis)>,
-    /// This peer's own forwarding budget (tokens, last refill).
-    forwarding: Option<(f32, Millis)>,
+    budgets: HashMap<PeerId, Bucket>,
+    /// This peer's own forwarding budget.
+    forwarding: Option<Bucket>,
+}
+
+/// A token bucket: `rate` tokens a second, at most `burst` saved.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f32,
+    last: Millis,
+}
+
+impl Bucket {
+    fn full(burst: f32, now: Millis) -> Self {
+        Self {
+            tokens: burst,
+            last: now,
+        }
+    }
+
+    /// Refills for the time since the last call, then takes one token if
+    /// there is one.
+    fn take(&mut self, now: Millis, rate: f32, burst: f32) -> bool {
+        let refill = now.since(self.last) as f32 / 1000.0 * rate;
+        self.tokens = (self.tokens + refill).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl AreaState {
     /// Takes one forward from this peer's own budget, if one is left.
     fn forward_allowed(&mut self, now: Millis) -> bool {
         let burst = 2.0 * AREA_FORWARD_RATE_PER_S;
-        let (tokens, last) = self.forwarding.get_or_insert((burst, now));
-        let refill = now.since(*last) as f32 / 1000.0 * AREA_FORWARD_RATE_PER_S;
-        *tokens = (*tokens + refill).min(burst);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.forwarding
+            .get_or_insert(Bucket::full(burst, now))
+            .take(now, AREA_FORWARD_RATE_PER_S, burst)
     }
 
     /// Whether (origin, id) is new; remembers it.
@@ -145,22 +168,16 @@ impl AreaState {
             if let Some(old) = self
                 .budgets
                 .iter()
-                .min_by_key(|(_, b)| b.1)
+                .min_by_key(|(_, b)| b.last)
                 .map(|(id, _)| *id)
             {
                 self.budgets.remove(&old);
             }
         }
-        let (tokens, last) = self.budgets.entry(who).or_insert((AREA_BURST, now));
-        let refill = now.since(*last) as f32 / 1000.0 * AREA_RATE_PER_S;
-        *tokens = (*tokens + refill).min(AREA_BURST);
-        *last = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
-        }
+        self.budgets
+            .entry(who)
+            .or_insert(Bucket::full(AREA_BURST, now))
+            .take(now, AREA_RATE_PER_S, AREA_BURST)
     }
 }
 
@@ -234,7 +251,6 @@ impl Peer {
         self.area_cast(now, self.me.pos, self.me.radius, payload)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn on_area_cast(
         &mut self,
         now: Millis,

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use super::Sim;
-use crate::Millis;
 use crate::id::PeerId;
 
 /// Lines said within this many ticks of the end are not judged (still on
@@ -70,7 +69,7 @@ impl Sim {
         }
         let now = self.now;
         for i in 0..self.slots.len() {
-            if !self.counts(i, now) || self.rng.f64() >= self.cfg.chat {
+            if !self.slots[i].counted(now) || self.rng.f64() >= self.cfg.chat {
                 continue;
             }
             let Ok(id) = self.slots[i].peer.say(now, "hello") else {
@@ -80,7 +79,7 @@ impl Sim {
             let mut line = Line::default();
             for (j, s) in self.slots.iter().enumerate() {
                 if j != i
-                    && self.counts(j, now)
+                    && s.counted(now)
                     && self.world.distance(s.peer.info().pos, speaker.pos)
                         <= f64::from(speaker.radius)
                 {
@@ -90,11 +89,5 @@ impl Sim {
             self.chat_log.lines.insert((speaker.id, id), line);
             self.flush(i);
         }
-    }
-
-    /// Whether slot `i` is an honest live peer that counts at `now`.
-    fn counts(&self, i: usize, now: Millis) -> bool {
-        let s = &self.slots[i];
-        s.alive && !s.liar && s.counts_from.is_some_and(|t| t <= now)
     }
 }

@@ -18,9 +18,7 @@ impl Sim {
         // its join completed; joining (or re-joining) peers do not count, and
         // neither do others' entries about them.
         // Liars are not measured, nor others' entries about them.
-        let counts = |s: &Slot| {
-            s.alive && !s.liar && s.peer.is_joined() && s.counts_from.is_some_and(|t| self.now >= t)
-        };
+        let counts = |s: &Slot| s.counted(self.now) && s.peer.is_joined();
         let not_yet: HashSet<PeerId> = self
             .slots
             .iter()
@@ -76,6 +74,7 @@ impl Sim {
     /// The report so far.
     pub fn report(&self) -> Report {
         let t = self.totals.summary();
+        let (chat_delivery, chat_duplicates) = self.chat_log.figures();
         let peer_ticks = self.window_peer_ticks.max(1) as f64;
         let secs_per_tick = TICK_MS as f64 / 1000.0;
         Report {
@@ -111,8 +110,8 @@ impl Sim {
                 self.moves_announced().saturating_sub(base) as f64 / peer_ticks
             }),
             peer_ticks: self.peer_ticks,
-            chat_delivery: self.chat_log.figures().0,
-            chat_duplicates: self.chat_log.figures().1,
+            chat_delivery,
+            chat_duplicates,
             bytes_by_kind: self
                 .window_by_kind
                 .iter()

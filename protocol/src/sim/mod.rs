@@ -55,6 +55,13 @@ struct Slot {
     liar: bool,
 }
 
+impl Slot {
+    /// A live honest peer past its counting start (see `measure.rs`).
+    fn counted(&self, now: Millis) -> bool {
+        self.alive && !self.liar && self.counts_from.is_some_and(|t| t <= now)
+    }
+}
+
 #[derive(Debug)]
 enum Action {
     Deliver {
