@@ -11,6 +11,7 @@ pub mod id;
 pub mod invariants;
 pub mod message;
 pub mod mobility;
+pub mod object;
 pub mod peer;
 pub mod sim;
 pub mod voronoi;

@@ -17,11 +17,12 @@ use crate::id::PeerInfo;
 /// cannot tell a restarted peer from a stale one, so version 1 is refused.
 /// Version 3 added `ask` to `Hello` and `at` to `JoinReply`; version 4 the
 /// velocity to `Move` (dead reckoning: an older peer's moves would be
-/// extrapolated wrongly); version 5 the attempt to `Join`. Older versions
-/// are refused.
-pub const PROTOCOL_VERSION: u16 = 6;
+/// extrapolated wrongly); version 5 the attempt to `Join`; version 6 the
+/// join tokens; version 7 world objects (`Objects`). Older versions are
+/// refused.
+pub const PROTOCOL_VERSION: u16 = 7;
 /// The oldest protocol version this build still accepts.
-pub const OLDEST_SUPPORTED_VERSION: u16 = 6;
+pub const OLDEST_SUPPORTED_VERSION: u16 = 7;
 /// Fastest velocity a `Move` may announce, in world units per second.
 pub const MAX_SPEED: f32 = 100_000.0;
 /// Largest awareness radius a peer may declare, in world units. A larger
@@ -167,6 +168,11 @@ pub enum Message {
         /// The application's bytes (at most [`MAX_AREA_PAYLOAD`]).
         payload: Vec<u8>,
     },
+    /// World objects the receiver should hold or see (see `peer/objects.rs`).
+    Objects {
+        /// The copies (at most [`crate::object::MAX_OBJECTS_PER_MESSAGE`]).
+        objects: Vec<crate::object::ObjectCopy>,
+    },
 }
 
 impl Message {
@@ -188,6 +194,7 @@ impl Message {
             Message::Leave => "leave",
             Message::Forget => "forget",
             Message::AreaCast { .. } => "area_cast",
+            Message::Objects { .. } => "objects",
         }
     }
 
@@ -261,6 +268,17 @@ impl Message {
                 }
             }
             Message::Ping | Message::Leave | Message::Forget => Ok(()),
+            Message::Objects { objects } => {
+                if objects.len() > crate::object::MAX_OBJECTS_PER_MESSAGE {
+                    return Err(DecodeError::TooLong);
+                }
+                objects.iter().try_for_each(|c| {
+                    c.object.check_shape().map_err(|e| match e {
+                        crate::object::ObjectError::BadPosition => DecodeError::BadPosition,
+                        _ => DecodeError::TooLong,
+                    })
+                })
+            }
             Message::AreaCast {
                 centre,
                 radius,
@@ -473,6 +491,33 @@ mod tests {
                     stage: [AreaStage::Direct, AreaStage::Route, AreaStage::Flood]
                         [usize::from(hops % 3)],
                     payload,
+                }),
+            (
+                any::<[u8; 16]>(),
+                any::<u64>(),
+                prop::collection::vec(any::<u8>(), 0..100),
+                any::<u32>(),
+                -1e4f32..1e4,
+                "[a-zé ]{0,40}",
+                1..=crate::object::MAX_OBJECT_TTL_S,
+                any::<(bool, u64)>(),
+            )
+                .prop_map(|(key, nonce, bytes, version, c, text, ttl_s, (removed, age_ms))| {
+                    let object = crate::object::WorldObject {
+                        key: crate::object::ObjectKey(key),
+                        nonce,
+                        author_key: bytes.clone(),
+                        version,
+                        pos: Point::new(c, c / 2.0),
+                        colour: [key[0], key[1], key[2]],
+                        text,
+                        ttl_s,
+                        removed,
+                        sig: bytes,
+                    };
+                    Message::Objects {
+                        objects: vec![crate::object::ObjectCopy { object, age_ms }],
+                    }
                 }),
         ]
     }

@@ -314,7 +314,7 @@ impl Peer {
 
     /// SipHash of the secret key and a counter: a peer that saw earlier
     /// tokens cannot tell the next one.
-    fn next_token(&mut self) -> u64 {
+    pub(super) fn next_token(&mut self) -> u64 {
         use std::hash::{Hash, Hasher};
         self.tokens_issued += 1;
         let mut h = std::hash::DefaultHasher::new();

@@ -17,6 +17,8 @@
 //! | `liveness.rs` | hello, greeting hints, heartbeats, failure, goodbye, lost |
 //! | `radius.rs` | who is in range (radius and detection buffer), the adaptive radius |
 //! | `motion.rs` | dead reckoning: announcing motion, extrapolating beliefs |
+//! | `area.rs` | area messages and chat |
+//! | `objects.rs` | world objects: holders, hand-over, versions |
 //!
 //! This file holds the public surface, the message dispatch and the one timer
 //! table.
@@ -33,6 +35,7 @@ mod discovery;
 mod join;
 mod liveness;
 mod motion;
+mod objects;
 mod radius;
 mod repair;
 mod table;
@@ -43,6 +46,7 @@ pub use area::{
     chat_text,
 };
 pub use discovery::HINTS_PER_SENDER;
+pub use objects::{MAX_OBJECTS_HELD, MAX_OBJECTS_PER_AUTHOR, OBJECT_HOLDERS};
 pub use radius::RadiusMode;
 use repair::Silenced;
 pub use repair::short4;
@@ -177,6 +181,8 @@ pub struct Peer {
     own: motion::OwnMotion,
     /// Area messages: duplicate filter, budgets, ids.
     area: area::AreaState,
+    /// World objects held here, and the key that signs ours.
+    objects: objects::ObjectState,
     stats: Stats,
 }
 
@@ -251,6 +257,7 @@ impl Peer {
             radius_changed: None,
             own: motion::OwnMotion::default(),
             area: area::AreaState::default(),
+            objects: objects::ObjectState::default(),
             stats: Stats::default(),
         }
     }
@@ -427,6 +434,11 @@ impl Peer {
                 self.on_discover(now, from, peers, mutual, HINTS_PER_SENDER);
             }
             Message::Digest { ids } => self.on_digest(now, from, &ids),
+            Message::Objects { objects } => {
+                if self.kept.contains_key(&from) {
+                    self.on_objects(now, from, objects);
+                }
+            }
             Message::Ping => {}
             Message::Forget => self.on_forget(now, from),
             Message::Leave => self.on_leave(now, from),
@@ -493,6 +505,7 @@ impl Peer {
         self.repair_hull(now);
         self.probe_silenced(now);
         self.adapt_radius(now);
+        self.objects_round(now);
     }
 
     /// When [`Peer::handle_timeout`] should be called next.

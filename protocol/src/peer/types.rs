@@ -142,6 +142,10 @@ pub enum RejectReason {
     /// A first-hop area message naming another peer as its origin.
     #[error("a first-hop area message names another peer as its origin")]
     AreaClaimsAnotherOrigin,
+    /// A world object whose key, signature or limits are wrong (a forged
+    /// edit of someone else's object among them).
+    #[error("bad object: {0}")]
+    BadObject(crate::object::ObjectError),
     /// Anything else the validator refuses.
     #[error("invalid message")]
     Invalid,
@@ -240,12 +244,21 @@ pub struct Stats {
     /// Area messages refused: their sender was over its budget, or not
     /// passed on: this peer was over its forwarding budget.
     pub area_refused: u64,
+    /// World objects (new versions) taken from other peers.
+    pub objects_taken: u64,
+    /// Object copies sent to other peers.
+    pub objects_sent: u64,
+    /// Object copies sent to a holder that lacked them (hand-overs).
+    pub objects_handed: u64,
+    /// Object copies refused: bad signature or key, over a quota, or not
+    /// wanted here (far from this peer and not on their way to their point).
+    pub objects_refused: u64,
 }
 
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 14] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 18] {
         [
             (
                 "rejected",
@@ -312,6 +325,26 @@ impl Stats {
                 "area_refused",
                 "Area messages refused (their sender over its budget) or not passed on (ours spent).",
                 self.area_refused,
+            ),
+            (
+                "objects_taken",
+                "World object versions taken from other nodes.",
+                self.objects_taken,
+            ),
+            (
+                "objects_sent",
+                "World object copies sent to other nodes.",
+                self.objects_sent,
+            ),
+            (
+                "objects_handed",
+                "World object copies handed to a holder that lacked them.",
+                self.objects_handed,
+            ),
+            (
+                "objects_refused",
+                "World object copies refused (bad signature or key, quota, or not wanted here).",
+                self.objects_refused,
             ),
         ]
     }

@@ -319,5 +319,6 @@ mod discovery_rules;
 mod hostile_rules;
 mod model;
 mod motion_rules;
+mod object_rules;
 mod repair_rules;
 mod rules;

@@ -1,0 +1,439 @@
+//! World objects held by the peers near them.
+//!
+//! Guarantees:
+//! - **Holders.** In each peer's view, the holders of an object are the
+//!   [`OBJECT_HOLDERS`] peers nearest its point among itself and its
+//!   confirmed kept peers. The nearest of all (the owner) and the next two
+//!   are Delaunay neighbours of one another, so every view near the point
+//!   agrees on them once views are complete.
+//! - **Hand-over.** On every maintenance round a peer sends each object it
+//!   holds to every kept peer that should have it and, as far as it knows,
+//!   lacks its latest version: the holders in its view, and the peers
+//!   within their own radius plus the detection buffer of the object's
+//!   point (so a peer learns an object before it comes within its radius).
+//!   A peer that is no longer a holder and lies beyond its radius plus twice
+//!   the buffer drops its copy, but only once every holder in its view has
+//!   it: an object moves toward its point and never falls between peers.
+//!   An object placed far away travels there the same way, greedily.
+//! - **Churn.** When a holder leaves or crashes, the others see a new third
+//!   nearest and hand the object to it; an object is lost only if every
+//!   peer holding a copy (the holders and everyone within radius) goes at
+//!   once. Every `OWNER_REFRESH_MS` the owner sends it again to everyone
+//!   in range (repairing anything a copy's loss left behind).
+//! - **Versions.** Only a version signed by the object's author and newer
+//!   than the one held replaces it (`object.rs`); a removal is a signed
+//!   tombstone, kept for `TOMBSTONE_MS` (or the version's lifetime) so older
+//!   copies cannot bring the object back. Each version expires `ttl_s` after
+//!   its author signed it, by the receiver's clock and the sender's account
+//!   of its age. The author keeps its own objects wherever it walks, so it
+//!   can always edit or remove them.
+//! - **Bounded.** At most [`MAX_OBJECTS_PER_AUTHOR`] objects per author
+//!   and [`MAX_OBJECTS_HELD`] in all; an object is taken only if it is near
+//!   this peer (within radius plus twice the buffer), if this peer would hold
+//!   it, or if this peer is nearer its point than the sender (it is on its
+//!   way there). Anything else, and any copy that fails verification, is
+//!   refused and counted.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::{Peer, RejectReason};
+use crate::Millis;
+use crate::geometry::Point;
+use crate::id::PeerId;
+use crate::message::Message;
+use crate::object::{
+    MAX_OBJECT_TEXT, MAX_OBJECT_TTL_S, MAX_OBJECTS_PER_MESSAGE, ObjectCopy, ObjectError, ObjectKey,
+    Signer, WorldObject,
+};
+
+/// Peers that hold each object: the owner (nearest its point) and two more.
+pub const OBJECT_HOLDERS: usize = 3;
+/// Most objects of one author a peer holds.
+pub const MAX_OBJECTS_PER_AUTHOR: usize = 64;
+/// Most objects a peer holds in all.
+pub const MAX_OBJECTS_HELD: usize = 4096;
+/// How often the owner sends an object again to everyone in range.
+const OWNER_REFRESH_MS: u64 = 60_000;
+/// How long a removal is remembered at most.
+const TOMBSTONE_MS: u64 = 600_000;
+
+/// One object held here.
+#[derive(Debug)]
+struct Held {
+    obj: WorldObject,
+    expires: Millis,
+    /// Authored here: kept wherever this peer is.
+    mine: bool,
+    /// When it was signed, by our clock (from the sender's account of its age).
+    signed_at: Millis,
+    /// Kept peers known to have a version, and which (sent by us or to us).
+    known: Vec<(PeerId, u32)>,
+    /// When the owner last sent it to everyone again.
+    refreshed: Millis,
+}
+
+impl Held {
+    fn has(&self, id: &PeerId, version: u32) -> bool {
+        self.known.iter().any(|(k, v)| k == id && *v >= version)
+    }
+
+    fn note(&mut self, id: PeerId, version: u32) {
+        match self.known.iter_mut().find(|(k, _)| *k == id) {
+            Some(e) => e.1 = e.1.max(version),
+            None => self.known.push((id, version)),
+        }
+    }
+}
+
+/// The objects this peer holds, and its signing key.
+#[derive(Debug, Default)]
+pub(super) struct ObjectState {
+    held: BTreeMap<ObjectKey, Held>,
+    by_author: HashMap<PeerId, usize>,
+    signer: Option<Box<dyn Signer>>,
+    nonces: u64,
+}
+
+impl ObjectState {
+    fn remove(&mut self, key: &ObjectKey) {
+        if let Some(h) = self.held.remove(key) {
+            let author = h.obj.author();
+            if let Some(n) = self.by_author.get_mut(&author) {
+                *n -= 1;
+                if *n == 0 {
+                    self.by_author.remove(&author);
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, h: Held) {
+        let key = h.obj.key;
+        if !self.held.contains_key(&key) {
+            *self.by_author.entry(h.obj.author()).or_default() += 1;
+        }
+        self.held.insert(key, h);
+    }
+}
+
+/// When a version received at `now`, signed `age_ms` ago, expires.
+fn expiry(obj: &WorldObject, signed_at: Millis) -> Millis {
+    let life = u64::from(obj.ttl_s.min(MAX_OBJECT_TTL_S)) * 1000;
+    let life = if obj.removed {
+        life.min(TOMBSTONE_MS)
+    } else {
+        life
+    };
+    signed_at.plus(life)
+}
+
+impl Peer {
+    /// Gives this peer a key to sign the objects it places (a node's
+    /// identity key). The author id of its objects is the key's SHA-256.
+    pub fn set_signer(&mut self, signer: Box<dyn Signer>) {
+        self.objects.signer = Some(signer);
+    }
+
+    /// The id objects placed here are signed as (`None` without a key).
+    pub fn author_id(&self) -> Option<PeerId> {
+        self.objects
+            .signer
+            .as_ref()
+            .map(|s| PeerId::from_public_key(s.public_key()))
+    }
+
+    /// Places a new object at `pos` (wrapped into the world): signed here,
+    /// then handed to the peers nearest `pos`. Returns its key.
+    pub fn place_object(
+        &mut self,
+        now: Millis,
+        pos: Point,
+        text: &str,
+        colour: [u8; 3],
+        ttl_s: u32,
+    ) -> Result<ObjectKey, ObjectError> {
+        let author = self.author_id().ok_or(ObjectError::NoSigner)?;
+        if !pos.is_finite() {
+            return Err(ObjectError::BadPosition);
+        }
+        if text.len() > MAX_OBJECT_TEXT {
+            return Err(ObjectError::TextTooLong(text.len()));
+        }
+        if ttl_s == 0 || ttl_s > MAX_OBJECT_TTL_S {
+            return Err(ObjectError::BadTtl);
+        }
+        if self.objects.by_author.get(&author).copied().unwrap_or(0) >= MAX_OBJECTS_PER_AUTHOR {
+            return Err(ObjectError::Quota(MAX_OBJECTS_PER_AUTHOR));
+        }
+        self.objects.nonces += 1;
+        // Unpredictable across restarts of a node (its token secret is
+        // drawn at start), deterministic in the simulator.
+        let nonce = self.next_token() ^ self.objects.nonces.rotate_left(32);
+        let mut obj = WorldObject {
+            key: ObjectKey::of(&author, nonce),
+            nonce,
+            author_key: Vec::new(),
+            version: 1,
+            pos: self.config.world.wrap(pos),
+            colour,
+            text: text.to_string(),
+            ttl_s,
+            removed: false,
+            sig: Vec::new(),
+        };
+        self.sign_object(&mut obj)?;
+        let key = obj.key;
+        self.objects.insert(Held {
+            expires: expiry(&obj, now),
+            obj,
+            mine: true,
+            signed_at: now,
+            known: Vec::new(),
+            refreshed: now,
+        });
+        self.objects_round(now);
+        Ok(key)
+    }
+
+    /// Replaces the text of an object placed here; returns the new version.
+    pub fn edit_object(
+        &mut self,
+        now: Millis,
+        key: ObjectKey,
+        text: &str,
+    ) -> Result<u32, ObjectError> {
+        if text.len() > MAX_OBJECT_TEXT {
+            return Err(ObjectError::TextTooLong(text.len()));
+        }
+        self.new_version(now, key, |o| o.text = text.to_string())
+    }
+
+    /// Removes an object placed here (a signed tombstone replaces it).
+    pub fn remove_object(&mut self, now: Millis, key: ObjectKey) -> Result<(), ObjectError> {
+        self.new_version(now, key, |o| {
+            o.removed = true;
+            o.text.clear();
+        })
+        .map(|_| ())
+    }
+
+    fn sign_object(&self, obj: &mut WorldObject) -> Result<(), ObjectError> {
+        let signer = self.objects.signer.as_deref().ok_or(ObjectError::NoSigner)?;
+        obj.sign(signer);
+        Ok(())
+    }
+
+    fn new_version(
+        &mut self,
+        now: Millis,
+        key: ObjectKey,
+        change: impl FnOnce(&mut WorldObject),
+    ) -> Result<u32, ObjectError> {
+        let author = self.author_id().ok_or(ObjectError::NoSigner)?;
+        let h = self.objects.held.get(&key).ok_or(ObjectError::Unknown)?;
+        if h.obj.removed || now >= h.expires {
+            return Err(ObjectError::Unknown);
+        }
+        if h.obj.author() != author {
+            return Err(ObjectError::NotAuthor);
+        }
+        let mut obj = h.obj.clone();
+        obj.version += 1;
+        change(&mut obj);
+        self.sign_object(&mut obj)?;
+        let version = obj.version;
+        let h = self.objects.held.get_mut(&key).ok_or(ObjectError::Unknown)?;
+        h.expires = expiry(&obj, now);
+        h.signed_at = now;
+        h.obj = obj;
+        h.mine = true;
+        self.objects_round(now);
+        Ok(version)
+    }
+
+    /// The live objects this peer knows within `r` of `centre`, nearest first.
+    pub fn objects_near(&self, now: Millis, centre: Point, r: f32) -> Vec<&WorldObject> {
+        let world = self.config.world;
+        let mut out: Vec<(f64, &WorldObject)> = self
+            .objects
+            .held
+            .values()
+            .filter(|h| !h.obj.removed && now < h.expires)
+            .map(|h| (world.distance(centre, h.obj.pos), &h.obj))
+            .filter(|(d, _)| *d <= f64::from(r))
+            .collect();
+        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.key.cmp(&b.1.key)));
+        out.into_iter().map(|(_, o)| o).collect()
+    }
+
+    /// An object held here, the latest version (a removed one included).
+    pub fn object(&self, key: &ObjectKey) -> Option<&WorldObject> {
+        self.objects.held.get(key).map(|h| &h.obj)
+    }
+
+    /// Objects held here (tombstones included).
+    pub fn objects_held(&self) -> usize {
+        self.objects.held.len()
+    }
+
+    /// The [`OBJECT_HOLDERS`] nearest to `pos` among this peer (`None`) and
+    /// the given peers.
+    fn holders_of(&self, pos: Point, peers: &[(PeerId, Point, f32)]) -> Vec<Option<PeerId>> {
+        let world = self.config.world;
+        let mut best: Vec<(f64, Option<PeerId>)> = Vec::with_capacity(OBJECT_HOLDERS + 1);
+        let mut consider = |d: f64, who: Option<PeerId>| {
+            if best.len() < OBJECT_HOLDERS || d < best[best.len() - 1].0 {
+                let at = best.partition_point(|(e, _)| *e <= d);
+                best.insert(at, (d, who));
+                best.truncate(OBJECT_HOLDERS);
+            }
+        };
+        consider(world.distance(self.me.pos, pos), None);
+        for (id, p, _) in peers {
+            consider(world.distance(*p, pos), Some(*id));
+        }
+        best.into_iter().map(|(_, w)| w).collect()
+    }
+
+    /// Confirmed kept peers as (id, believed position, radius), by id.
+    fn object_peers(&self, now: Millis) -> Vec<(PeerId, Point, f32)> {
+        self.kept
+            .iter()
+            .filter(|(_, k)| k.confirmed)
+            .map(|(id, k)| (*id, self.believed(k, now), k.info.radius))
+            .collect()
+    }
+
+    /// The maintenance round's share: expire, hand over, publish, drop.
+    pub(super) fn objects_round(&mut self, now: Millis) {
+        if self.objects.held.is_empty() {
+            return;
+        }
+        let world = self.config.world;
+        let buffer = f64::from(self.config.buffer);
+        let mut peers = self.object_peers(now);
+        peers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let my_reach = f64::from(self.me.radius) + 2.0 * buffer;
+        let mut out: BTreeMap<PeerId, Vec<ObjectCopy>> = BTreeMap::new();
+        let mut gone: Vec<ObjectKey> = Vec::new();
+        let keys: Vec<ObjectKey> = self.objects.held.keys().copied().collect();
+        for key in keys {
+            let (pos, expired) = {
+                let h = &self.objects.held[&key];
+                (h.obj.pos, now >= h.expires)
+            };
+            if expired {
+                gone.push(key);
+                continue;
+            }
+            let holders = self.holders_of(pos, &peers);
+            let owner = holders.first() == Some(&None);
+            let me_holder = holders.contains(&None);
+            let wants = |id: &PeerId| -> bool {
+                holders.contains(&Some(*id))
+                    || peers.binary_search_by(|p| p.0.cmp(id)).is_ok_and(|i| {
+                        let (_, p, r) = peers[i];
+                        world.distance(p, pos) <= f64::from(r) + buffer
+                    })
+            };
+            let h = self.objects.held.get_mut(&key).expect("listed");
+            if owner && now.since(h.refreshed) >= OWNER_REFRESH_MS {
+                h.known.clear();
+                h.refreshed = now;
+            }
+            h.known.retain(|(id, _)| wants(id));
+            let version = h.obj.version;
+            let age_ms = now.since(h.signed_at);
+            for (id, _, _) in &peers {
+                if wants(id) && !h.has(id, version) {
+                    h.note(*id, version);
+                    if holders.contains(&Some(*id)) {
+                        self.stats.objects_handed += 1;
+                    }
+                    out.entry(*id).or_default().push(ObjectCopy {
+                        object: h.obj.clone(),
+                        age_ms,
+                    });
+                }
+            }
+            let handed = holders.iter().flatten().all(|id| h.has(id, version));
+            let far = world.distance(self.me.pos, pos) > my_reach;
+            if !h.mine && !me_holder && far && handed {
+                gone.push(key);
+            }
+        }
+        for key in gone {
+            self.objects.remove(&key);
+        }
+        for (to, copies) in out {
+            for chunk in copies.chunks(MAX_OBJECTS_PER_MESSAGE) {
+                self.stats.objects_sent += chunk.len() as u64;
+                self.send(
+                    to,
+                    Message::Objects {
+                        objects: chunk.to_vec(),
+                    },
+                    now,
+                );
+            }
+        }
+    }
+
+    /// Copies from a kept peer: verified, taken if new and wanted here.
+    pub(super) fn on_objects(&mut self, now: Millis, from: PeerId, copies: Vec<ObjectCopy>) {
+        let peers = self.object_peers(now);
+        let world = self.config.world;
+        let my_reach = f64::from(self.me.radius) + 2.0 * f64::from(self.config.buffer);
+        let from_pos = self.kept.get(&from).map(|k| self.believed(k, now));
+        for copy in copies {
+            let obj = copy.object;
+            if let Some(h) = self.objects.held.get_mut(&obj.key)
+                && h.obj.version >= obj.version
+            {
+                // Same or older: it has at least that one.
+                h.note(from, obj.version);
+                continue;
+            }
+            let known = self.objects.held.contains_key(&obj.key);
+            let d_me = world.distance(self.me.pos, obj.pos);
+            let wanted = known
+                || d_me <= my_reach
+                || from_pos.is_some_and(|p| d_me < world.distance(p, obj.pos))
+                || self.holders_of(obj.pos, &peers).contains(&None);
+            if !wanted {
+                self.stats.objects_refused += 1;
+                continue;
+            }
+            if let Err(e) = obj.verify() {
+                self.stats.objects_refused += 1;
+                self.reject(from, RejectReason::BadObject(e));
+                continue;
+            }
+            let author = obj.author();
+            let full = self.objects.held.len() >= MAX_OBJECTS_HELD
+                || self.objects.by_author.get(&author).copied().unwrap_or(0)
+                    >= MAX_OBJECTS_PER_AUTHOR;
+            if !known && full {
+                self.stats.objects_refused += 1;
+                continue;
+            }
+            let age = copy.age_ms.min(u64::from(MAX_OBJECT_TTL_S) * 1000);
+            let signed_at = Millis(now.0.saturating_sub(age));
+            let expires = expiry(&obj, signed_at);
+            if expires <= now {
+                continue;
+            }
+            self.stats.objects_taken += 1;
+            let mine = Some(author) == self.author_id();
+            let version = obj.version;
+            self.objects.insert(Held {
+                obj,
+                expires,
+                mine,
+                signed_at,
+                known: vec![(from, version)],
+                refreshed: now,
+            });
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! World objects: who holds them, who sees them, hand-over, versions.
+
+use super::Net;
+use crate::geometry::{Point, World};
+use crate::id::PeerId;
+use crate::message::Message;
+use crate::object::{ObjectCopy, ObjectError, ObjectKey, SeededSigner, Signer, WorldObject};
+use crate::peer::{Event, MAX_OBJECTS_PER_AUTHOR, OBJECT_HOLDERS, RejectReason};
+
+/// A settled world of `n` peers at random places in size², each with a key.
+fn world(n: u64, size: f32, seed: u64) -> Net {
+    let mut net = Net::new(World::new(size, size), 20);
+    let mut rng = crate::sim::Rng::new(seed);
+    let entry = net.add(1, size / 2.0, size / 2.0);
+    for s in 2..=n {
+        let (x, y) = (rng.f64() as f32 * size, rng.f64() as f32 * size);
+        net.add_joining(s, x, y, entry);
+        net.drive(100);
+    }
+    net.drive(5_000);
+    net.assert_invariants("settled");
+    for s in 1..=n {
+        net.peer(PeerId::from_seed(s))
+            .set_signer(Box::new(SeededSigner::new(s)));
+    }
+    net
+}
+
+/// The `k` live peers nearest `at` (true positions).
+fn nearest(net: &Net, at: Point, k: usize) -> Vec<PeerId> {
+    let world = net.config.world;
+    let mut all: Vec<(f64, PeerId)> = net
+        .peers
+        .iter()
+        .map(|(id, p)| (world.distance(p.info().pos, at), *id))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    all.into_iter().take(k).map(|(_, id)| id).collect()
+}
+
+/// Peers within their own radius of `at`.
+fn in_range(net: &Net, at: Point) -> Vec<PeerId> {
+    let world = net.config.world;
+    net.peers
+        .iter()
+        .filter(|(_, p)| world.distance(p.info().pos, at) <= f64::from(p.info().radius))
+        .map(|(id, _)| *id)
+        .collect()
+}
+
+/// The version of `key` that `id` holds (0: none).
+fn version_at(net: &Net, id: PeerId, key: ObjectKey) -> u32 {
+    net.peers[&id].object(&key).map_or(0, |o| o.version)
+}
+
+/// Every holder and everyone in range holds `version` (and lists it unless
+/// it is a removal).
+fn assert_everywhere(net: &Net, key: ObjectKey, at: Point, version: u32, when: &str) {
+    let mut want = nearest(net, at, OBJECT_HOLDERS);
+    want.extend(in_range(net, at));
+    assert!(want.len() > OBJECT_HOLDERS, "{when}: nobody in range");
+    for id in want {
+        assert_eq!(version_at(net, id, key), version, "{when}: {id} lacks it");
+    }
+}
+
+#[test]
+fn a_sign_reaches_its_holders_and_everyone_within_radius() {
+    let mut net = world(200, 600.0, 3);
+    let author = PeerId::from_seed(40);
+    let at = net.peer(author).info().pos;
+    let now = net.now;
+    let key = net
+        .peer(author)
+        .place_object(now, at, "welcome", [200, 40, 40], 3_600)
+        .unwrap();
+    net.drive(1_500);
+    assert_everywhere(&net, key, at, 1, "placed");
+    let listed = net.peers[&nearest(&net, at, 1)[0]].objects_near(net.now, at, 1.0);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].text, "welcome");
+    assert_eq!(listed[0].author(), SeededSigner::new(40).author());
+    // Far peers do not hold it.
+    let world = net.config.world;
+    let far = net
+        .peers
+        .values()
+        .filter(|p| world.distance(p.info().pos, at) > 300.0)
+        .filter(|p| p.object(&key).is_some())
+        .count();
+    assert_eq!(far, 0, "far peers hold it");
+}
+
+#[test]
+fn a_sign_placed_far_away_travels_to_its_point() {
+    let mut net = world(200, 600.0, 4);
+    let author = PeerId::from_seed(7);
+    let mine = net.peer(author).info().pos;
+    let at = Point::new((mine.x + 300.0) % 600.0, (mine.y + 300.0) % 600.0);
+    let now = net.now;
+    let key = net
+        .peer(author)
+        .place_object(now, at, "over there", [10, 200, 10], 3_600)
+        .unwrap();
+    net.drive(3_000);
+    assert_everywhere(&net, key, at, 1, "routed");
+    // The author keeps its own, to edit it later; those on the way do not.
+    assert_eq!(version_at(&net, author, key), 1);
+    let now = net.now;
+    assert_eq!(net.peer(author).edit_object(now, key, "moved on"), Ok(2));
+    net.drive(3_000);
+    assert_everywhere(&net, key, at, 2, "edited from afar");
+    // Peers on the way dropped their copies once the holders had them.
+    let world = net.config.world;
+    let reach = f64::from(net.config.radius + 2.0 * net.config.buffer);
+    let strays: Vec<PeerId> = net
+        .peers
+        .iter()
+        .filter(|(id, p)| **id != author && p.object(&key).is_some())
+        .filter(|(_, p)| world.distance(p.info().pos, at) > reach)
+        .map(|(id, _)| *id)
+        .collect();
+    assert!(strays.is_empty(), "copies left on the way: {strays:?}");
+}
+
+#[test]
+fn holders_that_crash_are_replaced() {
+    let mut net = world(200, 600.0, 5);
+    let author = PeerId::from_seed(50);
+    let at = net.peer(author).info().pos;
+    let now = net.now;
+    let key = net
+        .peer(author)
+        .place_object(now, at, "still here", [1, 2, 3], 3_600)
+        .unwrap();
+    net.drive(1_500);
+    // The author and the next nearest crash; so does everyone else in range
+    // but one holder.
+    let keep = nearest(&net, at, OBJECT_HOLDERS)[2];
+    for id in in_range(&net, at) {
+        if id != keep {
+            net.crash(id);
+        }
+    }
+    assert!(!net.peers.contains_key(&author));
+    net.drive(8_000);
+    assert_everywhere(&net, key, at, 1, "after the crash");
+}
+
+#[test]
+fn only_the_author_may_change_an_object() {
+    let mut net = world(120, 500.0, 6);
+    let author = PeerId::from_seed(30);
+    let at = net.peer(author).info().pos;
+    let now = net.now;
+    let key = net
+        .peer(author)
+        .place_object(now, at, "alice's", [9, 9, 9], 3_600)
+        .unwrap();
+    net.drive(1_500);
+    let holder = nearest(&net, at, 2)
+        .into_iter()
+        .find(|id| *id != author)
+        .unwrap();
+    // Another peer's API refuses.
+    let now = net.now;
+    assert_eq!(
+        net.peer(holder).edit_object(now, key, "mallory's"),
+        Err(ObjectError::NotAuthor)
+    );
+    assert_eq!(
+        net.peer(holder).remove_object(now, key),
+        Err(ObjectError::NotAuthor)
+    );
+    // A forged version 2 on the wire, from a kept peer, is refused and counted.
+    let mut forged: WorldObject = net.peers[&holder].object(&key).unwrap().clone();
+    forged.version = 2;
+    forged.text = "mallory's".into();
+    forged.sign(&SeededSigner::new(999));
+    let liar = net.peers[&holder].kept().next().unwrap().0;
+    let refused = net.peers[&holder].stats().objects_refused;
+    net.peer(holder).handle(
+        now,
+        liar,
+        Message::Objects {
+            objects: vec![ObjectCopy {
+                object: forged,
+                age_ms: 0,
+            }],
+        },
+    );
+    assert_eq!(net.peers[&holder].stats().objects_refused, refused + 1);
+    let mut saw = false;
+    while let Some(e) = net.peer(holder).poll_event() {
+        saw |= matches!(
+            e,
+            Event::Rejected {
+                reason: RejectReason::BadObject(ObjectError::KeyNotBound),
+                ..
+            }
+        );
+    }
+    assert!(saw, "no rejection event");
+    assert_eq!(net.peers[&holder].object(&key).unwrap().text, "alice's");
+}
+
+#[test]
+fn a_removal_beats_older_copies() {
+    let mut net = world(120, 500.0, 7);
+    let author = PeerId::from_seed(20);
+    let at = net.peer(author).info().pos;
+    let now = net.now;
+    let key = net
+        .peer(author)
+        .place_object(now, at, "soon gone", [9, 9, 9], 3_600)
+        .unwrap();
+    net.drive(1_500);
+    let holder = nearest(&net, at, 2)
+        .into_iter()
+        .find(|id| *id != author)
+        .unwrap();
+    let old = net.peers[&holder].object(&key).unwrap().clone();
+    let now = net.now;
+    net.peer(author).remove_object(now, key).unwrap();
+    net.drive(1_500);
+    assert_everywhere(&net, key, at, 2, "removed");
+    let now = net.now;
+    assert!(
+        net.peers
+            .values()
+            .all(|p| p.objects_near(now, at, 50.0).is_empty())
+    );
+    // The old version comes back on the wire: ignored.
+    let from = net.peers[&holder].kept().next().unwrap().0;
+    net.peer(holder).handle(
+        now,
+        from,
+        Message::Objects {
+            objects: vec![ObjectCopy {
+                object: old,
+                age_ms: 0,
+            }],
+        },
+    );
+    assert!(net.peers[&holder].object(&key).unwrap().removed);
+    assert_eq!(
+        net.peer(author).remove_object(now, key),
+        Err(ObjectError::Unknown)
+    );
+}
+
+#[test]
+fn bad_input_and_quotas_are_refused() {
+    let mut net = world(30, 300.0, 8);
+    let author = PeerId::from_seed(3);
+    let at = net.peer(author).info().pos;
+    let now = net.now;
+    let p = net.peer(author);
+    assert_eq!(
+        p.place_object(now, at, &"x".repeat(281), [0; 3], 60),
+        Err(ObjectError::TextTooLong(281))
+    );
+    assert_eq!(
+        p.place_object(now, Point::new(f32::NAN, 1.0), "x", [0; 3], 60),
+        Err(ObjectError::BadPosition)
+    );
+    assert_eq!(
+        p.place_object(now, at, "x", [0; 3], 0),
+        Err(ObjectError::BadTtl)
+    );
+    for i in 0..MAX_OBJECTS_PER_AUTHOR {
+        p.place_object(now, at, &format!("n{i}"), [0; 3], 60).unwrap();
+    }
+    assert_eq!(
+        p.place_object(now, at, "one too many", [0; 3], 60),
+        Err(ObjectError::Quota(MAX_OBJECTS_PER_AUTHOR))
+    );
+    // A peer without a key cannot place anything.
+    let mut lone = super::rules::lone(77, 1.0, 1.0, super::rules::config());
+    assert_eq!(
+        lone.place_object(now, at, "x", [0; 3], 60),
+        Err(ObjectError::NoSigner)
+    );
+    let _ = SeededSigner::new(1).public_key();
+}
+
+#[test]
+fn a_version_expires_after_its_lifetime() {
+    let mut net = world(60, 400.0, 9);
+    let author = PeerId::from_seed(12);
+    let at = net.peer(author).info().pos;
+    let now = net.now;
+    let key = net
+        .peer(author)
+        .place_object(now, at, "brief", [0; 3], 2)
+        .unwrap();
+    net.drive(1_000);
+    assert_everywhere(&net, key, at, 1, "placed");
+    net.drive(2_000);
+    assert!(
+        net.peers.values().all(|p| p.object(&key).is_none()),
+        "an expired object is still held"
+    );
+}
