@@ -76,6 +76,13 @@ pub struct SimArgs {
     /// peers within the speaker's radius that got it) and `chat_duplicates`.
     #[arg(long, default_value_t = 0.0)]
     chat: f64,
+    /// World objects placed at random points by random peers once all
+    /// have joined, each edited by its author about once a minute. The
+    /// report adds `objects_readable` (at their owner), `objects_visible`
+    /// (by every peer within radius), `objects_lost`, `object_edits` and
+    /// `object_handovers_per_tick`.
+    #[arg(long, default_value_t = 0)]
+    objects: usize,
     /// Two worlds in the same coordinates until tick T (newcomers join
     /// their own, alternately); at T one peer of the first is given a peer
     /// of the second and probes through it then and every 30 s. The report
@@ -201,6 +208,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         crowd: a.crowd,
         liars: a.liars,
         chat: a.chat,
+        objects: a.objects,
         latency_ms: a.latency_ms,
         jitter_ms: a.jitter_ms.unwrap_or((a.latency_ms / 2).min(3)),
         loss: a.loss,

@@ -42,6 +42,8 @@ pub const MAX_ADDR_LEN: usize = 128;
 pub const MAX_DIGEST: usize = 1024;
 /// Largest application payload of an area message, in bytes.
 pub const MAX_AREA_PAYLOAD: usize = 1024;
+/// Most object offers, or requests, in one message.
+pub const MAX_OBJECT_OFFERS: usize = 256;
 /// Largest radius of an area message's disk, in world units.
 pub const MAX_AREA_RADIUS: f32 = 4_000.0;
 
@@ -173,6 +175,17 @@ pub enum Message {
         /// The copies (at most [`crate::object::MAX_OBJECTS_PER_MESSAGE`]).
         objects: Vec<crate::object::ObjectCopy>,
     },
+    /// The sender holds these object versions and takes it the receiver
+    /// should see them: the receiver asks for those it lacks.
+    ObjectOffer {
+        /// (key, version) pairs (at most [`MAX_OBJECT_OFFERS`]).
+        offers: Vec<(crate::object::ObjectKey, u32)>,
+    },
+    /// Asks for the copies of objects the receiver offered.
+    ObjectWant {
+        /// The keys (at most [`MAX_OBJECT_OFFERS`]).
+        keys: Vec<crate::object::ObjectKey>,
+    },
 }
 
 impl Message {
@@ -195,6 +208,8 @@ impl Message {
             Message::Forget => "forget",
             Message::AreaCast { .. } => "area_cast",
             Message::Objects { .. } => "objects",
+            Message::ObjectOffer { .. } => "object_offer",
+            Message::ObjectWant { .. } => "object_want",
         }
     }
 
@@ -268,6 +283,20 @@ impl Message {
                 }
             }
             Message::Ping | Message::Leave | Message::Forget => Ok(()),
+            Message::ObjectOffer { offers } => {
+                if offers.len() > MAX_OBJECT_OFFERS {
+                    Err(DecodeError::TooLong)
+                } else {
+                    Ok(())
+                }
+            }
+            Message::ObjectWant { keys } => {
+                if keys.len() > MAX_OBJECT_OFFERS {
+                    Err(DecodeError::TooLong)
+                } else {
+                    Ok(())
+                }
+            }
             Message::Objects { objects } => {
                 if objects.len() > crate::object::MAX_OBJECTS_PER_MESSAGE {
                     return Err(DecodeError::TooLong);
@@ -502,23 +531,36 @@ mod tests {
                 1..=crate::object::MAX_OBJECT_TTL_S,
                 any::<(bool, u64)>(),
             )
-                .prop_map(|(key, nonce, bytes, version, c, text, ttl_s, (removed, age_ms))| {
-                    let object = crate::object::WorldObject {
-                        key: crate::object::ObjectKey(key),
-                        nonce,
-                        author_key: bytes.clone(),
-                        version,
-                        pos: Point::new(c, c / 2.0),
-                        colour: [key[0], key[1], key[2]],
-                        text,
-                        ttl_s,
-                        removed,
-                        sig: bytes,
-                    };
-                    Message::Objects {
-                        objects: vec![crate::object::ObjectCopy { object, age_ms }],
+                .prop_map(
+                    |(key, nonce, bytes, version, c, text, ttl_s, (removed, age_ms))| {
+                        let object = crate::object::WorldObject {
+                            key: crate::object::ObjectKey(key),
+                            nonce,
+                            author_key: bytes.clone(),
+                            version,
+                            pos: Point::new(c, c / 2.0),
+                            colour: [key[0], key[1], key[2]],
+                            text,
+                            ttl_s,
+                            removed,
+                            sig: bytes,
+                        };
+                        Message::Objects {
+                            objects: vec![crate::object::ObjectCopy { object, age_ms }],
+                        }
                     }
-                }),
+                ),
+            prop::collection::vec((any::<[u8; 16]>(), any::<u32>()), 0..20).prop_map(|v| {
+                Message::ObjectOffer {
+                    offers: v
+                        .into_iter()
+                        .map(|(k, n)| (crate::object::ObjectKey(k), n))
+                        .collect(),
+                }
+            }),
+            prop::collection::vec(any::<[u8; 16]>(), 0..20).prop_map(|v| Message::ObjectWant {
+                keys: v.into_iter().map(crate::object::ObjectKey).collect(),
+            }),
         ]
     }
 

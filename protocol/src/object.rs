@@ -224,7 +224,9 @@ pub fn verify_signature(spki: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     if let Some(raw) = spki.strip_prefix(&ED25519_SPKI_PREFIX[..])
         && raw.len() == 32
     {
-        return UnparsedPublicKey::new(&ED25519, raw).verify(msg, sig).is_ok();
+        return UnparsedPublicKey::new(&ED25519, raw)
+            .verify(msg, sig)
+            .is_ok();
     }
     if let Some(raw) = spki.strip_prefix(&P256_SPKI_PREFIX[..])
         && raw.len() == 65

@@ -434,11 +434,12 @@ impl Peer {
                 self.on_discover(now, from, peers, mutual, HINTS_PER_SENDER);
             }
             Message::Digest { ids } => self.on_digest(now, from, &ids),
-            Message::Objects { objects } => {
-                if self.kept.contains_key(&from) {
-                    self.on_objects(now, from, objects);
-                }
-            }
+            // From any authenticated peer: a copy is verified and taken
+            // only if wanted here; an offer costs us one small request; a
+            // request is answered only for what we offered.
+            Message::Objects { objects } => self.on_objects(now, from, objects),
+            Message::ObjectOffer { offers } => self.on_object_offer(now, from, &offers),
+            Message::ObjectWant { keys } => self.on_object_want(now, from, &keys),
             Message::Ping => {}
             Message::Forget => self.on_forget(now, from),
             Message::Leave => self.on_leave(now, from),

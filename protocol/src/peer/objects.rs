@@ -40,7 +40,7 @@ use super::{Peer, RejectReason};
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::PeerId;
-use crate::message::Message;
+use crate::message::{MAX_OBJECT_OFFERS as MAX_OFFERS, Message};
 use crate::object::{
     MAX_OBJECT_TEXT, MAX_OBJECT_TTL_S, MAX_OBJECTS_PER_MESSAGE, ObjectCopy, ObjectError, ObjectKey,
     Signer, WorldObject,
@@ -54,6 +54,16 @@ pub const MAX_OBJECTS_PER_AUTHOR: usize = 64;
 pub const MAX_OBJECTS_HELD: usize = 4096;
 /// How often the owner sends an object again to everyone in range.
 const OWNER_REFRESH_MS: u64 = 60_000;
+/// A peer surely keeps the peers within this share of its radius (the
+/// awareness invariant, with room for stale positions).
+const SURELY_KEPT: f64 = 0.9;
+/// How far short of a peer's dropping distance we stop believing it holds
+/// an object (room for stale positions).
+const FORGET_MARGIN: f64 = 8.0;
+/// How long we wait for a copy asked for before asking whoever offers it next.
+const ASK_AGAIN_MS: u64 = 1_000;
+/// Other offerers remembered per copy asked for.
+const ASK_ALTERNATIVES: usize = 3;
 /// How long a removal is remembered at most.
 const TOMBSTONE_MS: u64 = 600_000;
 
@@ -66,21 +76,41 @@ struct Held {
     mine: bool,
     /// When it was signed, by our clock (from the sender's account of its age).
     signed_at: Millis,
-    /// Kept peers known to have a version, and which (sent by us or to us).
-    known: Vec<(PeerId, u32)>,
+    /// Kept peers that have a version, or were offered it.
+    known: Vec<Seen>,
     /// When the owner last sent it to everyone again.
     refreshed: Millis,
+    /// The last version this peer handed on while far from the point.
+    handed: u32,
+    /// Taken while far from its point, to pass it on toward it.
+    passing: bool,
+}
+
+/// What we know of one kept peer and one object.
+#[derive(Clone, Copy, Debug)]
+struct Seen {
+    id: PeerId,
+    /// The version it has (sent by us or to us), or we offered it.
+    version: u32,
+    /// The last version we sent it a copy of on request.
+    answered: u32,
 }
 
 impl Held {
     fn has(&self, id: &PeerId, version: u32) -> bool {
-        self.known.iter().any(|(k, v)| k == id && *v >= version)
+        self.known
+            .iter()
+            .any(|e| e.id == *id && e.version >= version)
     }
 
     fn note(&mut self, id: PeerId, version: u32) {
-        match self.known.iter_mut().find(|(k, _)| *k == id) {
-            Some(e) => e.1 = e.1.max(version),
-            None => self.known.push((id, version)),
+        match self.known.iter_mut().find(|e| e.id == id) {
+            Some(e) => e.version = e.version.max(version),
+            None => self.known.push(Seen {
+                id,
+                version,
+                answered: 0,
+            }),
         }
     }
 }
@@ -92,6 +122,19 @@ pub(super) struct ObjectState {
     by_author: HashMap<PeerId, usize>,
     signer: Option<Box<dyn Signer>>,
     nonces: u64,
+    /// Copies asked for and not yet come.
+    asked: HashMap<ObjectKey, Asked>,
+}
+
+/// A copy asked for.
+#[derive(Debug)]
+struct Asked {
+    /// The version offered.
+    version: u32,
+    /// When we asked.
+    at: Millis,
+    /// Other peers that offered it, to ask in turn if no copy comes.
+    others: Vec<PeerId>,
 }
 
 impl ObjectState {
@@ -190,6 +233,8 @@ impl Peer {
             signed_at: now,
             known: Vec::new(),
             refreshed: now,
+            handed: 0,
+            passing: false,
         });
         self.objects_round(now);
         Ok(key)
@@ -218,7 +263,11 @@ impl Peer {
     }
 
     fn sign_object(&self, obj: &mut WorldObject) -> Result<(), ObjectError> {
-        let signer = self.objects.signer.as_deref().ok_or(ObjectError::NoSigner)?;
+        let signer = self
+            .objects
+            .signer
+            .as_deref()
+            .ok_or(ObjectError::NoSigner)?;
         obj.sign(signer);
         Ok(())
     }
@@ -242,7 +291,11 @@ impl Peer {
         change(&mut obj);
         self.sign_object(&mut obj)?;
         let version = obj.version;
-        let h = self.objects.held.get_mut(&key).ok_or(ObjectError::Unknown)?;
+        let h = self
+            .objects
+            .held
+            .get_mut(&key)
+            .ok_or(ObjectError::Unknown)?;
         h.expires = expiry(&obj, now);
         h.signed_at = now;
         h.obj = obj;
@@ -304,8 +357,35 @@ impl Peer {
             .collect()
     }
 
-    /// The maintenance round's share: expire, hand over, publish, drop.
+    /// Copies asked for that did not come: ask the next peer that offered
+    /// them, or give up (a later offer asks again).
+    fn ask_again(&mut self, now: Millis) {
+        let mut asks: Vec<(PeerId, ObjectKey)> = Vec::new();
+        self.objects.asked.retain(|key, a| {
+            if now.since(a.at) < ASK_AGAIN_MS {
+                return true;
+            }
+            match a.others.pop() {
+                Some(next) => {
+                    a.at = now;
+                    asks.push((next, *key));
+                    true
+                }
+                None => false,
+            }
+        });
+        asks.sort_unstable();
+        for (to, key) in asks {
+            self.send(to, Message::ObjectWant { keys: vec![key] }, now);
+        }
+    }
+
+    /// The maintenance round's share: ask again, expire, hand over,
+    /// publish, drop.
     pub(super) fn objects_round(&mut self, now: Millis) {
+        if !self.objects.asked.is_empty() {
+            self.ask_again(now);
+        }
         if self.objects.held.is_empty() {
             return;
         }
@@ -315,6 +395,7 @@ impl Peer {
         peers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let my_reach = f64::from(self.me.radius) + 2.0 * buffer;
         let mut out: BTreeMap<PeerId, Vec<ObjectCopy>> = BTreeMap::new();
+        let mut offers: BTreeMap<PeerId, Vec<(ObjectKey, u32)>> = BTreeMap::new();
         let mut gone: Vec<ObjectKey> = Vec::new();
         let keys: Vec<ObjectKey> = self.objects.held.keys().copied().collect();
         for key in keys {
@@ -341,41 +422,181 @@ impl Peer {
                 h.known.clear();
                 h.refreshed = now;
             }
-            h.known.retain(|(id, _)| wants(id));
             let version = h.obj.version;
-            let age_ms = now.since(h.signed_at);
-            for (id, _, _) in &peers {
-                if wants(id) && !h.has(id, version) {
-                    h.note(*id, version);
-                    if holders.contains(&Some(*id)) {
-                        self.stats.objects_handed += 1;
+            let far = world.distance(self.me.pos, pos) > my_reach;
+            if far && !me_holder && !h.mine && !h.passing {
+                // A copy we held while near it, dropped as we walk away:
+                // the peers near it have it.
+                gone.push(key);
+                continue;
+            }
+            // A copy on its way to its point, or a new version of our own
+            // while we are not one of its holders: handed once per version
+            // to the holders in view (each nearer the point than we are),
+            // as a copy, not an offer. Once only: an author walking far
+            // away must not hand it again to every peer its changing view
+            // puts nearest the point.
+            if !me_holder && (h.passing || h.mine) && h.handed < version {
+                h.handed = version;
+                for id in holders.iter().flatten() {
+                    if h.has(id, version) {
+                        continue;
                     }
+                    h.note(*id, version);
+                    self.stats.objects_handed += 1;
                     out.entry(*id).or_default().push(ObjectCopy {
                         object: h.obj.clone(),
-                        age_ms,
+                        age_ms: now.since(h.signed_at),
                     });
                 }
             }
-            let handed = holders.iter().flatten().all(|id| h.has(id, version));
-            let far = world.distance(self.me.pos, pos) > my_reach;
-            if !h.mine && !me_holder && far && handed {
-                gone.push(key);
+            if far && !me_holder {
+                if !h.mine {
+                    gone.push(key);
+                }
+                continue;
+            }
+            // Forget who has it once they may have dropped it (they do
+            // beyond their radius plus twice the buffer): then it is sent
+            // again when they come back.
+            h.known.retain(|Seen { id, .. }| {
+                holders.contains(&Some(*id))
+                    || peers.binary_search_by(|p| p.0.cmp(id)).is_ok_and(|i| {
+                        let (_, p, r) = peers[i];
+                        world.distance(p, pos) <= f64::from(r) + 2.0 * buffer - FORGET_MARGIN
+                    })
+            });
+            // Peers known to hold this version. Each peer that should see
+            // it is offered it by the one of them nearest to it that
+            // surely keeps it (it lies well within that one's radius), and
+            // by us if we know of none: offers are small, and the receiver
+            // fetches the copy once, from the first offer.
+            let deputies: Vec<(PeerId, Point, f32)> = peers
+                .iter()
+                .filter(|(id, _, _)| h.has(id, version))
+                .copied()
+                .collect();
+            for (id, q, _) in &peers {
+                if !wants(id) || h.has(id, version) {
+                    continue;
+                }
+                let d = world.distance(self.me.pos, *q);
+                let deferred = deputies.iter().any(|(k, p, r)| {
+                    let dk = world.distance(*p, *q);
+                    k != id && dk < d && dk <= SURELY_KEPT * f64::from(*r)
+                });
+                if deferred {
+                    continue;
+                }
+                h.note(*id, version);
+                if holders.contains(&Some(*id)) {
+                    self.stats.objects_handed += 1;
+                }
+                offers.entry(*id).or_default().push((key, version));
             }
         }
         for key in gone {
             self.objects.remove(&key);
         }
         for (to, copies) in out {
-            for chunk in copies.chunks(MAX_OBJECTS_PER_MESSAGE) {
-                self.stats.objects_sent += chunk.len() as u64;
+            self.send_copies(to, copies, now);
+        }
+        for (to, list) in offers {
+            for chunk in list.chunks(MAX_OFFERS) {
                 self.send(
                     to,
-                    Message::Objects {
-                        objects: chunk.to_vec(),
+                    Message::ObjectOffer {
+                        offers: chunk.to_vec(),
                     },
                     now,
                 );
             }
+        }
+    }
+
+    fn send_copies(&mut self, to: PeerId, copies: Vec<ObjectCopy>, now: Millis) {
+        for chunk in copies.chunks(MAX_OBJECTS_PER_MESSAGE) {
+            self.stats.objects_sent += chunk.len() as u64;
+            self.send(
+                to,
+                Message::Objects {
+                    objects: chunk.to_vec(),
+                },
+                now,
+            );
+        }
+    }
+
+    /// A kept peer offers object versions: ask it for those we lack (once
+    /// per [`ASK_AGAIN_MS`] per object, whoever offers).
+    pub(super) fn on_object_offer(
+        &mut self,
+        now: Millis,
+        from: PeerId,
+        offers: &[(ObjectKey, u32)],
+    ) {
+        let mut ask = Vec::new();
+        for &(key, version) in offers {
+            if let Some(h) = self.objects.held.get_mut(&key)
+                && h.obj.version >= version
+            {
+                h.note(from, version);
+                continue;
+            }
+            let pending = &mut self.objects.asked;
+            if let Some(a) = pending.get_mut(&key)
+                && a.version >= version
+            {
+                // Asked already: keep this one in case that answer never comes.
+                if a.others.len() < ASK_ALTERNATIVES && !a.others.contains(&from) {
+                    a.others.push(from);
+                }
+                continue;
+            }
+            if pending.len() >= MAX_OBJECTS_HELD {
+                continue;
+            }
+            pending.insert(
+                key,
+                Asked {
+                    version,
+                    at: now,
+                    others: Vec::new(),
+                },
+            );
+            ask.push(key);
+        }
+        if !ask.is_empty() {
+            self.send(from, Message::ObjectWant { keys: ask }, now);
+        }
+    }
+
+    /// A kept peer asks for copies: sent for the objects we offered it
+    /// (each at most once per version offered: a request cannot make us
+    /// send more than we offered).
+    pub(super) fn on_object_want(&mut self, now: Millis, from: PeerId, keys: &[ObjectKey]) {
+        let mut copies = Vec::new();
+        for key in keys {
+            let Some(h) = self.objects.held.get_mut(key) else {
+                continue;
+            };
+            let version = h.obj.version;
+            let Some(e) = h.known.iter_mut().find(|e| e.id == from) else {
+                self.stats.objects_refused += 1;
+                continue;
+            };
+            if e.answered >= version {
+                self.stats.objects_refused += 1;
+                continue;
+            }
+            e.answered = version;
+            copies.push(ObjectCopy {
+                object: h.obj.clone(),
+                age_ms: now.since(h.signed_at),
+            });
+        }
+        if !copies.is_empty() {
+            self.send_copies(from, copies, now);
         }
     }
 
@@ -398,7 +619,7 @@ impl Peer {
             let d_me = world.distance(self.me.pos, obj.pos);
             let wanted = known
                 || d_me <= my_reach
-                || from_pos.is_some_and(|p| d_me < world.distance(p, obj.pos))
+                || from_pos.is_none_or(|p| d_me < world.distance(p, obj.pos))
                 || self.holders_of(obj.pos, &peers).contains(&None);
             if !wanted {
                 self.stats.objects_refused += 1;
@@ -423,6 +644,14 @@ impl Peer {
             if expires <= now {
                 continue;
             }
+            if self
+                .objects
+                .asked
+                .get(&obj.key)
+                .is_some_and(|a| a.version <= obj.version)
+            {
+                self.objects.asked.remove(&obj.key);
+            }
             self.stats.objects_taken += 1;
             let mine = Some(author) == self.author_id();
             let version = obj.version;
@@ -431,8 +660,14 @@ impl Peer {
                 expires,
                 mine,
                 signed_at,
-                known: vec![(from, version)],
+                known: vec![Seen {
+                    id: from,
+                    version,
+                    answered: 0,
+                }],
                 refreshed: now,
+                handed: 0,
+                passing: d_me > my_reach,
             });
         }
     }

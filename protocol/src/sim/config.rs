@@ -67,6 +67,10 @@ pub struct SimConfig {
     /// area message to every peer within its radius), in the measured
     /// window.
     pub chat: f64,
+    /// World objects placed at random points by random peers once everyone
+    /// has joined, each edited by its author about once a minute
+    /// (`sim/objects.rs`).
+    pub objects: usize,
     /// Base one-way latency in milliseconds.
     pub latency_ms: u64,
     /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
@@ -101,6 +105,7 @@ impl Default for SimConfig {
             churn: 0.0,
             teleport: 0.0,
             chat: 0.0,
+            objects: 0,
             partition: None,
             merge_at: None,
             crowd: 0.0,
@@ -167,6 +172,21 @@ pub struct Report {
     /// With `--chat`: copies received beyond the first, as a share of all
     /// copies received.
     pub chat_duplicates: Option<f64>,
+    /// With `--objects`: the mean share of live objects whose owner (the
+    /// live peer nearest the point) holds the latest version.
+    pub objects_readable: Option<f64>,
+    /// With `--objects`: the worst sample of the same.
+    pub objects_readable_worst: Option<f64>,
+    /// With `--objects`: the share of (counted peer, live object within its
+    /// radius) pairs where the peer holds the latest version.
+    pub objects_visible: Option<f64>,
+    /// With `--objects`: live objects no live peer holds, at the end.
+    pub objects_lost: Option<u64>,
+    /// With `--objects`: edits made by the objects' authors.
+    pub object_edits: Option<u64>,
+    /// With `--objects`: object copies handed to a holder that lacked them,
+    /// per tick (all peers together), over the measured window.
+    pub object_handovers_per_tick: Option<f64>,
     /// Bytes per peer per tick by message kind (measured ticks).
     pub bytes_by_kind: BTreeMap<&'static str, f64>,
     /// Wall time in seconds (filled by the caller; 0 inside the simulator).

@@ -76,6 +76,8 @@ impl Sim {
         let t = self.totals.summary();
         let (chat_delivery, chat_duplicates) = self.chat_log.figures();
         let peer_ticks = self.window_peer_ticks.max(1) as f64;
+        let objects = self.object_figures();
+        let window_ticks = self.tick.saturating_sub(self.measure_from()).max(1) as f64;
         let secs_per_tick = TICK_MS as f64 / 1000.0;
         Report {
             peers: self.slots.iter().filter(|s| s.alive).count(),
@@ -112,6 +114,14 @@ impl Sim {
             peer_ticks: self.peer_ticks,
             chat_delivery,
             chat_duplicates,
+            objects_readable: objects.map(|o| o.readable),
+            objects_readable_worst: objects.map(|o| o.readable_worst),
+            objects_visible: objects.map(|o| o.visible),
+            objects_lost: objects.map(|o| o.lost),
+            object_edits: objects.map(|o| o.edits),
+            object_handovers_per_tick: objects
+                .and(self.window_handed_base)
+                .map(|base| self.objects_handed().saturating_sub(base) as f64 / window_ticks),
             bytes_by_kind: self
                 .window_by_kind
                 .iter()

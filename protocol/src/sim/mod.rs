@@ -30,10 +30,12 @@ mod config;
 mod dynamics;
 mod liars;
 mod measure;
+mod objects;
 mod rng;
 mod trace;
 
 pub use config::{Bootstrap, MERGE_PROBE_TICKS, PLAZA_RADIUS, Report, SimConfig};
+pub use objects::{OBJECT_GRACE_MS, OBJECT_SAMPLE_TICKS, ObjectFigures};
 pub use rng::Rng;
 use trace::trace_last_entry;
 pub use trace::{Trace, TraceError};
@@ -119,6 +121,10 @@ pub struct Sim {
     merged_tick: Option<u64>,
     /// Lines said (`chat`) and their receptions.
     chat_log: chat::ChatLog,
+    /// Objects placed (`objects`) and how they were seen.
+    objects: objects::ObjectLog,
+    /// Object hand-overs of all peers when the window opened.
+    window_handed_base: Option<u64>,
 }
 
 impl Sim {
@@ -167,6 +173,8 @@ impl Sim {
             merge_link: None,
             merged_tick: None,
             chat_log: chat::ChatLog::default(),
+            objects: objects::ObjectLog::default(),
+            window_handed_base: None,
             cfg,
         }
     }
@@ -495,13 +503,16 @@ impl Sim {
             self.merge_probe();
         }
         self.chat();
+        self.objects_step();
         self.run_until(Millis((self.tick + 1) * TICK_MS));
         self.check_teleports();
+        self.sample_objects();
         let live = self.slots.iter().filter(|s| s.alive).count() as u64;
         self.peer_ticks += live;
         self.tick += 1;
         if self.tick == self.measure_from() {
             self.window_moves_base = Some(self.moves_announced());
+            self.window_handed_base = Some(self.objects_handed());
         }
         if self.tick > self.measure_from() {
             self.window_peer_ticks += live;
@@ -520,6 +531,14 @@ impl Sim {
         self.slots
             .iter()
             .map(|s| s.peer.stats().moves_announced)
+            .sum()
+    }
+
+    /// Object copies handed to holders by every peer so far.
+    fn objects_handed(&self) -> u64 {
+        self.slots
+            .iter()
+            .map(|s| s.peer.stats().objects_handed)
             .sum()
     }
 

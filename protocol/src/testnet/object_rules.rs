@@ -269,7 +269,8 @@ fn bad_input_and_quotas_are_refused() {
         Err(ObjectError::BadTtl)
     );
     for i in 0..MAX_OBJECTS_PER_AUTHOR {
-        p.place_object(now, at, &format!("n{i}"), [0; 3], 60).unwrap();
+        p.place_object(now, at, &format!("n{i}"), [0; 3], 60)
+            .unwrap();
     }
     assert_eq!(
         p.place_object(now, at, "one too many", [0; 3], 60),
@@ -301,4 +302,28 @@ fn a_version_expires_after_its_lifetime() {
         net.peers.values().all(|p| p.object(&key).is_none()),
         "an expired object is still held"
     );
+}
+
+#[test]
+fn a_still_world_stops_sending_objects_once_they_are_placed() {
+    let mut net = world(200, 600.0, 11);
+    let mut rng = crate::sim::Rng::new(5);
+    for n in 0..40u64 {
+        let author = PeerId::from_seed(2 + n * 4);
+        let at = Point::new(rng.f64() as f32 * 600.0, rng.f64() as f32 * 600.0);
+        let now = net.now;
+        net.peer(author)
+            .place_object(now, at, &format!("sign {n}"), [0; 3], 3_600)
+            .unwrap();
+    }
+    net.drive(10_000);
+    let totals = |net: &Net| -> (u64, u64) {
+        net.peers.values().fold((0, 0), |a, p| {
+            (a.0 + p.stats().objects_sent, a.1 + p.stats().objects_taken)
+        })
+    };
+    let before = totals(&net);
+    net.drive(10_000);
+    let after = totals(&net);
+    assert_eq!(before, after, "objects still sent in a still world");
 }
