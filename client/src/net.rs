@@ -373,6 +373,7 @@ pub fn synthetic(n: usize, world: World, spread: Vec2) -> Bridge {
         links: 0,
         join_hops: None,
         bytes: 0,
+        objects: Default::default(),
     };
     let (bridge, mut commands, views) = Bridge::pair(base.clone());
     std::thread::spawn(move || {

@@ -124,6 +124,16 @@ impl Identity {
         self.id
     }
 
+    /// The key as a signer of world objects: objects placed by this node
+    /// are signed with its identity key, so their author is its id.
+    pub fn signer(&self) -> Result<IdentitySigner, Error> {
+        use rcgen::PublicKeyData;
+        let key = rcgen::KeyPair::from_pem(&self.key_pem)
+            .map_err(|source| Error::Key { path: None, source })?;
+        let spki = key.subject_public_key_info();
+        Ok(IdentitySigner { key, spki })
+    }
+
     /// The self-signed certificate.
     pub fn cert(&self) -> &CertificateDer<'static> {
         &self.cert
@@ -273,6 +283,35 @@ pub fn id_of_cert(cert: &CertificateDer<'_>) -> Result<PeerId, Error> {
         )));
     }
     Ok(id)
+}
+
+/// A node's identity key signing its world objects.
+pub struct IdentitySigner {
+    key: rcgen::KeyPair,
+    spki: Vec<u8>,
+}
+
+impl fmt::Debug for IdentitySigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "IdentitySigner({})",
+            PeerId::from_public_key(&self.spki).short()
+        )
+    }
+}
+
+impl peerworld_protocol::object::Signer for IdentitySigner {
+    fn public_key(&self) -> &[u8] {
+        &self.spki
+    }
+
+    fn sign(&self, msg: &[u8]) -> Vec<u8> {
+        use rcgen::SigningKey;
+        // Ed25519 and ECDSA signing with ring do not fail on a valid key;
+        // an empty signature would only be refused by every verifier.
+        self.key.sign(msg).unwrap_or_default()
+    }
 }
 
 fn warn_if_readable_by_others(path: &Path) {

@@ -1,6 +1,6 @@
 //! `peerworld-node`: the headless node, the simulator and the local swarm.
 
-mod chat_cmd;
+mod api_cmd;
 mod run_cmd;
 mod sim_cmd;
 mod swarm_cmd;
@@ -28,9 +28,15 @@ enum Command {
     /// Run N nodes over loopback QUIC in this process and check the invariants.
     Swarm(swarm_cmd::SwarmArgs),
     /// Say a chat line through a running node (`run --status ADDR`).
-    Say(chat_cmd::SayArgs),
+    Say(api_cmd::SayArgs),
     /// List the chat lines a running node has heard.
-    Messages(chat_cmd::MessagesArgs),
+    Messages(api_cmd::MessagesArgs),
+    /// List the world objects a running node knows near a point.
+    Objects(api_cmd::ObjectsArgs),
+    /// Place a sign through a running node (signed with its key).
+    Place(api_cmd::PlaceArgs),
+    /// Remove a sign the running node placed.
+    Remove(api_cmd::RemoveArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -39,7 +45,10 @@ fn main() -> anyhow::Result<()> {
         Command::Sim(args) => sim_cmd::run(args),
         Command::Run(args) => run_cmd::run(args),
         Command::Swarm(args) => swarm_cmd::run(args),
-        Command::Say(args) => chat_cmd::say(args),
-        Command::Messages(args) => chat_cmd::messages(args),
+        Command::Say(args) => api_cmd::say(args),
+        Command::Messages(args) => api_cmd::messages(args),
+        Command::Objects(args) => api_cmd::objects(args),
+        Command::Place(args) => api_cmd::place(args),
+        Command::Remove(args) => api_cmd::remove(args),
     }
 }

@@ -14,6 +14,9 @@ use peerworld_protocol::message::{self, Message};
 use peerworld_protocol::{Config, PeerId, PeerInfo, Point, World};
 use quinn::crypto::rustls::QuicClientConfig;
 
+#[path = "node/objects.rs"]
+mod objects;
+
 static SERIAL: Mutex<()> = Mutex::new(());
 
 fn serial() -> MutexGuard<'static, ()> {

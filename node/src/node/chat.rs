@@ -20,6 +20,18 @@ pub enum SayError {
     Stopped,
 }
 
+/// Why an object was not placed or removed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ObjectCommandError {
+    /// The overlay refused it (bad text or position, not ours, unknown, quota).
+    #[error(transparent)]
+    Refused(#[from] peerworld_protocol::object::ObjectError),
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
 /// Lines kept (the oldest are dropped first).
 pub const CHAT_KEPT: usize = 256;
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use peerworld_protocol::message::{self, Message};
 use peerworld_protocol::mobility::{Mobility, Walker};
+use peerworld_protocol::object::WorldObject;
 use peerworld_protocol::sim::Rng;
 use peerworld_protocol::{Event, Millis, Peer, PeerId, PeerState};
 use quinn::{Connection, Endpoint};
@@ -71,6 +72,8 @@ pub(super) struct Driver {
     pub(super) writers: JoinSet<()>,
     /// Chat lines heard, shared with the handles.
     pub(super) chat: super::chat::ChatFeed,
+    /// The objects last published, and the (generation, second) they are of.
+    pub(super) objects: ((u64, u64), Arc<Vec<WorldObject>>),
 }
 
 impl Driver {
@@ -133,6 +136,16 @@ impl Driver {
                     Some(Command::Say(text, answer)) => {
                         let now = self.now();
                         let _ = answer.send(self.peer.say(now, &text));
+                        self.dirty = true;
+                    }
+                    Some(Command::PlaceObject(o, answer)) => {
+                        let now = self.now();
+                        let _ = answer.send(self.peer.place_object(now, o.pos, &o.text, o.colour, o.ttl_s));
+                        self.dirty = true;
+                    }
+                    Some(Command::RemoveObject(key, answer)) => {
+                        let now = self.now();
+                        let _ = answer.send(self.peer.remove_object(now, key));
                         self.dirty = true;
                     }
                     Some(Command::Suspend(d)) => {
@@ -474,6 +487,17 @@ impl Driver {
         self.publish(false);
     }
 
+    /// The live objects, copied again only when they changed (or some
+    /// expired: checked once a second).
+    fn objects_list(&mut self, now: Millis) -> Arc<Vec<WorldObject>> {
+        let generation = (self.peer.objects_generation(), now.0 / 1000);
+        if self.objects.0 != generation {
+            let list = self.peer.live_objects(now).cloned().collect();
+            self.objects = (generation, Arc::new(list));
+        }
+        self.objects.1.clone()
+    }
+
     fn publish(&mut self, stopped: bool) {
         if !self.dirty && !stopped {
             return;
@@ -497,6 +521,7 @@ impl Driver {
                 let m = self.metrics.snapshot();
                 m.bytes_sent + m.bytes_recv
             },
+            objects: self.objects_list(now),
         };
         self.view_tx.send_replace(Arc::new(snapshot));
     }

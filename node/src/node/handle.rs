@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use peerworld_protocol::object::{ObjectError, ObjectKey, WorldObject};
 use peerworld_protocol::{Config, Millis, Neighbour, PeerId, Point, Stats, View, World};
+
+use super::ObjectCommandError;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -97,6 +100,9 @@ pub struct Snapshot {
     pub join_hops: Option<u8>,
     /// Bytes sent and received on the wire so far (frames, both ways).
     pub bytes: u64,
+    /// The live world objects this node holds (every one within its
+    /// radius, and those it holds for others), by key.
+    pub objects: Arc<Vec<WorldObject>>,
 }
 
 impl Snapshot {
@@ -127,6 +133,29 @@ pub enum Command {
         String,
         tokio::sync::oneshot::Sender<Result<u64, peerworld_protocol::AreaError>>,
     ),
+    /// Place a world object; the answer is its key.
+    PlaceObject(
+        NewObject,
+        tokio::sync::oneshot::Sender<Result<ObjectKey, ObjectError>>,
+    ),
+    /// Remove an object this node placed.
+    RemoveObject(
+        ObjectKey,
+        tokio::sync::oneshot::Sender<Result<(), ObjectError>>,
+    ),
+}
+
+/// A world object to place (see [`NodeHandle::place_object`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewObject {
+    /// Where.
+    pub pos: Point,
+    /// Its text (at most 280 bytes).
+    pub text: String,
+    /// Its colour.
+    pub colour: [u8; 3],
+    /// Its lifetime in seconds (1..=86 400).
+    pub ttl_s: u32,
 }
 
 /// Cloneable handle to a running node. See [`crate::Node::spawn`].
@@ -155,6 +184,41 @@ impl NodeHandle {
             .map_err(|_| super::SayError::Stopped)?;
         let n = rx.await.map_err(|_| super::SayError::Stopped)??;
         Ok(format!("{}-{n}", self.id.to_hex()))
+    }
+
+    /// Places a world object, signed with this node's key; returns its key.
+    /// The peers nearest its point hold it from then on, whether or not
+    /// this node stays.
+    pub async fn place_object(&self, new: NewObject) -> Result<ObjectKey, ObjectCommandError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::PlaceObject(new, tx))
+            .await
+            .map_err(|_| ObjectCommandError::Stopped)?;
+        Ok(rx.await.map_err(|_| ObjectCommandError::Stopped)??)
+    }
+
+    /// Removes an object this node placed (a signed removal replaces it).
+    pub async fn remove_object(&self, key: ObjectKey) -> Result<(), ObjectCommandError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::RemoveObject(key, tx))
+            .await
+            .map_err(|_| ObjectCommandError::Stopped)?;
+        Ok(rx.await.map_err(|_| ObjectCommandError::Stopped)??)
+    }
+
+    /// The live objects this node knows within `r` of `centre`, nearest first.
+    pub fn objects_near(&self, centre: Point, r: f32) -> Vec<WorldObject> {
+        let s = self.snapshot();
+        let mut out: Vec<(f64, WorldObject)> = s
+            .objects
+            .iter()
+            .map(|o| (s.world.distance(centre, o.pos), o.clone()))
+            .filter(|(d, _)| *d <= f64::from(r))
+            .collect();
+        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.key.cmp(&b.1.key)));
+        out.into_iter().map(|(_, o)| o).collect()
     }
 
     /// The chat lines heard (our own among them) numbered above `after`,

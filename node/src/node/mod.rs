@@ -38,8 +38,8 @@ mod links;
 mod transport;
 
 pub use admission::{MAX_HANDSHAKES, MAX_LINKS_PER_IP};
-pub use chat::{CHAT_KEPT, ChatFeed, ChatLine, SayError};
-pub use handle::{Command, NodeConfig, NodeHandle, Snapshot, Walk};
+pub use chat::{CHAT_KEPT, ChatFeed, ChatLine, ObjectCommandError, SayError};
+pub use handle::{Command, NewObject, NodeConfig, NodeHandle, Snapshot, Walk};
 pub use links::{MAX_LINKS, MAX_PENDING_DIALS};
 
 use crate::Error;
@@ -164,6 +164,7 @@ impl Node {
         }
         let mut peer = Peer::new(overlay, me, Millis(0));
         peer.set_token_secret(os_random_u64());
+        peer.set_signer(Box::new(identity.signer()?));
         let metrics = Arc::new(Metrics::default());
         let (commands_tx, commands_rx) = mpsc::channel(256);
         let (inbox_tx, inbox_rx) = mpsc::channel(INBOX);
@@ -177,6 +178,7 @@ impl Node {
             links: 0,
             join_hops: None,
             bytes: 0,
+            objects: Arc::default(),
         }));
         let stop = CancellationToken::new();
         let crash = CancellationToken::new();
@@ -224,6 +226,7 @@ impl Node {
             tasks: JoinSet::new(),
             writers: JoinSet::new(),
             chat: chat.clone(),
+            objects: ((u64::MAX, 0), Arc::default()),
         };
         let span = info_span!("node", id = %id.short());
         runtime.spawn(

@@ -124,6 +124,8 @@ pub(super) struct ObjectState {
     nonces: u64,
     /// Copies asked for and not yet come.
     asked: HashMap<ObjectKey, Asked>,
+    /// Bumped on every change to `held` (renderers copy the list only then).
+    generation: u64,
 }
 
 /// A copy asked for.
@@ -140,6 +142,7 @@ struct Asked {
 impl ObjectState {
     fn remove(&mut self, key: &ObjectKey) {
         if let Some(h) = self.held.remove(key) {
+            self.generation += 1;
             let author = h.obj.author();
             if let Some(n) = self.by_author.get_mut(&author) {
                 *n -= 1;
@@ -152,6 +155,7 @@ impl ObjectState {
 
     fn insert(&mut self, h: Held) {
         let key = h.obj.key;
+        self.generation += 1;
         if !self.held.contains_key(&key) {
             *self.by_author.entry(h.obj.author()).or_default() += 1;
         }
@@ -300,6 +304,7 @@ impl Peer {
         h.signed_at = now;
         h.obj = obj;
         h.mine = true;
+        self.objects.generation += 1;
         self.objects_round(now);
         Ok(version)
     }
@@ -317,6 +322,20 @@ impl Peer {
             .collect();
         out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.key.cmp(&b.1.key)));
         out.into_iter().map(|(_, o)| o).collect()
+    }
+
+    /// Every live object this peer holds (its own among them), by key.
+    pub fn live_objects(&self, now: Millis) -> impl Iterator<Item = &WorldObject> {
+        self.objects
+            .held
+            .values()
+            .filter(move |h| !h.obj.removed && now < h.expires)
+            .map(|h| &h.obj)
+    }
+
+    /// A number that changes whenever the objects held here change.
+    pub fn objects_generation(&self) -> u64 {
+        self.objects.generation
     }
 
     /// An object held here, the latest version (a removed one included).

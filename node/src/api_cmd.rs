@@ -1,0 +1,189 @@
+//! `peerworld-node say|messages|objects|place|remove`: a small client of a
+//! running node's API (`POST /say`, `GET /messages`, `GET /objects`,
+//! `POST /objects`, `DELETE /objects/{key}`).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+/// `say` arguments.
+#[derive(Args, Debug)]
+pub struct SayArgs {
+    /// The node's status address (its `run --status`).
+    #[arg(long)]
+    status: SocketAddr,
+    /// The line (at most 280 bytes).
+    text: String,
+}
+
+/// `messages` arguments.
+#[derive(Args, Debug)]
+pub struct MessagesArgs {
+    /// The node's status address (its `run --status`).
+    #[arg(long)]
+    status: SocketAddr,
+    /// Only the lines numbered above this.
+    #[arg(long, default_value_t = 0)]
+    after: u64,
+}
+
+/// Sends one request and returns the status code and body.
+fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
+    let mut tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+        .with_context(|| format!("cannot reach the node's status server at {addr}"))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(
+        tcp,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut raw = String::new();
+    tcp.read_to_string(&mut raw)?;
+    let (head, body) = raw
+        .split_once("\r\n\r\n")
+        .context("the status server sent no HTTP response")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .context("the status server sent no status code")?;
+    Ok((code, body.to_string()))
+}
+
+pub fn say(a: SayArgs) -> anyhow::Result<()> {
+    let body = serde_json::json!({ "text": a.text }).to_string();
+    let (code, answer) = request(a.status, "POST", "/say", &body)?;
+    if code != 202 {
+        bail!("the node refused the line ({code}): {}", answer.trim());
+    }
+    println!("{}", answer.trim());
+    Ok(())
+}
+
+pub fn messages(a: MessagesArgs) -> anyhow::Result<()> {
+    let (code, answer) = request(a.status, "GET", &format!("/messages?after={}", a.after), "")?;
+    if code != 200 {
+        bail!("the node answered {code}: {}", answer.trim());
+    }
+    let doc: serde_json::Value = serde_json::from_str(&answer).context("not JSON")?;
+    for line in doc["messages"].as_array().into_iter().flatten() {
+        let name = line["name"].as_str().filter(|n| !n.is_empty());
+        let from = line["from"].as_str().unwrap_or("").get(..8).unwrap_or("");
+        println!(
+            "{:>5} {:>8} {}: {}",
+            line["seq"],
+            format!("{}s", line["age_ms"].as_u64().unwrap_or(0) / 1000),
+            name.unwrap_or(from),
+            line["text"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `objects` arguments.
+#[derive(Args, Debug)]
+pub struct ObjectsArgs {
+    /// The node's status address (its `run --status`).
+    #[arg(long)]
+    status: SocketAddr,
+    /// Centre of the search, `X,Y` (default: the node's position).
+    #[arg(long)]
+    near: Option<String>,
+    /// Radius of the search (default: the node's radius).
+    #[arg(long)]
+    r: Option<f32>,
+}
+
+/// `place` arguments.
+#[derive(Args, Debug)]
+pub struct PlaceArgs {
+    /// The node's status address (its `run --status`).
+    #[arg(long)]
+    status: SocketAddr,
+    /// Where, `X,Y`.
+    #[arg(long)]
+    pos: String,
+    /// Lifetime in seconds (at most 86 400).
+    #[arg(long, default_value_t = crate_ttl())]
+    ttl_s: u32,
+    /// The sign's text (at most 280 bytes).
+    text: String,
+}
+
+const fn crate_ttl() -> u32 {
+    peerworld_node::status_objects::DEFAULT_TTL_S
+}
+
+/// `remove` arguments.
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    /// The node's status address (its `run --status`).
+    #[arg(long)]
+    status: SocketAddr,
+    /// The object's key (32 hex characters, as `place` printed it).
+    key: String,
+}
+
+fn xy(s: &str) -> anyhow::Result<[f32; 2]> {
+    let (x, y) = s.split_once(',').context("a point is X,Y")?;
+    let p = [x.trim().parse()?, y.trim().parse()?];
+    if !p.iter().all(|v: &f32| v.is_finite()) {
+        bail!("a point must be finite");
+    }
+    Ok(p)
+}
+
+pub fn objects(a: ObjectsArgs) -> anyhow::Result<()> {
+    let mut query = Vec::new();
+    if let Some(near) = &a.near {
+        let [x, y] = xy(near)?;
+        query.push(format!("near={x},{y}"));
+    }
+    if let Some(r) = a.r {
+        query.push(format!("r={r}"));
+    }
+    let path = format!("/objects?{}", query.join("&"));
+    let (code, answer) = request(a.status, "GET", &path, "")?;
+    if code != 200 {
+        bail!("the node answered {code}: {}", answer.trim());
+    }
+    let doc: serde_json::Value = serde_json::from_str(&answer).context("not JSON")?;
+    for o in doc["objects"].as_array().into_iter().flatten() {
+        println!(
+            "{} v{:<3} ({:>7.1}, {:>7.1}) by {}: {}",
+            o["key"].as_str().unwrap_or(""),
+            o["version"],
+            o["pos"][0].as_f64().unwrap_or(0.0),
+            o["pos"][1].as_f64().unwrap_or(0.0),
+            o["author"].as_str().unwrap_or("").get(..8).unwrap_or(""),
+            o["text"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+pub fn place(a: PlaceArgs) -> anyhow::Result<()> {
+    let body = serde_json::json!({ "pos": xy(&a.pos)?, "text": a.text, "ttl_s": a.ttl_s });
+    let (code, answer) = request(a.status, "POST", "/objects", &body.to_string())?;
+    if code != 201 {
+        bail!("the node refused the object ({code}): {}", answer.trim());
+    }
+    println!("{}", answer.trim());
+    Ok(())
+}
+
+pub fn remove(a: RemoveArgs) -> anyhow::Result<()> {
+    let (code, answer) = request(a.status, "DELETE", &format!("/objects/{}", a.key), "")?;
+    if code != 204 {
+        bail!("the node refused ({code}): {}", answer.trim());
+    }
+    Ok(())
+}
