@@ -55,6 +55,7 @@ fn snapshot(neighbours: Vec<Neighbour>) -> Snapshot {
         links: 0,
         join_hops: None,
         bytes: 0,
+        objects: Default::default(),
     }
 }
 

@@ -173,7 +173,7 @@ pub fn objects(a: ObjectsArgs) -> anyhow::Result<()> {
 pub fn place(a: PlaceArgs) -> anyhow::Result<()> {
     let body = serde_json::json!({ "pos": xy(&a.pos)?, "text": a.text, "ttl_s": a.ttl_s });
     let (code, answer) = request(a.status, "POST", "/objects", &body.to_string())?;
-    if code != 201 {
+    if code != 200 {
         bail!("the node refused the object ({code}): {}", answer.trim());
     }
     println!("{}", answer.trim());
@@ -182,8 +182,9 @@ pub fn place(a: PlaceArgs) -> anyhow::Result<()> {
 
 pub fn remove(a: RemoveArgs) -> anyhow::Result<()> {
     let (code, answer) = request(a.status, "DELETE", &format!("/objects/{}", a.key), "")?;
-    if code != 204 {
+    if code != 200 {
         bail!("the node refused ({code}): {}", answer.trim());
     }
+    println!("{}", answer.trim());
     Ok(())
 }

@@ -47,7 +47,7 @@ fn refused(e: ObjectCommandError) -> Response {
     }
 }
 
-/// `POST /objects {"pos": [x, y], "text": "...", "ttl_s": s}` → `201 {"key": "hex"}`.
+/// `POST /objects {"pos": [x, y], "text": "...", "ttl_s": s}` → `200 {"key": "hex"}`.
 async fn place(
     State(node): State<NodeHandle>,
     body: Result<axum::Json<PlaceBody>, axum::extract::rejection::JsonRejection>,
@@ -63,16 +63,13 @@ async fn place(
         ttl_s: b.ttl_s.unwrap_or(DEFAULT_TTL_S.min(MAX_OBJECT_TTL_S)),
     };
     match node.place_object(new).await {
-        Ok(key) => (
-            StatusCode::CREATED,
-            axum::Json(json!({ "key": key.to_hex() })),
-        )
-            .into_response(),
+        Ok(key) => axum::Json(json!({ "key": key.to_hex() })).into_response(),
         Err(e) => refused(e),
     }
 }
 
-/// `DELETE /objects/{key}` → `204`; 404 if unknown here, 403 if not ours.
+/// `DELETE /objects/{key}` → `200 {"removed": "hex"}`; 404 if unknown
+/// here, 403 if not ours.
 async fn remove(State(node): State<NodeHandle>, Path(key): Path<String>) -> Response {
     let Some(key) = ObjectKey::from_hex(&key) else {
         return error(
@@ -81,7 +78,7 @@ async fn remove(State(node): State<NodeHandle>, Path(key): Path<String>) -> Resp
         );
     };
     match node.remove_object(key).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Ok(()) => axum::Json(json!({ "removed": key.to_hex() })).into_response(),
         Err(e) => refused(e),
     }
 }

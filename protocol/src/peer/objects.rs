@@ -411,7 +411,7 @@ impl Peer {
         let world = self.config.world;
         let buffer = f64::from(self.config.buffer);
         let mut peers = self.object_peers(now);
-        peers.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        peers.sort_unstable_by_key(|p| p.0);
         let my_reach = f64::from(self.me.radius) + 2.0 * buffer;
         let mut out: BTreeMap<PeerId, Vec<ObjectCopy>> = BTreeMap::new();
         let mut offers: BTreeMap<PeerId, Vec<(ObjectKey, u32)>> = BTreeMap::new();
