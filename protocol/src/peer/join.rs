@@ -213,6 +213,7 @@ impl Peer {
                     },
                     now,
                 );
+                self.objects_for_newcomer(now, &joiner);
             }
             _ => {} // joining ourselves, nobody to forward to: the joiner retries
         }

@@ -376,6 +376,44 @@ impl Peer {
             .collect()
     }
 
+    /// A join we accept: the joiner gets, right behind our reply, the
+    /// objects it should hold or see at its place (a newcomer may be the
+    /// nearest peer to an object at once). Not for a probe from a peer we
+    /// keep already: it has them.
+    pub(super) fn objects_for_newcomer(&mut self, now: Millis, joiner: &crate::id::PeerInfo) {
+        if self.objects.held.is_empty() || self.kept.get(&joiner.id).is_some_and(|k| k.confirmed)
+        {
+            return;
+        }
+        let world = self.config.world;
+        let reach = f64::from(joiner.radius.min(crate::message::MAX_RADIUS))
+            + f64::from(self.config.buffer);
+        let mut peers = self.object_peers(now);
+        peers.push((joiner.id, joiner.pos, joiner.radius));
+        let mut copies = Vec::new();
+        let keys: Vec<ObjectKey> = self.objects.held.keys().copied().collect();
+        for key in keys {
+            let h = &self.objects.held[&key];
+            if h.obj.removed || now >= h.expires {
+                continue;
+            }
+            let pos = h.obj.pos;
+            let wanted = world.distance(joiner.pos, pos) <= reach
+                || self.holders_of(pos, &peers).contains(&Some(joiner.id));
+            if wanted {
+                let h = self.objects.held.get_mut(&key).expect("listed");
+                h.note(joiner.id, h.obj.version);
+                copies.push(ObjectCopy {
+                    object: h.obj.clone(),
+                    age_ms: now.since(h.signed_at),
+                });
+            }
+        }
+        if !copies.is_empty() {
+            self.send_copies(joiner.id, copies, now);
+        }
+    }
+
     /// Copies asked for that did not come: ask the next peer that offered
     /// them, or give up (a later offer asks again).
     fn ask_again(&mut self, now: Millis) {
