@@ -9,6 +9,9 @@ use peerworld_protocol::mobility::Mobility;
 use peerworld_protocol::sim::{Report, Sim, SimConfig};
 use peerworld_protocol::{Point, RadiusMode, World};
 
+#[path = "overlay/objects.rs"]
+mod objects;
+
 fn config(peers: usize, world: f32, mobility: Mobility, ticks: u64) -> SimConfig {
     let mut cfg = SimConfig {
         peers,

@@ -381,8 +381,7 @@ impl Peer {
     /// nearest peer to an object at once). Not for a probe from a peer we
     /// keep already: it has them.
     pub(super) fn objects_for_newcomer(&mut self, now: Millis, joiner: &crate::id::PeerInfo) {
-        if self.objects.held.is_empty() || self.kept.get(&joiner.id).is_some_and(|k| k.confirmed)
-        {
+        if self.objects.held.is_empty() || self.kept.get(&joiner.id).is_some_and(|k| k.confirmed) {
             return;
         }
         let world = self.config.world;

@@ -181,6 +181,20 @@ impl Sim {
         }
     }
 
+    /// For each object placed, how many live peers hold it (any version).
+    pub fn object_copies(&self) -> Vec<usize> {
+        self.objects
+            .truths
+            .iter()
+            .map(|t| {
+                self.slots
+                    .iter()
+                    .filter(|s| s.alive && s.peer.object(&t.key).is_some())
+                    .count()
+            })
+            .collect()
+    }
+
     /// Live objects that no live peer holds (at any version).
     pub fn objects_lost(&self) -> u64 {
         self.objects
