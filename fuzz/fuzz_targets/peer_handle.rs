@@ -4,12 +4,15 @@
 //! Each step is a kind byte, a sender byte, a time step byte, then either a
 //! raw frame (kind ≥ 16: a u16 length, then the frame, decoded as a node
 //! would) or a message built from the next bytes (kind < 16; 14 moves the
-//! peer, 15 is an area message, received or our own), so the fuzzer
+//! peer, 15 is an area message, received or our own, or a world object:
+//! our own placed, edited or removed, or a copy signed by one of three
+//! authors, sometimes tampered with, an offer or a request), so the fuzzer
 //! reaches deep states without having to learn the encoding first.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use peerworld_protocol::message::{AreaStage, Message, decode};
+use peerworld_protocol::object::{ObjectCopy, ObjectKey, SeededSigner, WorldObject};
 use peerworld_protocol::{Config, Millis, Peer, PeerId, PeerInfo, Point, RadiusMode, World};
 
 /// Reads bytes from the front of the input, zeros once it is used up.
@@ -43,6 +46,69 @@ impl Bytes<'_> {
     fn infos(&mut self) -> Vec<PeerInfo> {
         let n = self.u8() % 12;
         (0..n).map(|_| self.info()).collect()
+    }
+}
+
+/// A world-object step (kind 15, sub-kinds 1, 2, 3 and 5): `Some` message
+/// to receive, or `None` after acting on the peer itself.
+fn object_step(
+    sub: u8,
+    b: &mut Bytes,
+    p: &mut Peer,
+    now: Millis,
+    authors: &[SeededSigner],
+) -> Option<Message> {
+    let author = &authors[usize::from(b.u8() % 3)];
+    let key = |n: u8| ObjectKey::of(&author.author(), u64::from(n % 4));
+    match sub {
+        1 => {
+            let held: Vec<ObjectKey> = p.live_objects(now).map(|o| o.key).collect();
+            match (b.u8() % 3, held.first()) {
+                (1, Some(k)) => {
+                    let _ = p.edit_object(now, *k, "edited");
+                }
+                (2, Some(k)) => {
+                    let _ = p.remove_object(now, *k);
+                }
+                _ => {
+                    let _ = p.place_object(now, b.point(), "sign", [1, 2, 3], u32::from(b.u8()));
+                }
+            }
+            None
+        }
+        2 => {
+            let nonce = u64::from(b.u8() % 4);
+            let mut object = WorldObject {
+                key: ObjectKey::of(&author.author(), nonce),
+                nonce,
+                author_key: Vec::new(),
+                version: u32::from(b.u8() % 5),
+                pos: b.point(),
+                colour: [0; 3],
+                text: "x".into(),
+                ttl_s: u32::from(b.u8()),
+                removed: b.u8() % 4 == 0,
+                sig: Vec::new(),
+            };
+            object.sign(author);
+            if b.u8() % 4 == 0 {
+                object.text.push('!');
+            }
+            Some(Message::Objects {
+                objects: vec![ObjectCopy {
+                    object,
+                    age_ms: u64::from(b.u8()) * 100,
+                }],
+            })
+        }
+        3 => Some(Message::ObjectOffer {
+            offers: (0..b.u8() % 4)
+                .map(|_| (key(b.u8()), u32::from(b.u8() % 5)))
+                .collect(),
+        }),
+        _ => Some(Message::ObjectWant {
+            keys: (0..b.u8() % 4).map(|_| key(b.u8())).collect(),
+        }),
     }
 }
 
@@ -120,6 +186,12 @@ fuzz_target!(|data: &[u8]| {
     };
     let me = PeerInfo::new(PeerId::from_seed(0), Point::new(500.0, 500.0), 100.0, "me");
     let mut p = Peer::new(config, me, Millis(0));
+    p.set_signer(Box::new(SeededSigner::new(0)));
+    let authors = [
+        SeededSigner::new(1),
+        SeededSigner::new(2),
+        SeededSigner::new(3),
+    ];
     if b.u8() % 2 == 0 {
         p.join(PeerId::from_seed(1), Millis(0));
     }
@@ -137,12 +209,18 @@ fuzz_target!(|data: &[u8]| {
         } else if kind == 14 {
             p.move_to(b.point(), Millis(now));
             None
-        } else if kind == 15 && b.u8() % 4 == 0 {
-            // Our own area message or chat line (errors are fine, panics not).
-            let (centre, radius) = (b.point(), f32::from(b.u8()) * 4.0);
-            let _ = p.area_cast(Millis(now), centre, radius, vec![1, b'x']);
-            let _ = p.say(Millis(now), "hi");
-            None
+        } else if kind == 15 {
+            match b.u8() % 8 {
+                0 | 4 => {
+                    // Our own area message or chat line (errors are fine, panics not).
+                    let (centre, radius) = (b.point(), f32::from(b.u8()) * 4.0);
+                    let _ = p.area_cast(Millis(now), centre, radius, vec![1, b'x']);
+                    let _ = p.say(Millis(now), "hi");
+                    None
+                }
+                sub @ (1 | 2 | 3 | 5) => object_step(sub, &mut b, &mut p, Millis(now), &authors),
+                _ => message(kind, &mut b, sent),
+            }
         } else {
             message(kind, &mut b, sent)
         };
