@@ -29,6 +29,12 @@ const BUBBLE_RISE: f32 = 46.0;
 pub struct ChatState {
     /// The line being typed, while the chat line is open.
     pub typing: Option<String>,
+    /// The text of a new sign being typed, while its prompt is open
+    /// (`signs.rs`).
+    pub sign: Option<String>,
+    /// The chat line was open at some point this frame: its keys were
+    /// not for anything else.
+    pub keys_taken: bool,
     /// The last lines heard (and refusals), oldest first.
     pub log: VecDeque<String>,
     last_seq: u64,
@@ -36,9 +42,15 @@ pub struct ChatState {
 }
 
 impl ChatState {
-    /// Whether keys go to the chat line rather than to walking.
+    /// Whether keys go to the chat line or the sign prompt rather than to
+    /// walking.
     pub fn is_typing(&self) -> bool {
-        self.typing.is_some()
+        self.typing.is_some() || self.sign.is_some()
+    }
+
+    /// Adds a line of our own (a refusal, a notice) to the log.
+    pub fn note(&mut self, line: String) {
+        self.log(line);
     }
 
     fn log(&mut self, line: String) {
@@ -82,13 +94,15 @@ impl Plugin for ChatPlugin {
 }
 
 /// Reads the keys into the chat line; says it on Enter.
-fn type_line(
+pub(crate) fn type_line(
     mut keys: MessageReader<KeyboardInput>,
     mut chat: ResMut<ChatState>,
     bridge: Res<Bridge>,
 ) {
+    chat.keys_taken = chat.typing.is_some();
     for k in keys.read() {
-        if k.state != ButtonState::Pressed {
+        chat.keys_taken |= chat.typing.is_some();
+        if k.state != ButtonState::Pressed || chat.sign.is_some() {
             continue;
         }
         let Some(line) = chat.typing.as_mut() else {
@@ -108,8 +122,8 @@ fn type_line(
             Key::Backspace => {
                 line.pop();
             }
-            Key::Space => push_within(line, " "),
-            Key::Character(s) => push_within(line, s),
+            Key::Space => push_within(line, " ", MAX_TYPED),
+            Key::Character(s) => push_within(line, s, MAX_TYPED),
             _ => {}
         }
     }
@@ -140,9 +154,9 @@ fn say(chat: &mut ChatState, bridge: &Bridge, text: String) {
     }
 }
 
-/// Appends `s` if the line stays within [`MAX_TYPED`] bytes.
-fn push_within(line: &mut String, s: &str) {
-    if line.len() + s.len() <= MAX_TYPED && !s.chars().any(char::is_control) {
+/// Appends `s` if the line stays within `max` bytes.
+pub fn push_within(line: &mut String, s: &str, max: usize) {
+    if line.len() + s.len() <= max && !s.chars().any(char::is_control) {
         line.push_str(s);
     }
 }

@@ -14,6 +14,7 @@ pub mod net;
 pub mod perf;
 pub mod render;
 pub mod screenshot;
+pub mod signs;
 
 use bevy::prelude::*;
 use peerworld_protocol::{PeerId, Point, World};

@@ -17,6 +17,7 @@ use peerworld_client::render::RenderPlugin;
 use peerworld_client::screenshot::{
     FrameBench, FrameBenchPlugin, ScreenshotPlan, ScreenshotPlugin,
 };
+use peerworld_client::signs::SignPlugin;
 use peerworld_node::Identity;
 use peerworld_node::args::{RadiusModeArg, parse_neighbours, parse_world};
 use peerworld_protocol::World;
@@ -237,6 +238,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         AvatarPlugin,
         WalkPlugin,
         ChatPlugin,
+        SignPlugin,
         RenderPlugin,
         PerfPlugin,
     ));
@@ -246,6 +248,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             min_peers: cli.min_peers.unwrap_or(bots),
             timeout_s: cli.timeout,
             bubble: cli.say.is_some(),
+            min_signs: if cli.join.is_none() && bots > 0 { 1 } else { 0 },
         })
         .add_plugins(ScreenshotPlugin);
     }

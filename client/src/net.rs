@@ -225,6 +225,7 @@ impl NetRuntime {
                         },
                     )));
                     if setup.join.is_none() && nodes.len() > 2 {
+                        place_signs(&nodes[1], setup.world).await;
                         tokio::spawn(chatter(nodes[2..].to_vec()));
                     }
                     let _ = stop_rx.await;
@@ -281,6 +282,30 @@ const BOT_LINES: &[&str] = &[
     "see you around",
     "this world has no server, did you know?",
 ];
+
+/// The signs the embedded world's seed places around the centre (offsets
+/// from it, and text): the first lies in view of a newcomer.
+pub const WORLD_SIGNS: &[(f32, f32, &str)] = &[
+    (70.0, -50.0, "welcome to peerworld"),
+    (-260.0, 180.0, "no server here: peers keep this sign"),
+    (320.0, 260.0, "press P to leave a sign"),
+];
+
+/// The seed places the world's signs (they outlive it: the peers nearest
+/// each sign hold it).
+async fn place_signs(seed: &NodeHandle, world: World) {
+    for &(dx, dy, text) in WORLD_SIGNS {
+        let pos = world.wrap(Point::new(world.width / 2.0 + dx, world.height / 2.0 + dy));
+        let _ = seed
+            .place_object(peerworld_node::NewObject {
+                pos,
+                text: text.into(),
+                colour: [120, 200, 255],
+                ttl_s: peerworld_protocol::object::MAX_OBJECT_TTL_S,
+            })
+            .await;
+    }
+}
 
 /// Now and then (every 4 to 10 s) a random bot says a line.
 async fn chatter(bots: Vec<NodeHandle>) {

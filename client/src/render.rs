@@ -461,11 +461,16 @@ fn hud(
             text.0.push('\n');
             text.0.push_str(line);
         }
-        match &chat.typing {
-            Some(line) => text
+        match (&chat.typing, &chat.sign) {
+            (Some(line), _) => text
                 .0
                 .push_str(&format!("\n> {line}_   [Enter] say  [Esc] cancel")),
-            None => text.0.push_str("\n[Enter] chat   [F3] traffic"),
+            (None, Some(line)) => text.0.push_str(&format!(
+                "\nsign: {line}_   [Enter] place here  [Esc] cancel"
+            )),
+            (None, None) => text
+                .0
+                .push_str("\n[Enter] chat   [P] place a sign   [X] remove yours   [F3] traffic"),
         }
     }
 }

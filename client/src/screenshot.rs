@@ -14,6 +14,7 @@ use crate::avatar::Avatar;
 use crate::chat::Bubble;
 use crate::id_colour;
 use crate::net::LatestView;
+use crate::signs::Sign;
 
 /// Frames to wait once ready (the first ones are black while shaders
 /// compile).
@@ -30,7 +31,12 @@ pub struct ScreenshotPlan {
     pub timeout_s: f64,
     /// Also wait for a chat bubble to be drawn (`--say`).
     pub bubble: bool,
+    /// Also wait for this many signs to be drawn (the embedded world's).
+    pub min_signs: usize,
 }
+
+/// The signs drawn: their object, colour and place.
+type SignsDrawn<'w, 's> = Query<'w, 's, (&'static Sign, &'static Sprite, &'static GlobalTransform)>;
 
 /// The avatars drawn, with where they are.
 type AvatarsDrawn<'w, 's> =
@@ -76,8 +82,7 @@ fn capture(
     captured: Res<Captured>,
     view: Res<LatestView>,
     time: Res<Time<Real>>,
-    avatars: AvatarsDrawn,
-    bubbles: BubblesDrawn,
+    (avatars, bubbles, signs): (AvatarsDrawn, BubblesDrawn, SignsDrawn),
     camera: Query<&GlobalTransform, With<Camera2d>>,
     windows: Query<&Window, With<PrimaryWindow>>,
     mut exit: MessageWriter<AppExit>,
@@ -111,7 +116,8 @@ fn capture(
         return;
     }
     let bubbled = !plan.bubble || bubbles.iter().any(|b| *b.2 == Visibility::Visible);
-    if joined && drawn >= plan.min_peers && bubbled {
+    let signed = signs.iter().count() >= plan.min_signs;
+    if joined && drawn >= plan.min_peers && bubbled && signed {
         progress.ready_frames += 1;
     } else {
         progress.ready_frames = 0;
@@ -121,7 +127,7 @@ fn capture(
     }
     progress.requested = true;
     if let (Ok(cam), Ok(window)) = (camera.single(), windows.single()) {
-        let sidecar = sidecar(&view, (&avatars, &bubbles), cam, window);
+        let sidecar = sidecar(&view, (&avatars, &bubbles, &signs), cam, window);
         let path = plan.path.with_extension("json");
         if let Err(e) = std::fs::write(&path, sidecar.to_string()) {
             eprintln!("peerworld: cannot write {}: {e}", path.display());
@@ -142,10 +148,11 @@ fn capture(
 }
 
 /// The peers drawn: id, colour (sRGB bytes) and window position in pixels
-/// (origin top left); and the chat bubbles shown, with their text.
+/// (origin top left); the chat bubbles shown, with their text; and the
+/// signs, with their colour.
 fn sidecar(
     view: &LatestView,
-    (avatars, bubbles): (&AvatarsDrawn, &BubblesDrawn),
+    (avatars, bubbles, signs): (&AvatarsDrawn, &BubblesDrawn, &SignsDrawn),
     cam: &GlobalTransform,
     window: &Window,
 ) -> serde_json::Value {
@@ -175,12 +182,25 @@ fn sidecar(
             })
         })
         .collect();
+    let signs: Vec<serde_json::Value> = signs
+        .iter()
+        .map(|(sign, sprite, tf)| {
+            let p = tf.translation().truncate() - c;
+            let rgb = sprite.color.to_srgba();
+            serde_json::json!({
+                "key": sign.key.to_hex(),
+                "colour": [(rgb.red * 255.0).round(), (rgb.green * 255.0).round(), (rgb.blue * 255.0).round()],
+                "screen": [p.x + w / 2.0, h / 2.0 - p.y],
+            })
+        })
+        .collect();
     serde_json::json!({
         "width": window.physical_width(),
         "height": window.physical_height(),
         "own": view.snapshot.view.me.id.to_hex(),
         "peers": peers,
         "bubbles": bubbles,
+        "signs": signs,
     })
 }
 

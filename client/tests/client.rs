@@ -16,8 +16,10 @@ use peerworld_client::chat::{BUBBLE_SECS, Bubble, ChatPlugin, ChatState};
 use peerworld_client::id_colour;
 use peerworld_client::input::WalkPlugin;
 use peerworld_client::net::{Bridge, NetPlugin};
+use peerworld_client::signs::{Sign, SignPlugin};
 use peerworld_node::{ChatFeed, Command as NodeCommand, Neighbour, PeerState, Snapshot};
 use peerworld_protocol::Stats;
+use peerworld_protocol::object::{ObjectKey, WorldObject};
 use peerworld_protocol::{PeerId, PeerInfo, Point, World};
 use tokio::sync::{mpsc, watch};
 
@@ -77,7 +79,7 @@ impl Harness {
             )))
             .init_resource::<ButtonInput<KeyCode>>()
             .insert_resource(bridge)
-            .add_plugins((NetPlugin, AvatarPlugin, WalkPlugin, ChatPlugin));
+            .add_plugins((NetPlugin, AvatarPlugin, WalkPlugin, ChatPlugin, SignPlugin));
         let mut h = Self {
             app,
             commands,
@@ -91,6 +93,30 @@ impl Harness {
 
     fn report(&mut self, neighbours: Vec<Neighbour>) {
         self.views.send_replace(Arc::new(snapshot(neighbours)));
+    }
+
+    fn report_objects(&mut self, objects: Vec<WorldObject>) {
+        let mut s = snapshot(vec![]);
+        s.objects = Arc::new(objects);
+        self.views.send_replace(Arc::new(s));
+    }
+
+    fn signs(&mut self) -> Vec<(ObjectKey, Vec2, String)> {
+        let mut q = self
+            .app
+            .world_mut()
+            .query::<(&Sign, &Transform, &Children)>();
+        let mut texts = self.app.world_mut().query::<&Text2d>();
+        let w = self.app.world();
+        q.iter(w)
+            .map(|(s, tf, ch)| {
+                let text = ch
+                    .iter()
+                    .find_map(|c| texts.get(w, c).ok())
+                    .map(|t| t.0.clone());
+                (s.key, tf.translation.truncate(), text.unwrap_or_default())
+            })
+            .collect()
     }
 
     fn run(&mut self, frames: usize) {
@@ -430,5 +456,111 @@ fn screenshot_shows_the_reported_peers_in_their_colours() {
         glyphs >= 40,
         "only {glyphs} light pixels where the bubble should be"
     );
+    // A sign the seed placed shows its colour at its place.
+    let signs = sidecar["signs"].as_array().expect("signs in the sidecar");
+    let on_screen: Vec<&serde_json::Value> = signs
+        .iter()
+        .filter(|s| {
+            let (x, y) = (
+                s["screen"][0].as_f64().unwrap(),
+                s["screen"][1].as_f64().unwrap(),
+            );
+            (20.0..1260.0).contains(&x) && (160.0..700.0).contains(&y)
+        })
+        .collect();
+    assert!(!on_screen.is_empty(), "no sign on screen: {signs:?}");
+    for s in on_screen {
+        let want: Vec<i32> = (0..3)
+            .map(|i| s["colour"][i].as_f64().unwrap() as i32)
+            .collect();
+        let (sx, sy) = (
+            s["screen"][0].as_f64().unwrap() as i64,
+            s["screen"][1].as_f64().unwrap() as i64,
+        );
+        let hits = (-4..=4)
+            .flat_map(|dx| (-4..=4).map(move |dy| (dx, dy)))
+            .filter(|(dx, dy)| {
+                pixel(sx + dx, sy + dy).is_some_and(|px| {
+                    px.iter()
+                        .zip(&want)
+                        .all(|(&a, &b)| (i32::from(a) - b).abs() <= 30)
+                })
+            })
+            .count();
+        assert!(
+            hits >= 40,
+            "sign {} shows {hits} of 81 pixels in its colour",
+            s["key"]
+        );
+    }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn sign(n: u64, x: f32, y: f32, text: &str, version: u32) -> WorldObject {
+    WorldObject {
+        key: ObjectKey::of(&PeerId::from_seed(n), n),
+        nonce: n,
+        author_key: Vec::new(),
+        version,
+        pos: Point::new(x, y),
+        colour: [200, 100, 50],
+        text: text.into(),
+        ttl_s: 60,
+        removed: false,
+        sig: Vec::new(),
+    }
+}
+
+#[test]
+fn reported_objects_become_signs_that_follow_their_versions_and_go() {
+    let mut h = Harness::new();
+    h.report_objects(vec![
+        sign(1, 520.0, 300.0, "hello", 1),
+        sign(2, 10.0, 10.0, "far", 1),
+    ]);
+    h.run(3);
+    let mut signs = h.signs();
+    signs.sort_by(|a, b| a.2.cmp(&b.2));
+    assert_eq!(signs.len(), 2);
+    assert_eq!(signs[1].2, "hello");
+    assert_eq!(signs[1].1, Vec2::new(520.0, 300.0));
+    h.report_objects(vec![sign(1, 520.0, 300.0, "edited", 2)]);
+    h.run(3);
+    let signs = h.signs();
+    assert_eq!(signs.len(), 1);
+    assert_eq!(signs[0].2, "edited");
+    h.report_objects(vec![]);
+    h.run(3);
+    assert!(h.signs().is_empty());
+}
+
+#[test]
+fn p_opens_the_sign_prompt_and_enter_places_a_sign_at_the_avatar() {
+    let mut h = Harness::new();
+    let c = |s: &str| Key::Character(s.into());
+    while h.commands.try_recv().is_ok() {}
+    h.type_keys(&[c("p"), c("h"), c("i"), Key::Space, c("x")]);
+    assert_eq!(
+        h.app.world().resource::<ChatState>().sign.as_deref(),
+        Some("hi x")
+    );
+    assert!(h.app.world().resource::<ChatState>().is_typing());
+    h.type_keys(&[Key::Enter]);
+    let at = h.app.world().resource::<OwnPos>().wrapped();
+    let placed: Vec<(String, Point)> = std::iter::from_fn(|| h.commands.try_recv().ok())
+        .filter_map(|c| match c {
+            NodeCommand::PlaceObject(o, _) => Some((o.text, o.pos)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(placed, [("hi x".to_string(), Point::new(at.x, at.y))]);
+    // A "p" typed into a chat line opens no prompt.
+    h.type_keys(&[Key::Enter, c("p"), Key::Enter]);
+    assert!(h.app.world().resource::<ChatState>().sign.is_none());
+    // X with no sign of ours near: nothing asked of the node.
+    h.type_keys(&[c("x")]);
+    let removes = std::iter::from_fn(|| h.commands.try_recv().ok())
+        .filter(|c| matches!(c, NodeCommand::RemoveObject(..)))
+        .count();
+    assert_eq!(removes, 0);
 }
