@@ -7,6 +7,28 @@ use sha2::{Digest, Sha256};
 
 use crate::geometry::Point;
 
+/// Lowercase hex of `bytes`.
+pub(crate) fn to_hex(bytes: &[u8]) -> String {
+    use fmt::Write;
+    let mut s = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Parses exactly `2 × N` hex characters.
+pub(crate) fn from_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    if s.len() != 2 * N || !s.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
 /// A peer's identity: the SHA-256 of its public key (32 bytes).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PeerId(pub [u8; 32]);
@@ -27,24 +49,12 @@ impl PeerId {
 
     /// Full lowercase hex, 64 characters (the form used in every contract).
     pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(64);
-        for b in self.0 {
-            use fmt::Write;
-            let _ = write!(s, "{b:02x}");
-        }
-        s
+        to_hex(&self.0)
     }
 
     /// Parses 64 hex characters.
     pub fn from_hex(s: &str) -> Option<Self> {
-        if s.len() != 64 || !s.is_ascii() {
-            return None;
-        }
-        let mut out = [0u8; 32];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(Self(out))
+        from_hex(s).map(Self)
     }
 
     /// The first 8 hex characters, for logs and screens.

@@ -66,24 +66,12 @@ impl ObjectKey {
 
     /// Lowercase hex, 32 characters.
     pub fn to_hex(&self) -> String {
-        use fmt::Write;
-        let mut s = String::with_capacity(32);
-        for b in self.0 {
-            let _ = write!(s, "{b:02x}");
-        }
-        s
+        crate::id::to_hex(&self.0)
     }
 
     /// Parses 32 hex characters.
     pub fn from_hex(s: &str) -> Option<Self> {
-        if s.len() != 32 || !s.is_ascii() {
-            return None;
-        }
-        let mut out = [0u8; 16];
-        for (i, b) in out.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-        }
-        Some(Self(out))
+        crate::id::from_hex(s).map(Self)
     }
 }
 

@@ -1,26 +1,11 @@
 //! Area messages and chat: who receives them, once, and what is refused.
 
-use super::Net;
+use super::{Net, settled as world};
 use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::PeerId;
 use crate::message::{AreaStage, MAX_AREA_PAYLOAD, Message};
 use crate::peer::{AREA_BURST, AREA_FORWARD_RATE_PER_S, AreaError, chat_text};
-
-/// A settled world of `n` peers at random places in size².
-fn world(n: u64, size: f32, seed: u64) -> Net {
-    let mut net = Net::new(World::new(size, size), 20);
-    let mut rng = crate::sim::Rng::new(seed);
-    let entry = net.add(1, size / 2.0, size / 2.0);
-    for s in 2..=n {
-        let (x, y) = (rng.f64() as f32 * size, rng.f64() as f32 * size);
-        net.add_joining(s, x, y, entry);
-        net.drive(100);
-    }
-    net.drive(5_000);
-    net.assert_invariants("settled");
-    net
-}
 
 /// Who lies within `radius` of `centre` (by true position), and who
 /// received (origin, id), with how many copies each.

@@ -301,6 +301,22 @@ impl Net {
 
 /// A greeting `Hello` from a peer at (x, y) with radius 100 (for feeding a
 /// peer by hand).
+/// A settled world of `n` peers at random places in size², joined one by
+/// one through the first (seed 1, at the centre); the invariants hold.
+pub(crate) fn settled(n: u64, size: f32, seed: u64) -> Net {
+    let mut net = Net::new(World::new(size, size), 20);
+    let mut rng = crate::sim::Rng::new(seed);
+    let entry = net.add(1, size / 2.0, size / 2.0);
+    for s in 2..=n {
+        let (x, y) = (rng.f64() as f32 * size, rng.f64() as f32 * size);
+        net.add_joining(s, x, y, entry);
+        net.drive(100);
+    }
+    net.drive(5_000);
+    net.assert_invariants("settled");
+    net
+}
+
 pub(crate) fn hello(seq: u32, x: f32, y: f32) -> Message {
     Message::Hello {
         inc: 0,

@@ -9,21 +9,41 @@ use crate::peer::{Event, MAX_OBJECTS_PER_AUTHOR, OBJECT_HOLDERS, RejectReason};
 
 /// A settled world of `n` peers at random places in size², each with a key.
 fn world(n: u64, size: f32, seed: u64) -> Net {
-    let mut net = Net::new(World::new(size, size), 20);
-    let mut rng = crate::sim::Rng::new(seed);
-    let entry = net.add(1, size / 2.0, size / 2.0);
-    for s in 2..=n {
-        let (x, y) = (rng.f64() as f32 * size, rng.f64() as f32 * size);
-        net.add_joining(s, x, y, entry);
-        net.drive(100);
-    }
-    net.drive(5_000);
-    net.assert_invariants("settled");
+    let mut net = super::settled(n, size, seed);
     for s in 1..=n {
         net.peer(PeerId::from_seed(s))
             .set_signer(Box::new(SeededSigner::new(s)));
     }
     net
+}
+
+/// `world(n, size, seed)` where peer `author` placed a sign with `text` at
+/// its own place 1.5 s ago: (net, author, the place, the key).
+fn placed(
+    n: u64,
+    size: f32,
+    seed: u64,
+    author: u64,
+    text: &str,
+) -> (Net, PeerId, Point, ObjectKey) {
+    let mut net = world(n, size, seed);
+    let author = PeerId::from_seed(author);
+    let at = net.peer(author).info().pos;
+    let now = net.now;
+    let key = net
+        .peer(author)
+        .place_object(now, at, text, [9, 9, 9], 3_600)
+        .unwrap();
+    net.drive(1_500);
+    (net, author, at, key)
+}
+
+/// The peer nearest `at` other than `author`.
+fn a_holder(net: &Net, at: Point, author: PeerId) -> PeerId {
+    nearest(net, at, 2)
+        .into_iter()
+        .find(|id| *id != author)
+        .unwrap()
 }
 
 /// The `k` live peers nearest `at` (true positions).
@@ -125,15 +145,7 @@ fn a_sign_placed_far_away_travels_to_its_point() {
 
 #[test]
 fn holders_that_crash_are_replaced() {
-    let mut net = world(200, 600.0, 5);
-    let author = PeerId::from_seed(50);
-    let at = net.peer(author).info().pos;
-    let now = net.now;
-    let key = net
-        .peer(author)
-        .place_object(now, at, "still here", [1, 2, 3], 3_600)
-        .unwrap();
-    net.drive(1_500);
+    let (mut net, author, at, key) = placed(200, 600.0, 5, 50, "still here");
     // The author and the next nearest crash; so does everyone else in range
     // but one holder.
     let keep = nearest(&net, at, OBJECT_HOLDERS)[2];
@@ -149,19 +161,8 @@ fn holders_that_crash_are_replaced() {
 
 #[test]
 fn only_the_author_may_change_an_object() {
-    let mut net = world(120, 500.0, 6);
-    let author = PeerId::from_seed(30);
-    let at = net.peer(author).info().pos;
-    let now = net.now;
-    let key = net
-        .peer(author)
-        .place_object(now, at, "alice's", [9, 9, 9], 3_600)
-        .unwrap();
-    net.drive(1_500);
-    let holder = nearest(&net, at, 2)
-        .into_iter()
-        .find(|id| *id != author)
-        .unwrap();
+    let (mut net, author, at, key) = placed(120, 500.0, 6, 30, "alice's");
+    let holder = a_holder(&net, at, author);
     // Another peer's API refuses.
     let now = net.now;
     assert_eq!(
@@ -206,19 +207,8 @@ fn only_the_author_may_change_an_object() {
 
 #[test]
 fn a_removal_beats_older_copies() {
-    let mut net = world(120, 500.0, 7);
-    let author = PeerId::from_seed(20);
-    let at = net.peer(author).info().pos;
-    let now = net.now;
-    let key = net
-        .peer(author)
-        .place_object(now, at, "soon gone", [9, 9, 9], 3_600)
-        .unwrap();
-    net.drive(1_500);
-    let holder = nearest(&net, at, 2)
-        .into_iter()
-        .find(|id| *id != author)
-        .unwrap();
+    let (mut net, author, at, key) = placed(120, 500.0, 7, 20, "soon gone");
+    let holder = a_holder(&net, at, author);
     let old = net.peers[&holder].object(&key).unwrap().clone();
     let now = net.now;
     net.peer(author).remove_object(now, key).unwrap();
