@@ -2,7 +2,7 @@
 
 use super::{Net, settled as world};
 use crate::Millis;
-use crate::geometry::{Point, World};
+use crate::geometry::Point;
 use crate::id::PeerId;
 use crate::message::{AreaStage, MAX_AREA_PAYLOAD, Message};
 use crate::peer::{AREA_BURST, AREA_FORWARD_RATE_PER_S, AreaError, chat_text};

@@ -1,7 +1,7 @@
 //! World objects: who holds them, who sees them, hand-over, versions.
 
 use super::Net;
-use crate::geometry::{Point, World};
+use crate::geometry::Point;
 use crate::id::PeerId;
 use crate::message::Message;
 use crate::object::{ObjectCopy, ObjectError, ObjectKey, SeededSigner, Signer, WorldObject};
