@@ -194,6 +194,37 @@ impl Message {
         matches!(self, Message::Move { .. } | Message::Ping)
     }
 
+    /// A lower bound of the message's encoded length (frame included),
+    /// cheap to compute: what a receiver credits the sender with when it
+    /// bounds its replies (`peer/repair.rs`).
+    pub fn min_wire_len(&self) -> usize {
+        // id 32, position 8, radius 4, two lengths; then the strings.
+        fn info(i: &PeerInfo) -> usize {
+            46 + i.name.len() + i.addr.len()
+        }
+        3 + match self {
+            Message::Join { joiner, .. } => info(joiner) + 3,
+            Message::JoinReply { peers, .. } => 12 + peers.iter().map(info).sum::<usize>(),
+            Message::Hello { name, addr, .. } => 17 + name.len() + addr.len(),
+            Message::Move { .. } => 18,
+            Message::Discover { peers, .. } => 2 + peers.iter().map(info).sum::<usize>(),
+            Message::Digest { ids } => 1 + 4 * ids.len(),
+            Message::Ping | Message::Leave | Message::Forget => 0,
+            Message::AreaCast { payload, .. } => 48 + payload.len(),
+            Message::Objects { objects } => {
+                1 + objects
+                    .iter()
+                    .map(|c| {
+                        let o = &c.object;
+                        40 + o.author_key.len() + o.text.len() + o.sig.len()
+                    })
+                    .sum::<usize>()
+            }
+            Message::ObjectOffer { offers } => 1 + 17 * offers.len(),
+            Message::ObjectWant { keys } => 1 + 16 * keys.len(),
+        }
+    }
+
     /// A short name for logs and counters.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -569,6 +600,7 @@ mod tests {
         fn round_trip(msg in message_strategy()) {
             let bytes = encode(&msg).unwrap();
             prop_assert_eq!(bytes.len(), encoded_len(&msg));
+            prop_assert!(msg.min_wire_len() <= bytes.len(), "{} > {}", msg.min_wire_len(), bytes.len());
             prop_assert_eq!(decode(&bytes).unwrap(), msg);
         }
 

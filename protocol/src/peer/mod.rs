@@ -49,7 +49,7 @@ pub use discovery::HINTS_PER_SENDER;
 pub use objects::{MAX_OBJECTS_HELD, MAX_OBJECTS_PER_AUTHOR, OBJECT_HOLDERS};
 pub use radius::RadiusMode;
 use repair::Silenced;
-pub use repair::short4;
+pub use repair::{FIRST_REPLY_CREDIT, REPLY_MULTIPLE, short4};
 use table::Table;
 pub use types::{
     Config, Event, Neighbour, PeerState, RejectReason, RemoveReason, Stats, Transmit, View,
@@ -396,6 +396,7 @@ impl Peer {
         // which routed joins round a loop.
         if let Some(k) = self.kept.get_mut(&from) {
             k.last_heard = now;
+            k.earn_reply_credit(&msg);
         }
         match msg {
             Message::Join {

@@ -24,7 +24,8 @@
 use super::Peer;
 use crate::Millis;
 use crate::id::PeerId;
-use crate::message::{MAX_DIGEST, Message};
+use crate::id::PeerInfo;
+use crate::message::{MAX_DIGEST, Message, encoded_len};
 
 /// The 4-byte digest form of an id.
 pub fn short4(id: &PeerId) -> [u8; 4] {
@@ -49,6 +50,25 @@ pub(super) struct Silenced {
 /// A peer's digests are answered at most this often (its legitimate ones
 /// come every 2 s for anti-entropy, and after a loss, a join or a growth).
 pub(super) const DIGEST_ANSWER_EVERY_MS: u64 = 250;
+/// Digest answers to a peer stay below this many times the bytes it sent
+/// us (counted by [`Message::min_wire_len`], a lower bound)...
+pub const REPLY_MULTIPLE: u32 = 4;
+/// ...plus this first allowance (a newcomer's first repair).
+pub const FIRST_REPLY_CREDIT: u32 = 16 * 1024;
+/// Credit saved at most.
+const MAX_REPLY_CREDIT: u32 = 64 * 1024;
+
+impl super::table::Known {
+    /// A message from this peer: it may be answered with up to
+    /// [`REPLY_MULTIPLE`] times its size.
+    pub(super) fn earn_reply_credit(&mut self, msg: &Message) {
+        let earned = (msg.min_wire_len() as u32).saturating_mul(REPLY_MULTIPLE);
+        self.reply_credit = self
+            .reply_credit
+            .saturating_add(earned)
+            .min(MAX_REPLY_CREDIT);
+    }
+}
 
 impl Peer {
     /// Remembers a peer dropped after silence.
@@ -101,7 +121,10 @@ impl Peer {
 
     /// Answers a kept peer's digest with the records it lacks, at most once
     /// per [`DIGEST_ANSWER_EVERY_MS`] per peer: an 8-byte empty digest earns
-    /// up to 256 records, so a flood of them was a 2 400× amplifier.
+    /// up to 256 records, so a flood of them was a 2 400× amplifier. And
+    /// within the peer's reply credit: what we send in answers stays below
+    /// [`REPLY_MULTIPLE`] times what it sent us, plus a first allowance of
+    /// [`FIRST_REPLY_CREDIT`] (records beyond it wait for the next digest).
     pub(super) fn on_digest(&mut self, now: Millis, from: PeerId, ids: &[[u8; 4]]) {
         let Some(k) = self.kept.get_mut(&from) else {
             return;
@@ -119,17 +142,43 @@ impl Peer {
         // the radius, often a stale large one, and answering digests with
         // hints passed such records on from hint to hint for ever (a crowd
         // peer kept 60 of them beyond its own reach).
-        let records = self.records_for(now, from, (pos, r), false, has);
-        if !records.is_empty() {
-            self.send(
-                from,
-                Message::Discover {
-                    peers: records,
-                    mutual: false,
-                },
-                now,
-            );
+        let mut records = self.records_for(now, from, (pos, r), false, has);
+        if records.is_empty() {
+            return;
         }
+        let credit = self.kept.get(&from).map_or(0, |k| k.reply_credit) as usize;
+        // The nearest records first, as many as the credit pays for (2
+        // bytes spare for the list's length).
+        let w = self.config.world;
+        records.sort_by(|a, b| {
+            w.distance_sq(a.pos, pos)
+                .total_cmp(&w.distance_sq(b.pos, pos))
+        });
+        let discover = |peers: Vec<PeerInfo>| Message::Discover {
+            peers,
+            mutual: false,
+        };
+        let empty = encoded_len(&discover(Vec::new()));
+        let mut total = empty + 2;
+        let mut paid = Vec::new();
+        for rec in records {
+            let one = encoded_len(&discover(vec![rec.clone()])) - empty;
+            if total + one > credit {
+                self.stats.replies_capped += 1;
+                break;
+            }
+            total += one;
+            paid.push(rec);
+        }
+        if paid.is_empty() {
+            return;
+        }
+        let msg = discover(paid);
+        let len = encoded_len(&msg) as u32;
+        if let Some(k) = self.kept.get_mut(&from) {
+            k.reply_credit = k.reply_credit.saturating_sub(len);
+        }
+        self.send(from, msg, now);
     }
 
     pub(super) fn send_digest(&mut self, to: PeerId, now: Millis) {

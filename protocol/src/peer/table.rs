@@ -42,6 +42,9 @@ pub(super) struct Known {
     pub(super) told: [u64; 2],
     /// When we last answered its digest (see `on_digest`).
     pub(super) digest_answered: Option<Millis>,
+    /// Bytes we may still send it in answer to its digests: a first
+    /// allowance, then [`super::repair::REPLY_MULTIPLE`] times what it sends us.
+    pub(super) reply_credit: u32,
     /// Its last announced motion (a hint's is still at its position).
     pub(super) motion: Motion,
     /// For a hint: the peer that told us of it (each sender has a quota of
@@ -89,6 +92,7 @@ impl Peer {
                 told: [0; 2],
                 motion: Motion::still(pos, now),
                 digest_answered: None,
+                reply_credit: super::repair::FIRST_REPLY_CREDIT,
                 vouched_by: None,
             },
         );

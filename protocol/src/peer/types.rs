@@ -244,6 +244,9 @@ pub struct Stats {
     /// Area messages refused: their sender was over its budget, or not
     /// passed on: this peer was over its forwarding budget.
     pub area_refused: u64,
+    /// Digest answers cut short: the asker's reply credit (4× what it sent
+    /// us, plus 16 KiB) did not pay for every record.
+    pub replies_capped: u64,
     /// World objects (new versions) taken from other peers.
     pub objects_taken: u64,
     /// Object copies sent to other peers.
@@ -258,7 +261,7 @@ pub struct Stats {
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 18] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 19] {
         [
             (
                 "rejected",
@@ -325,6 +328,11 @@ impl Stats {
                 "area_refused",
                 "Area messages refused (their sender over its budget) or not passed on (ours spent).",
                 self.area_refused,
+            ),
+            (
+                "replies_capped",
+                "Digest answers cut short by the asker's reply credit (4x what it sent, plus 16 KiB).",
+                self.replies_capped,
             ),
             (
                 "objects_taken",

@@ -129,6 +129,45 @@ fn a_digest_flood_is_answered_four_times_a_second_at_most() {
     assert_eq!(answers(&mut p), 1, "250 ms later, answered again");
 }
 
+#[test]
+fn digest_answers_stay_within_four_times_what_the_asker_sent() {
+    // A kept peer that sends nothing but empty digests, answered at most
+    // four times a second, still drew 2 400 times its bytes: now the
+    // answers stop at its reply credit.
+    let around: Vec<(f32, f32)> = (0..80)
+        .map(|i| {
+            let a = i as f32 * 0.61;
+            let d = 20.0 + (i % 9) as f32 * 9.0;
+            (500.0 + d * a.cos(), 500.0 + d * a.sin())
+        })
+        .collect();
+    let (mut p, ids) = greeted_by(&around);
+    let asker = ids[0];
+    let mut sent_to_us = crate::testnet::hello(1, 0.0, 0.0).min_wire_len();
+    let mut answered = 0usize;
+    for i in 0..400u64 {
+        let now = Millis(1_000 + i * 260);
+        // The others stay fresh (records of the silent are not vouched for).
+        for id in &ids[1..] {
+            p.handle(now, *id, Message::Ping);
+        }
+        let digest = Message::Digest { ids: Vec::new() };
+        sent_to_us += digest.min_wire_len();
+        p.handle(now, asker, digest);
+        answered += std::iter::from_fn(|| p.poll_transmit())
+            .filter(|t| t.to == asker && matches!(t.msg, Message::Discover { .. }))
+            .map(|t| crate::message::encoded_len(&t.msg))
+            .sum::<usize>();
+    }
+    let bound = 4 * sent_to_us + crate::peer::FIRST_REPLY_CREDIT as usize;
+    assert!(answered > 0, "never answered");
+    assert!(
+        answered <= bound,
+        "{answered} bytes answered to {sent_to_us} sent"
+    );
+    assert!(p.stats().replies_capped > 0);
+}
+
 /// `n` fake records packed within ten units of (500, 500).
 fn close_fakes(n: u64) -> Vec<PeerInfo> {
     (0..n)
