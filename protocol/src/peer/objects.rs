@@ -6,20 +6,30 @@
 //!   confirmed kept peers. The nearest of all (the owner) and the next two
 //!   are Delaunay neighbours of one another, so every view near the point
 //!   agrees on them once views are complete.
-//! - **Hand-over.** On every maintenance round a peer sends each object it
-//!   holds to every kept peer that should have it and, as far as it knows,
-//!   lacks its latest version: the holders in its view, and the peers
-//!   within their own radius plus the detection buffer of the object's
-//!   point (so a peer learns an object before it comes within its radius).
-//!   A peer that is no longer a holder and lies beyond its radius plus twice
-//!   the buffer drops its copy, but only once every holder in its view has
-//!   it: an object moves toward its point and never falls between peers.
-//!   An object placed far away travels there the same way, greedily.
+//! - **Offer, then fetch.** On every maintenance round a peer offers each
+//!   object it holds, as (key, version), to every kept peer that should have
+//!   it and, as far as it knows, lacks that version: the holders in its
+//!   view, and the peers within their own radius plus the detection buffer
+//!   of the point (so a peer learns of an object before it comes within its
+//!   radius). It leaves the offer to a peer known to hold that version that
+//!   lies nearer the receiver and well within its own radius, so mostly one
+//!   offer reaches each receiver. The receiver asks the first offerer for
+//!   the copy (`ObjectWant`), and the next one if no copy came within
+//!   `ASK_AGAIN_MS`; a request is answered only for what was offered, once
+//!   per version.
+//! - **Toward the point.** A copy taken far from its point (on its way),
+//!   or a new version of our own while we are not one of its holders, is
+//!   handed as a full copy, once per version, to the holders in view, each
+//!   nearer the point than we are: an object placed far away travels there
+//!   greedily. A copy we held while near the point is dropped once we are
+//!   beyond our radius plus twice the buffer: the peers near it have it. A
+//!   join's acceptor sends the joiner, behind its reply, the objects it
+//!   should hold or see.
 //! - **Churn.** When a holder leaves or crashes, the others see a new third
-//!   nearest and hand the object to it; an object is lost only if every
+//!   nearest and offer the object to it; an object is lost only if every
 //!   peer holding a copy (the holders and everyone within radius) goes at
-//!   once. Every `OWNER_REFRESH_MS` the owner sends it again to everyone
-//!   in range (repairing anything a copy's loss left behind).
+//!   once. Every `OWNER_REFRESH_MS` the owner forgets who has it, and so
+//!   offers it again to everyone in range.
 //! - **Versions.** Only a version signed by the object's author and newer
 //!   than the one held replaces it (`object.rs`); a removal is a signed
 //!   tombstone, kept for `TOMBSTONE_MS` (or the version's lifetime) so older
@@ -28,23 +38,26 @@
 //!   of its age. The author keeps its own objects wherever it walks, so it
 //!   can always edit or remove them.
 //! - **Bounded.** At most [`MAX_OBJECTS_PER_AUTHOR`] objects per author
-//!   and [`MAX_OBJECTS_HELD`] in all; an object is taken only if it is near
-//!   this peer (within radius plus twice the buffer), if this peer would hold
-//!   it, or if this peer is nearer its point than the sender (it is on its
-//!   way there). Anything else, and any copy that fails verification, is
-//!   refused and counted.
+//!   and [`MAX_OBJECTS_HELD`] in all; a copy is taken only if this peer
+//!   holds the object already, if it is near this peer (within radius plus
+//!   twice the buffer), if this peer would hold it, or if this peer is
+//!   nearer its point than the sender (or the sender is not kept: it is on
+//!   its way there). Anything else, and any copy that fails verification,
+//!   is refused and counted. Copies, offers and requests are taken from any
+//!   authenticated peer, kept or not: views are not always symmetric, and
+//!   an offer from a peer we do not keep was otherwise lost for good.
 
 use std::collections::{BTreeMap, HashMap};
+
+mod author;
+mod fetch;
 
 use super::{Peer, RejectReason};
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::PeerId;
 use crate::message::{MAX_OBJECT_OFFERS as MAX_OFFERS, Message};
-use crate::object::{
-    MAX_OBJECT_TEXT, MAX_OBJECT_TTL_S, MAX_OBJECTS_PER_MESSAGE, ObjectCopy, ObjectError, ObjectKey,
-    Signer, WorldObject,
-};
+use crate::object::{MAX_OBJECT_TTL_S, ObjectCopy, ObjectKey, Signer, WorldObject};
 
 /// Peers that hold each object: the owner (nearest its point) and two more.
 pub const OBJECT_HOLDERS: usize = 3;
@@ -175,179 +188,6 @@ fn expiry(obj: &WorldObject, signed_at: Millis) -> Millis {
 }
 
 impl Peer {
-    /// Gives this peer a key to sign the objects it places (a node's
-    /// identity key). The author id of its objects is the key's SHA-256.
-    pub fn set_signer(&mut self, signer: Box<dyn Signer>) {
-        self.objects.signer = Some(signer);
-    }
-
-    /// The id objects placed here are signed as (`None` without a key).
-    pub fn author_id(&self) -> Option<PeerId> {
-        self.objects
-            .signer
-            .as_ref()
-            .map(|s| PeerId::from_public_key(s.public_key()))
-    }
-
-    /// Places a new object at `pos` (wrapped into the world): signed here,
-    /// then handed to the peers nearest `pos`. Returns its key.
-    pub fn place_object(
-        &mut self,
-        now: Millis,
-        pos: Point,
-        text: &str,
-        colour: [u8; 3],
-        ttl_s: u32,
-    ) -> Result<ObjectKey, ObjectError> {
-        let author = self.author_id().ok_or(ObjectError::NoSigner)?;
-        if !pos.is_finite() {
-            return Err(ObjectError::BadPosition);
-        }
-        if text.len() > MAX_OBJECT_TEXT {
-            return Err(ObjectError::TextTooLong(text.len()));
-        }
-        if ttl_s == 0 || ttl_s > MAX_OBJECT_TTL_S {
-            return Err(ObjectError::BadTtl);
-        }
-        if self.objects.by_author.get(&author).copied().unwrap_or(0) >= MAX_OBJECTS_PER_AUTHOR {
-            return Err(ObjectError::Quota(MAX_OBJECTS_PER_AUTHOR));
-        }
-        self.objects.nonces += 1;
-        // Unpredictable across restarts of a node (its token secret is
-        // drawn at start), deterministic in the simulator.
-        let nonce = self.next_token() ^ self.objects.nonces.rotate_left(32);
-        let mut obj = WorldObject {
-            key: ObjectKey::of(&author, nonce),
-            nonce,
-            author_key: Vec::new(),
-            version: 1,
-            pos: self.config.world.wrap(pos),
-            colour,
-            text: text.to_string(),
-            ttl_s,
-            removed: false,
-            sig: Vec::new(),
-        };
-        self.sign_object(&mut obj)?;
-        let key = obj.key;
-        self.objects.insert(Held {
-            expires: expiry(&obj, now),
-            obj,
-            mine: true,
-            signed_at: now,
-            known: Vec::new(),
-            refreshed: now,
-            handed: 0,
-            passing: false,
-        });
-        self.objects_round(now);
-        Ok(key)
-    }
-
-    /// Replaces the text of an object placed here; returns the new version.
-    pub fn edit_object(
-        &mut self,
-        now: Millis,
-        key: ObjectKey,
-        text: &str,
-    ) -> Result<u32, ObjectError> {
-        if text.len() > MAX_OBJECT_TEXT {
-            return Err(ObjectError::TextTooLong(text.len()));
-        }
-        self.new_version(now, key, |o| o.text = text.to_string())
-    }
-
-    /// Removes an object placed here (a signed tombstone replaces it).
-    pub fn remove_object(&mut self, now: Millis, key: ObjectKey) -> Result<(), ObjectError> {
-        self.new_version(now, key, |o| {
-            o.removed = true;
-            o.text.clear();
-        })
-        .map(|_| ())
-    }
-
-    fn sign_object(&self, obj: &mut WorldObject) -> Result<(), ObjectError> {
-        let signer = self
-            .objects
-            .signer
-            .as_deref()
-            .ok_or(ObjectError::NoSigner)?;
-        obj.sign(signer);
-        Ok(())
-    }
-
-    fn new_version(
-        &mut self,
-        now: Millis,
-        key: ObjectKey,
-        change: impl FnOnce(&mut WorldObject),
-    ) -> Result<u32, ObjectError> {
-        let author = self.author_id().ok_or(ObjectError::NoSigner)?;
-        let h = self.objects.held.get(&key).ok_or(ObjectError::Unknown)?;
-        if h.obj.removed || now >= h.expires {
-            return Err(ObjectError::Unknown);
-        }
-        if h.obj.author() != author {
-            return Err(ObjectError::NotAuthor);
-        }
-        let mut obj = h.obj.clone();
-        obj.version += 1;
-        change(&mut obj);
-        self.sign_object(&mut obj)?;
-        let version = obj.version;
-        let h = self
-            .objects
-            .held
-            .get_mut(&key)
-            .ok_or(ObjectError::Unknown)?;
-        h.expires = expiry(&obj, now);
-        h.signed_at = now;
-        h.obj = obj;
-        h.mine = true;
-        self.objects.generation += 1;
-        self.objects_round(now);
-        Ok(version)
-    }
-
-    /// The live objects this peer knows within `r` of `centre`, nearest first.
-    pub fn objects_near(&self, now: Millis, centre: Point, r: f32) -> Vec<&WorldObject> {
-        let world = self.config.world;
-        let mut out: Vec<(f64, &WorldObject)> = self
-            .objects
-            .held
-            .values()
-            .filter(|h| !h.obj.removed && now < h.expires)
-            .map(|h| (world.distance(centre, h.obj.pos), &h.obj))
-            .filter(|(d, _)| *d <= f64::from(r))
-            .collect();
-        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.key.cmp(&b.1.key)));
-        out.into_iter().map(|(_, o)| o).collect()
-    }
-
-    /// Every live object this peer holds (its own among them), by key.
-    pub fn live_objects(&self, now: Millis) -> impl Iterator<Item = &WorldObject> {
-        self.objects
-            .held
-            .values()
-            .filter(move |h| !h.obj.removed && now < h.expires)
-            .map(|h| &h.obj)
-    }
-
-    /// A number that changes whenever the objects held here change.
-    pub fn objects_generation(&self) -> u64 {
-        self.objects.generation
-    }
-
-    /// An object held here, the latest version (a removed one included).
-    pub fn object(&self, key: &ObjectKey) -> Option<&WorldObject> {
-        self.objects.held.get(key).map(|h| &h.obj)
-    }
-
-    /// Objects held here (tombstones included).
-    pub fn objects_held(&self) -> usize {
-        self.objects.held.len()
-    }
-
     /// The [`OBJECT_HOLDERS`] nearest to `pos` among this peer (`None`) and
     /// the given peers.
     fn holders_of(&self, pos: Point, peers: &[(PeerId, Point, f32)]) -> Vec<Option<PeerId>> {
@@ -410,29 +250,6 @@ impl Peer {
         }
         if !copies.is_empty() {
             self.send_copies(joiner.id, copies, now);
-        }
-    }
-
-    /// Copies asked for that did not come: ask the next peer that offered
-    /// them, or give up (a later offer asks again).
-    fn ask_again(&mut self, now: Millis) {
-        let mut asks: Vec<(PeerId, ObjectKey)> = Vec::new();
-        self.objects.asked.retain(|key, a| {
-            if now.since(a.at) < ASK_AGAIN_MS {
-                return true;
-            }
-            match a.others.pop() {
-                Some(next) => {
-                    a.at = now;
-                    asks.push((next, *key));
-                    true
-                }
-                None => false,
-            }
-        });
-        asks.sort_unstable();
-        for (to, key) in asks {
-            self.send(to, Message::ObjectWant { keys: vec![key] }, now);
         }
     }
 
@@ -567,92 +384,6 @@ impl Peer {
                     now,
                 );
             }
-        }
-    }
-
-    fn send_copies(&mut self, to: PeerId, copies: Vec<ObjectCopy>, now: Millis) {
-        for chunk in copies.chunks(MAX_OBJECTS_PER_MESSAGE) {
-            self.stats.objects_sent += chunk.len() as u64;
-            self.send(
-                to,
-                Message::Objects {
-                    objects: chunk.to_vec(),
-                },
-                now,
-            );
-        }
-    }
-
-    /// A kept peer offers object versions: ask it for those we lack (once
-    /// per [`ASK_AGAIN_MS`] per object, whoever offers).
-    pub(super) fn on_object_offer(
-        &mut self,
-        now: Millis,
-        from: PeerId,
-        offers: &[(ObjectKey, u32)],
-    ) {
-        let mut ask = Vec::new();
-        for &(key, version) in offers {
-            if let Some(h) = self.objects.held.get_mut(&key)
-                && h.obj.version >= version
-            {
-                h.note(from, version);
-                continue;
-            }
-            let pending = &mut self.objects.asked;
-            if let Some(a) = pending.get_mut(&key)
-                && a.version >= version
-            {
-                // Asked already: keep this one in case that answer never comes.
-                if a.others.len() < ASK_ALTERNATIVES && !a.others.contains(&from) {
-                    a.others.push(from);
-                }
-                continue;
-            }
-            if pending.len() >= MAX_OBJECTS_HELD {
-                continue;
-            }
-            pending.insert(
-                key,
-                Asked {
-                    version,
-                    at: now,
-                    others: Vec::new(),
-                },
-            );
-            ask.push(key);
-        }
-        if !ask.is_empty() {
-            self.send(from, Message::ObjectWant { keys: ask }, now);
-        }
-    }
-
-    /// A kept peer asks for copies: sent for the objects we offered it
-    /// (each at most once per version offered: a request cannot make us
-    /// send more than we offered).
-    pub(super) fn on_object_want(&mut self, now: Millis, from: PeerId, keys: &[ObjectKey]) {
-        let mut copies = Vec::new();
-        for key in keys {
-            let Some(h) = self.objects.held.get_mut(key) else {
-                continue;
-            };
-            let version = h.obj.version;
-            let Some(e) = h.known.iter_mut().find(|e| e.id == from) else {
-                self.stats.objects_refused += 1;
-                continue;
-            };
-            if e.answered >= version {
-                self.stats.objects_refused += 1;
-                continue;
-            }
-            e.answered = version;
-            copies.push(ObjectCopy {
-                object: h.obj.clone(),
-                age_ms: now.since(h.signed_at),
-            });
-        }
-        if !copies.is_empty() {
-            self.send_copies(from, copies, now);
         }
     }
 
