@@ -161,6 +161,24 @@ pub fn push_within(line: &mut String, s: &str, max: usize) {
     }
 }
 
+/// Drops the answers that came from the node; each refusal becomes a log
+/// line `what: why`.
+pub fn refusals<T, E: std::fmt::Display>(
+    pending: &mut Vec<oneshot::Receiver<Result<T, E>>>,
+    what: &str,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    pending.retain_mut(|rx| match rx.try_recv() {
+        Ok(Err(e)) => {
+            out.push(format!("· {what}: {e}"));
+            false
+        }
+        Ok(Ok(_)) | Err(oneshot::error::TryRecvError::Closed) => false,
+        Err(oneshot::error::TryRecvError::Empty) => true,
+    });
+    out
+}
+
 /// Takes the lines the node heard: a bubble each, and the log.
 fn hear(
     mut commands: Commands,
@@ -170,16 +188,7 @@ fn hear(
     time: Res<Time>,
 ) {
     let now = time.elapsed_secs_f64();
-    let mut refusals = Vec::new();
-    chat.pending.retain_mut(|rx| match rx.try_recv() {
-        Ok(Err(e)) => {
-            refusals.push(format!("· not said: {e}"));
-            false
-        }
-        Ok(Ok(_)) | Err(oneshot::error::TryRecvError::Closed) => false,
-        Err(oneshot::error::TryRecvError::Empty) => true,
-    });
-    for r in refusals {
+    for r in refusals(&mut chat.pending, "not said") {
         chat.log(r);
     }
     for line in bridge.chat.after(chat.last_seq) {

@@ -9,12 +9,14 @@ use bevy::input::ButtonState;
 use bevy::input::keyboard::{Key, KeyboardInput};
 use bevy::prelude::*;
 use peerworld_node::{Command, NewObject};
-use peerworld_protocol::object::{MAX_OBJECT_TEXT, ObjectError, ObjectKey, WorldObject};
+use peerworld_protocol::object::{
+    MAX_OBJECT_TEXT, ObjectError, ObjectKey, WorldObject, nearest_first,
+};
 use peerworld_protocol::{Point, World};
 use tokio::sync::oneshot;
 
 use crate::avatar::OwnPos;
-use crate::chat::{ChatState, push_within};
+use crate::chat::{ChatState, push_within, refusals};
 use crate::net::{Bridge, LatestView, NetSystems};
 use crate::{nearest_image, vec2};
 
@@ -34,8 +36,6 @@ pub struct Sign {
     pub key: ObjectKey,
     /// Its version drawn.
     pub version: u32,
-    /// Where it stands (wrapped world position).
-    pub pos: Vec2,
 }
 
 /// The sign's text, a child of its post.
@@ -148,13 +148,10 @@ pub fn nearest_own(
     world: World,
     at: Vec2,
 ) -> Option<ObjectKey> {
-    objects
-        .iter()
-        .filter(|o| o.author() == me)
-        .map(|o| (world.distance(o.pos, Point::new(at.x, at.y)), o.key))
-        .filter(|(d, _)| *d <= f64::from(REMOVE_REACH))
-        .min_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
+    nearest_first(world, objects, Point::new(at.x, at.y), REMOVE_REACH)
+        .into_iter()
+        .find(|o| o.author() == me)
+        .map(|o| o.key)
 }
 
 fn remove_nearest(
@@ -181,23 +178,8 @@ fn remove_nearest(
 
 /// Refusals from the node go to the log.
 fn answers(mut signs: ResMut<SignState>, mut chat: ResMut<ChatState>) {
-    let mut notes = Vec::new();
-    signs.pending.retain_mut(|rx| match rx.try_recv() {
-        Ok(Err(e)) => {
-            notes.push(format!("· sign not placed: {e}"));
-            false
-        }
-        Ok(Ok(_)) | Err(oneshot::error::TryRecvError::Closed) => false,
-        Err(oneshot::error::TryRecvError::Empty) => true,
-    });
-    signs.removing.retain_mut(|rx| match rx.try_recv() {
-        Ok(Err(e)) => {
-            notes.push(format!("· sign not removed: {e}"));
-            false
-        }
-        Ok(Ok(())) | Err(oneshot::error::TryRecvError::Closed) => false,
-        Err(oneshot::error::TryRecvError::Empty) => true,
-    });
+    let mut notes = refusals(&mut signs.pending, "sign not placed");
+    notes.extend(refusals(&mut signs.removing, "sign not removed"));
     for n in notes {
         chat.note(n);
     }
@@ -244,7 +226,6 @@ fn draw_signs(
                         Sign {
                             key: o.key,
                             version: o.version,
-                            pos,
                         },
                         Sprite::from_color(colour(o.colour), Vec2::splat(POST_SIZE)),
                         Transform::from_xyz(shown.x, shown.y, 0.5),

@@ -58,21 +58,35 @@ fn request(
     Ok((code, body.to_string()))
 }
 
+/// One request; the body if the node answered `ok`, else why not.
+fn call(
+    addr: SocketAddr,
+    (method, path, body): (&str, &str, &str),
+    ok: u16,
+    refused: &str,
+) -> anyhow::Result<String> {
+    let (code, answer) = request(addr, method, path, body)?;
+    if code != ok {
+        bail!("{refused} ({code}): {}", answer.trim());
+    }
+    Ok(answer)
+}
+
 pub fn say(a: SayArgs) -> anyhow::Result<()> {
     let body = serde_json::json!({ "text": a.text }).to_string();
-    let (code, answer) = request(a.status, "POST", "/say", &body)?;
-    if code != 202 {
-        bail!("the node refused the line ({code}): {}", answer.trim());
-    }
+    let answer = call(
+        a.status,
+        ("POST", "/say", &body),
+        202,
+        "the node refused the line",
+    )?;
     println!("{}", answer.trim());
     Ok(())
 }
 
 pub fn messages(a: MessagesArgs) -> anyhow::Result<()> {
-    let (code, answer) = request(a.status, "GET", &format!("/messages?after={}", a.after), "")?;
-    if code != 200 {
-        bail!("the node answered {code}: {}", answer.trim());
-    }
+    let path = format!("/messages?after={}", a.after);
+    let answer = call(a.status, ("GET", &path, ""), 200, "the node answered")?;
     let doc: serde_json::Value = serde_json::from_str(&answer).context("not JSON")?;
     for line in doc["messages"].as_array().into_iter().flatten() {
         let name = line["name"].as_str().filter(|n| !n.is_empty());
@@ -151,10 +165,7 @@ pub fn objects(a: ObjectsArgs) -> anyhow::Result<()> {
         query.push(format!("r={r}"));
     }
     let path = format!("/objects?{}", query.join("&"));
-    let (code, answer) = request(a.status, "GET", &path, "")?;
-    if code != 200 {
-        bail!("the node answered {code}: {}", answer.trim());
-    }
+    let answer = call(a.status, ("GET", &path, ""), 200, "the node answered")?;
     let doc: serde_json::Value = serde_json::from_str(&answer).context("not JSON")?;
     for o in doc["objects"].as_array().into_iter().flatten() {
         println!(
@@ -172,19 +183,19 @@ pub fn objects(a: ObjectsArgs) -> anyhow::Result<()> {
 
 pub fn place(a: PlaceArgs) -> anyhow::Result<()> {
     let body = serde_json::json!({ "pos": xy(&a.pos)?, "text": a.text, "ttl_s": a.ttl_s });
-    let (code, answer) = request(a.status, "POST", "/objects", &body.to_string())?;
-    if code != 200 {
-        bail!("the node refused the object ({code}): {}", answer.trim());
-    }
+    let answer = call(
+        a.status,
+        ("POST", "/objects", &body.to_string()),
+        200,
+        "the node refused the object",
+    )?;
     println!("{}", answer.trim());
     Ok(())
 }
 
 pub fn remove(a: RemoveArgs) -> anyhow::Result<()> {
-    let (code, answer) = request(a.status, "DELETE", &format!("/objects/{}", a.key), "")?;
-    if code != 200 {
-        bail!("the node refused ({code}): {}", answer.trim());
-    }
+    let path = format!("/objects/{}", a.key);
+    let answer = call(a.status, ("DELETE", &path, ""), 200, "the node refused")?;
     println!("{}", answer.trim());
     Ok(())
 }

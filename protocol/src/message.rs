@@ -431,6 +431,15 @@ pub fn encoded_len(msg: &Message) -> usize {
     }
 }
 
+/// The bytes one peer record adds to a message's encoding.
+pub fn encoded_record_len(info: &PeerInfo) -> usize {
+    let mut w = bincode::enc::write::SizeWriter::default();
+    match bincode::serde::encode_into_writer(info, &mut w, bincode::config::standard()) {
+        Ok(()) => w.bytes_written,
+        Err(_) => 0,
+    }
+}
+
 /// Decodes one frame; never panics.
 pub fn decode(frame: &[u8]) -> Result<Message, DecodeError> {
     if frame.len() > MAX_FRAME_LEN {

@@ -206,6 +206,22 @@ impl WorldObject {
     }
 }
 
+/// The objects within `r` of `centre`, nearest first (ties by key).
+pub fn nearest_first<'a>(
+    world: crate::geometry::World,
+    objects: impl IntoIterator<Item = &'a WorldObject>,
+    centre: Point,
+    r: f32,
+) -> Vec<&'a WorldObject> {
+    let mut out: Vec<(f64, &WorldObject)> = objects
+        .into_iter()
+        .map(|o| (world.distance(centre, o.pos), o))
+        .filter(|(d, _)| *d <= f64::from(r))
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.key.cmp(&b.1.key)));
+    out.into_iter().map(|(_, o)| o).collect()
+}
+
 /// Whether `sig` is `spki`'s signature of `msg` (P-256/SHA-256 in ASN.1
 /// form, or Ed25519); false for any other key kind.
 pub fn verify_signature(spki: &[u8], msg: &[u8], sig: &[u8]) -> bool {

@@ -696,6 +696,21 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
     });
 }
 
+/// `node`'s status API, served on a loopback port.
+async fn api(node: &NodeHandle) -> SocketAddr {
+    status::serve("127.0.0.1:0".parse().unwrap(), node.clone())
+        .await
+        .unwrap()
+}
+
+/// A swarm of `peers` nodes standing still (seed `seed`), once converged.
+async fn converged(peers: usize, seed: u64) -> Swarm {
+    let swarm = Swarm::start(&swarm_config(peers, 0.0, seed)).await.unwrap();
+    let (s, _) = wait_for(&swarm, Duration::from_secs(30), perfect).await;
+    assert!(perfect(&s), "not converged: {s:?}");
+    swarm
+}
+
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     http_request(addr, "GET", path, b"").await
 }
@@ -733,9 +748,7 @@ fn status_and_metrics_follow_the_contract() {
         bc.bootstrap = vec![a.local_addr()];
         let b = Node::spawn(bc).unwrap();
         assert!(wait_until(Duration::from_secs(10), || knows(&a, b.id())).await);
-        let bound = status::serve("127.0.0.1:0".parse().unwrap(), a.clone())
-            .await
-            .unwrap();
+        let bound = api(&a).await;
 
         let (code, body) = http_get(bound, "/status").await;
         assert_eq!(code, 200);
@@ -1047,14 +1060,10 @@ fn five_hundred_sybils_leave_room_for_an_honest_joiner_and_a_new_neighbour() {
 #[test]
 fn a_line_said_through_the_api_reaches_every_node_within_the_speakers_radius_within_a_second() {
     real_time(|| async {
-        let swarm = Swarm::start(&swarm_config(15, 0.0, 11)).await.unwrap();
-        let (s, _) = wait_for(&swarm, Duration::from_secs(30), perfect).await;
-        assert!(perfect(&s), "not converged: {s:?}");
+        let swarm = converged(15, 11).await;
         let nodes = swarm.nodes();
         let speaker = &nodes[3];
-        let bound = status::serve("127.0.0.1:0".parse().unwrap(), speaker.clone())
-            .await
-            .unwrap();
+        let bound = api(speaker).await;
         // Bad input first: not JSON, not UTF-8, too long, empty.
         let long = format!("{{\"text\": \"{}\"}}", "x".repeat(281));
         for body in [

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use peerworld_protocol::object::{ObjectError, ObjectKey, WorldObject};
+use peerworld_protocol::object::{ObjectError, ObjectKey, WorldObject, nearest_first};
 use peerworld_protocol::{Config, Millis, Neighbour, PeerId, Point, Stats, View, World};
 
 use super::ObjectCommandError;
@@ -211,14 +211,10 @@ impl NodeHandle {
     /// The live objects this node knows within `r` of `centre`, nearest first.
     pub fn objects_near(&self, centre: Point, r: f32) -> Vec<WorldObject> {
         let s = self.snapshot();
-        let mut out: Vec<(f64, WorldObject)> = s
-            .objects
-            .iter()
-            .map(|o| (s.world.distance(centre, o.pos), o.clone()))
-            .filter(|(d, _)| *d <= f64::from(r))
-            .collect();
-        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.key.cmp(&b.1.key)));
-        out.into_iter().map(|(_, o)| o).collect()
+        nearest_first(s.world, s.objects.iter(), centre, r)
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     /// The chat lines heard (our own among them) numbered above `after`,

@@ -146,6 +146,11 @@ proptest! {
         let bytes = encode(&msg).unwrap();
         prop_assert_eq!(bytes.len(), encoded_len(&msg));
         prop_assert!(msg.min_wire_len() <= bytes.len(), "{} > {}", msg.min_wire_len(), bytes.len());
+        if let Message::Discover { peers, mutual } = &msg {
+            let empty = encoded_len(&Message::Discover { peers: Vec::new(), mutual: *mutual });
+            let records: usize = peers.iter().map(encoded_record_len).sum();
+            prop_assert_eq!(bytes.len(), empty + records);
+        }
         prop_assert_eq!(decode(&bytes).unwrap(), msg);
     }
 

@@ -110,6 +110,14 @@ struct Seen {
 }
 
 impl Held {
+    /// The copy to send at `now`, with its age by our clock.
+    fn copy(&self, now: Millis) -> ObjectCopy {
+        ObjectCopy {
+            object: self.obj.clone(),
+            age_ms: now.since(self.signed_at),
+        }
+    }
+
     fn has(&self, id: &PeerId, version: u32) -> bool {
         self.known
             .iter()
@@ -176,7 +184,8 @@ impl ObjectState {
     }
 }
 
-/// When a version received at `now`, signed `age_ms` ago, expires.
+/// When `obj`, signed at `signed_at` (by our clock), expires: after its
+/// lifetime, or [`TOMBSTONE_MS`] for a removal if that is sooner.
 fn expiry(obj: &WorldObject, signed_at: Millis) -> Millis {
     let life = u64::from(obj.ttl_s.min(MAX_OBJECT_TTL_S)) * 1000;
     let life = if obj.removed {
@@ -242,10 +251,7 @@ impl Peer {
             if wanted {
                 let h = self.objects.held.get_mut(&key).expect("listed");
                 h.note(joiner.id, h.obj.version);
-                copies.push(ObjectCopy {
-                    object: h.obj.clone(),
-                    age_ms: now.since(h.signed_at),
-                });
+                copies.push(h.copy(now));
             }
         }
         if !copies.is_empty() {
@@ -283,13 +289,16 @@ impl Peer {
             let holders = self.holders_of(pos, &peers);
             let owner = holders.first() == Some(&None);
             let me_holder = holders.contains(&None);
-            let wants = |id: &PeerId| -> bool {
+            // A holder in our view, or within its radius plus `extra` of
+            // the point.
+            let within = |id: &PeerId, extra: f64| -> bool {
                 holders.contains(&Some(*id))
                     || peers.binary_search_by(|p| p.0.cmp(id)).is_ok_and(|i| {
                         let (_, p, r) = peers[i];
-                        world.distance(p, pos) <= f64::from(r) + buffer
+                        world.distance(p, pos) <= f64::from(r) + extra
                     })
             };
+            let wants = |id: &PeerId| within(id, buffer);
             let h = self.objects.held.get_mut(&key).expect("listed");
             if owner && now.since(h.refreshed) >= OWNER_REFRESH_MS {
                 h.known.clear();
@@ -317,10 +326,7 @@ impl Peer {
                     }
                     h.note(*id, version);
                     self.stats.objects_handed += 1;
-                    out.entry(*id).or_default().push(ObjectCopy {
-                        object: h.obj.clone(),
-                        age_ms: now.since(h.signed_at),
-                    });
+                    out.entry(*id).or_default().push(h.copy(now));
                 }
             }
             if far && !me_holder {
@@ -332,13 +338,8 @@ impl Peer {
             // Forget who has it once they may have dropped it (they do
             // beyond their radius plus twice the buffer): then it is sent
             // again when they come back.
-            h.known.retain(|Seen { id, .. }| {
-                holders.contains(&Some(*id))
-                    || peers.binary_search_by(|p| p.0.cmp(id)).is_ok_and(|i| {
-                        let (_, p, r) = peers[i];
-                        world.distance(p, pos) <= f64::from(r) + 2.0 * buffer - FORGET_MARGIN
-                    })
-            });
+            h.known
+                .retain(|Seen { id, .. }| within(id, 2.0 * buffer - FORGET_MARGIN));
             // Peers known to hold this version. Each peer that should see
             // it is offered it by the one of them nearest to it that
             // surely keeps it (it lies well within that one's radius), and
@@ -387,7 +388,7 @@ impl Peer {
         }
     }
 
-    /// Copies from a kept peer: verified, taken if new and wanted here.
+    /// Copies from any peer: verified, taken if new and wanted here.
     pub(super) fn on_objects(&mut self, now: Millis, from: PeerId, copies: Vec<ObjectCopy>) {
         let peers = self.object_peers(now);
         let world = self.config.world;

@@ -25,7 +25,7 @@ use super::Peer;
 use crate::Millis;
 use crate::id::PeerId;
 use crate::id::PeerInfo;
-use crate::message::{MAX_DIGEST, Message, encoded_len};
+use crate::message::{MAX_DIGEST, Message, encoded_len, encoded_record_len};
 
 /// The 4-byte digest form of an id.
 pub fn short4(id: &PeerId) -> [u8; 4] {
@@ -158,11 +158,10 @@ impl Peer {
             peers,
             mutual: false,
         };
-        let empty = encoded_len(&discover(Vec::new()));
-        let mut total = empty + 2;
+        let mut total = encoded_len(&discover(Vec::new())) + 2;
         let mut paid = Vec::new();
         for rec in records {
-            let one = encoded_len(&discover(vec![rec.clone()])) - empty;
+            let one = encoded_record_len(&rec);
             if total + one > credit {
                 self.stats.replies_capped += 1;
                 break;

@@ -197,16 +197,7 @@ impl Sim {
 
     /// Live objects that no live peer holds (at any version).
     pub fn objects_lost(&self) -> u64 {
-        self.objects
-            .truths
-            .iter()
-            .filter(|t| {
-                !self
-                    .slots
-                    .iter()
-                    .any(|s| s.alive && s.peer.object(&t.key).is_some())
-            })
-            .count() as u64
+        self.object_copies().iter().filter(|&&n| n == 0).count() as u64
     }
 
     /// The object figures so far (`None` without `--objects`).

@@ -4,7 +4,7 @@ use super::Net;
 use crate::geometry::Point;
 use crate::id::PeerId;
 use crate::message::Message;
-use crate::object::{ObjectCopy, ObjectError, ObjectKey, SeededSigner, Signer, WorldObject};
+use crate::object::{ObjectCopy, ObjectError, ObjectKey, SeededSigner, WorldObject};
 use crate::peer::{Event, MAX_OBJECTS_PER_AUTHOR, OBJECT_HOLDERS, RejectReason};
 
 /// A settled world of `n` peers at random places in size², each with a key.
@@ -17,14 +17,14 @@ fn world(n: u64, size: f32, seed: u64) -> Net {
     net
 }
 
-/// `world(n, size, seed)` where peer `author` placed a sign with `text` at
-/// its own place 1.5 s ago: (net, author, the place, the key).
-fn placed(
-    n: u64,
-    size: f32,
-    seed: u64,
+/// `world(n, size, seed)` where peer `author` placed a sign with `text`,
+/// living `ttl_s`, at its own place 1.5 s ago: (net, author, the place,
+/// the key).
+fn placed_for(
+    (n, size, seed): (u64, f32, u64),
     author: u64,
     text: &str,
+    ttl_s: u32,
 ) -> (Net, PeerId, Point, ObjectKey) {
     let mut net = world(n, size, seed);
     let author = PeerId::from_seed(author);
@@ -32,10 +32,21 @@ fn placed(
     let now = net.now;
     let key = net
         .peer(author)
-        .place_object(now, at, text, [9, 9, 9], 3_600)
+        .place_object(now, at, text, [9, 9, 9], ttl_s)
         .unwrap();
     net.drive(1_500);
     (net, author, at, key)
+}
+
+/// `placed_for` a sign that lives an hour.
+fn placed(
+    n: u64,
+    size: f32,
+    seed: u64,
+    author: u64,
+    text: &str,
+) -> (Net, PeerId, Point, ObjectKey) {
+    placed_for((n, size, seed), author, text, 3_600)
 }
 
 /// The peer nearest `at` other than `author`.
@@ -86,15 +97,7 @@ fn assert_everywhere(net: &Net, key: ObjectKey, at: Point, version: u32, when: &
 
 #[test]
 fn a_sign_reaches_its_holders_and_everyone_within_radius() {
-    let mut net = world(200, 600.0, 3);
-    let author = PeerId::from_seed(40);
-    let at = net.peer(author).info().pos;
-    let now = net.now;
-    let key = net
-        .peer(author)
-        .place_object(now, at, "welcome", [200, 40, 40], 3_600)
-        .unwrap();
-    net.drive(1_500);
+    let (net, _, at, key) = placed(200, 600.0, 3, 40, "welcome");
     assert_everywhere(&net, key, at, 1, "placed");
     let listed = net.peers[&nearest(&net, at, 1)[0]].objects_near(net.now, at, 1.0);
     assert_eq!(listed.len(), 1);
@@ -272,20 +275,11 @@ fn bad_input_and_quotas_are_refused() {
         lone.place_object(now, at, "x", [0; 3], 60),
         Err(ObjectError::NoSigner)
     );
-    let _ = SeededSigner::new(1).public_key();
 }
 
 #[test]
 fn a_version_expires_after_its_lifetime() {
-    let mut net = world(60, 400.0, 9);
-    let author = PeerId::from_seed(12);
-    let at = net.peer(author).info().pos;
-    let now = net.now;
-    let key = net
-        .peer(author)
-        .place_object(now, at, "brief", [0; 3], 2)
-        .unwrap();
-    net.drive(1_000);
+    let (mut net, _, at, key) = placed_for((60, 400.0, 9), 12, "brief", 2);
     assert_everywhere(&net, key, at, 1, "placed");
     net.drive(2_000);
     assert!(
@@ -316,4 +310,46 @@ fn a_still_world_stops_sending_objects_once_they_are_placed() {
     net.drive(10_000);
     let after = totals(&net);
     assert_eq!(before, after, "objects still sent in a still world");
+}
+
+#[test]
+fn a_joiner_gets_the_objects_at_its_place_with_its_join_reply() {
+    let (mut net, author, at, key) = placed(120, 500.0, 13, 30, "here first");
+    let joiner = net.add_joining(500, at.x + 3.0, at.y, author);
+    for _ in 0..200 {
+        if net.peers[&joiner].is_joined() {
+            break;
+        }
+        net.drive(5);
+    }
+    assert!(net.peers[&joiner].is_joined(), "the join did not complete");
+    // Two one-way latencies after its reply: before any maintenance round
+    // could have offered it, it holds the object already.
+    net.drive(40);
+    assert_eq!(version_at(&net, joiner, key), 1);
+}
+
+#[test]
+fn a_copy_asked_for_and_not_sent_is_asked_of_the_next_offerer() {
+    let mut p = super::rules::lone(1, 500.0, 500.0, super::rules::config());
+    let (a, b) = (PeerId::from_seed(2), PeerId::from_seed(3));
+    let key = ObjectKey::of(&SeededSigner::new(9).author(), 1);
+    let offer = || Message::ObjectOffer {
+        offers: vec![(key, 1)],
+    };
+    let wants = |sent: &[crate::peer::Transmit]| -> Vec<PeerId> {
+        sent.iter()
+            .filter(|t| matches!(&t.msg, Message::ObjectWant { keys } if keys == &[key]))
+            .map(|t| t.to)
+            .collect()
+    };
+    p.handle(crate::Millis(10), a, offer());
+    p.handle(crate::Millis(20), b, offer());
+    assert_eq!(
+        wants(&super::rules::run(&mut p, 900)),
+        [a],
+        "asked once, of the first"
+    );
+    // a never answers: after a second, b is asked.
+    assert_eq!(wants(&super::rules::run(&mut p, 1_400)), [b]);
 }

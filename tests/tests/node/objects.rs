@@ -2,13 +2,11 @@
 
 use std::time::Duration;
 
-use peerworld_node::swarm::Swarm;
-use peerworld_node::{NodeHandle, status};
+use peerworld_node::NodeHandle;
 use peerworld_protocol::Point;
 
 use super::{
-    RADIUS, WORLD, http_get, http_post, http_request, perfect, real_time, swarm_config, wait_for,
-    wait_until,
+    RADIUS, WORLD, api, converged, http_get, http_post, http_request, real_time, wait_until,
 };
 
 /// Whether `n` lists exactly one object at `at`, with this text and version.
@@ -20,14 +18,10 @@ fn lists(n: &NodeHandle, at: Point, text: &str, version: u32) -> bool {
 #[test]
 fn a_sign_placed_through_the_api_is_listed_within_radius_and_outlives_its_author() {
     real_time(|| async {
-        let swarm = Swarm::start(&swarm_config(15, 0.0, 12)).await.unwrap();
-        let (s, _) = wait_for(&swarm, Duration::from_secs(30), perfect).await;
-        assert!(perfect(&s), "not converged: {s:?}");
+        let swarm = converged(15, 12).await;
         let nodes = swarm.nodes();
         let author = &nodes[4];
-        let bound = status::serve("127.0.0.1:0".parse().unwrap(), author.clone())
-            .await
-            .unwrap();
+        let bound = api(author).await;
         // Bad input: not JSON, text too long, no lifetime, a position off
         // the number line; each 400, nothing placed.
         let long = format!("{{\"pos\": [1, 2], \"text\": \"{}\"}}", "x".repeat(281));
@@ -70,9 +64,7 @@ fn a_sign_placed_through_the_api_is_listed_within_radius_and_outlives_its_author
         assert_eq!(doc["objects"][0]["version"], 1);
         // Another node cannot remove it.
         let other = near.iter().find(|n| n.id() != author.id()).unwrap();
-        let other_api = status::serve("127.0.0.1:0".parse().unwrap(), (*other).clone())
-            .await
-            .unwrap();
+        let other_api = api(other).await;
         let (code, answer) =
             http_request(other_api, "DELETE", &format!("/objects/{key}"), b"").await;
         assert_eq!(code, 403, "{answer}");
@@ -91,9 +83,7 @@ fn a_sign_placed_through_the_api_is_listed_within_radius_and_outlives_its_author
 #[test]
 fn the_author_removes_its_sign_everywhere() {
     real_time(|| async {
-        let swarm = Swarm::start(&swarm_config(10, 0.0, 13)).await.unwrap();
-        let (s, _) = wait_for(&swarm, Duration::from_secs(30), perfect).await;
-        assert!(perfect(&s), "not converged: {s:?}");
+        let swarm = converged(10, 13).await;
         let nodes = swarm.nodes();
         let author = &nodes[2];
         let at = author.snapshot().view.me.pos;
@@ -119,9 +109,7 @@ fn the_author_removes_its_sign_everywhere() {
             )))
             .await
         );
-        let bound = status::serve("127.0.0.1:0".parse().unwrap(), author.clone())
-            .await
-            .unwrap();
+        let bound = api(author).await;
         let (code, answer) =
             http_request(bound, "DELETE", &format!("/objects/{}", key.to_hex()), b"").await;
         assert_eq!(code, 200, "{answer}");

@@ -6,7 +6,7 @@ use crate::Millis;
 use crate::geometry::Point;
 use crate::id::PeerId;
 use crate::object::{
-    MAX_OBJECT_TEXT, MAX_OBJECT_TTL_S, ObjectError, ObjectKey, Signer, WorldObject,
+    MAX_OBJECT_TEXT, MAX_OBJECT_TTL_S, ObjectError, ObjectKey, Signer, WorldObject, nearest_first,
 };
 use crate::peer::Peer;
 
@@ -147,17 +147,7 @@ impl Peer {
 
     /// The live objects this peer knows within `r` of `centre`, nearest first.
     pub fn objects_near(&self, now: Millis, centre: Point, r: f32) -> Vec<&WorldObject> {
-        let world = self.config.world;
-        let mut out: Vec<(f64, &WorldObject)> = self
-            .objects
-            .held
-            .values()
-            .filter(|h| !h.obj.removed && now < h.expires)
-            .map(|h| (world.distance(centre, h.obj.pos), &h.obj))
-            .filter(|(d, _)| *d <= f64::from(r))
-            .collect();
-        out.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.key.cmp(&b.1.key)));
-        out.into_iter().map(|(_, o)| o).collect()
+        nearest_first(self.config.world, self.live_objects(now), centre, r)
     }
 
     /// Every live object this peer holds (its own among them), by key.

@@ -45,8 +45,9 @@ impl Peer {
         }
     }
 
-    /// A kept peer offers object versions: ask it for those we lack (once
-    /// per [`ASK_AGAIN_MS`] per object, whoever offers).
+    /// A peer offers object versions: ask it for those we lack (once per
+    /// [`ASK_AGAIN_MS`] per object, whoever offers; later offerers are kept
+    /// to ask next).
     pub(in crate::peer) fn on_object_offer(
         &mut self,
         now: Millis,
@@ -89,9 +90,9 @@ impl Peer {
         }
     }
 
-    /// A kept peer asks for copies: sent for the objects we offered it
-    /// (each at most once per version offered: a request cannot make us
-    /// send more than we offered).
+    /// A peer asks for copies: sent only for the objects we know it should
+    /// have (we offered them, or it sent us a version), each at most once
+    /// per version: a request cannot make us send more than that.
     pub(in crate::peer) fn on_object_want(
         &mut self,
         now: Millis,
@@ -113,10 +114,7 @@ impl Peer {
                 continue;
             }
             e.answered = version;
-            copies.push(ObjectCopy {
-                object: h.obj.clone(),
-                age_ms: now.since(h.signed_at),
-            });
+            copies.push(h.copy(now));
         }
         if !copies.is_empty() {
             self.send_copies(from, copies, now);
