@@ -138,15 +138,21 @@ impl Driver {
                         let _ = answer.send(self.peer.say(now, &text));
                         self.dirty = true;
                     }
+                    // Published before the answer: a program that lists
+                    // objects right after placing one sees it.
                     Some(Command::PlaceObject(o, answer)) => {
                         let now = self.now();
-                        let _ = answer.send(self.peer.place_object(now, o.pos, &o.text, o.colour, o.ttl_s));
+                        let placed = self.peer.place_object(now, o.pos, &o.text, o.colour, o.ttl_s);
                         self.dirty = true;
+                        self.publish(false);
+                        let _ = answer.send(placed);
                     }
                     Some(Command::RemoveObject(key, answer)) => {
                         let now = self.now();
-                        let _ = answer.send(self.peer.remove_object(now, key));
+                        let removed = self.peer.remove_object(now, key);
                         self.dirty = true;
+                        self.publish(false);
+                        let _ = answer.send(removed);
                     }
                     Some(Command::Suspend(d)) => {
                         info!(secs = d.as_secs_f64(), "suspended");

@@ -44,6 +44,12 @@ fn a_sign_placed_through_the_api_is_listed_within_radius_and_outlives_its_author
         let doc: serde_json::Value = serde_json::from_str(&answer).unwrap();
         let key = doc["key"].as_str().unwrap().to_string();
         assert_eq!(key.len(), 32);
+        // Listed at once by the node that placed it (not a tick later).
+        let (_, mine) = http_get(bound, &format!("/objects?near={},{}&r=1", at.x, at.y)).await;
+        assert!(
+            mine.contains(&key),
+            "not listed right after placing: {mine}"
+        );
         let near: Vec<&NodeHandle> = nodes
             .iter()
             .filter(|n| WORLD.distance(n.snapshot().view.me.pos, at) <= f64::from(RADIUS))
