@@ -121,6 +121,7 @@ fn message(kind: u8, b: &mut Bytes, sent: u64) -> Option<Message> {
             hops: b.u8() % 4,
             attempt: b.u8() % 4,
             token: u64::from(b.u8() % 4),
+            pad: vec![0; usize::from(b.u8()) * 8],
         },
         1 => Message::JoinReply {
             hops: b.u8(),

@@ -20,9 +20,9 @@ use crate::id::PeerInfo;
 /// extrapolated wrongly); version 5 the attempt to `Join`; version 6 the
 /// join tokens; version 7 world objects (`Objects`). Older versions are
 /// refused.
-pub const PROTOCOL_VERSION: u16 = 7;
+pub const PROTOCOL_VERSION: u16 = 8;
 /// The oldest protocol version this build still accepts.
-pub const OLDEST_SUPPORTED_VERSION: u16 = 7;
+pub const OLDEST_SUPPORTED_VERSION: u16 = 8;
 /// Fastest velocity a `Move` may announce, in world units per second.
 pub const MAX_SPEED: f32 = 100_000.0;
 /// Largest awareness radius a peer may declare, in world units. A larger
@@ -44,6 +44,8 @@ pub const MAX_DIGEST: usize = 1024;
 pub const MAX_AREA_PAYLOAD: usize = 1024;
 /// Most object offers, or requests, in one message.
 pub const MAX_OBJECT_OFFERS: usize = 256;
+/// Most padding in a join, in bytes (see `Message::Join::pad`).
+pub const MAX_JOIN_PAD: usize = 4_096;
 /// Largest radius of an area message's disk, in world units.
 pub const MAX_AREA_RADIUS: f32 = 4_000.0;
 
@@ -78,6 +80,10 @@ pub enum Message {
         /// The joiner's unguessable token for this join or probe, echoed in
         /// the reply: only a peer on the join's path can answer it.
         token: u64,
+        /// Zeros the joiner pays to be answered: the acceptor's reply stays
+        /// within `REPLY_MULTIPLE` times the join's size (QUIC pads its
+        /// Initial for the same reason). At most [`MAX_JOIN_PAD`] bytes.
+        pad: Vec<u8>,
     },
     /// The acceptor's answer: itself first, then the peers the joiner should
     /// know, and the address the joiner's connection came from (if known).
@@ -203,7 +209,7 @@ impl Message {
             46 + i.name.len() + i.addr.len()
         }
         3 + match self {
-            Message::Join { joiner, .. } => info(joiner) + 3,
+            Message::Join { joiner, pad, .. } => info(joiner) + 4 + pad.len(),
             Message::JoinReply { peers, .. } => 12 + peers.iter().map(info).sum::<usize>(),
             Message::Hello { name, addr, .. } => 17 + name.len() + addr.len(),
             Message::Move { .. } => 18,
@@ -259,7 +265,12 @@ impl Message {
             Ok(())
         }
         match self {
-            Message::Join { joiner, .. } => info(joiner),
+            Message::Join { joiner, pad, .. } => {
+                if pad.len() > MAX_JOIN_PAD {
+                    return Err(DecodeError::TooLong);
+                }
+                info(joiner)
+            }
             Message::JoinReply {
                 at,
                 peers,

@@ -663,6 +663,7 @@ fn hostile_input_is_counted_and_the_node_keeps_working() {
             hops: 0,
             attempt: 0,
             token: 1,
+            pad: Vec::new(),
         })
         .unwrap();
         send_on_stream(&conn, frame.len() as u32, &frame).await;
@@ -837,8 +838,10 @@ fn a_node_on_the_unspecified_address_advertises_what_its_bootstrap_saw() {
 
 #[test]
 fn a_flood_from_one_connection_does_not_stop_the_victims_clock() {
-    // Pings and digests as fast as one connection can send them, for twice
-    // the failure timeout: the victim must keep pinging its honest
+    // Pings and digests as fast as one connection can send them, for 30 s
+    // (ten failure timeouts), never reading, and churning streams: every
+    // 3 s the attacker opens a second stream (which closes its connection)
+    // and dials again. The victim must keep pinging its honest
     // neighbour, which must never time it out. (The driver served its inbox
     // before its timers; here the flood's reader never outran the driver,
     // 1.2 M frames/s, so this test passed with that order too: it guards
@@ -852,9 +855,7 @@ fn a_flood_from_one_connection_does_not_stop_the_victims_clock() {
         );
         let endpoint = client_endpoint();
         let me = Identity::generate().unwrap();
-        let conn = dial(&endpoint, &me, Some(a.id()), a.local_addr())
-            .await
-            .unwrap();
+        let target = (a.id(), a.local_addr());
         // Length-prefixed frames, a thousand to a write, on one stream.
         let mut chunk = Vec::new();
         for i in 0..1000 {
@@ -877,12 +878,33 @@ fn a_flood_from_one_connection_does_not_stop_the_victims_clock() {
         let flood = tokio::spawn(async move {
             let t0 = Instant::now();
             let mut sent = 0u64;
-            let mut stream = conn.open_uni().await.unwrap();
-            while t0.elapsed() < Duration::from_millis(2 * Config::default().failure_timeout_ms) {
-                if stream.write_all(&chunk).await.is_err() {
-                    break;
+            while t0.elapsed() < Duration::from_secs(30) {
+                let Ok(conn) = dial(&endpoint, &me, Some(target.0), target.1).await else {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let Ok(mut stream) = conn.open_uni().await else {
+                    continue;
+                };
+                let round = Instant::now();
+                while round.elapsed() < Duration::from_secs(3)
+                    && t0.elapsed() < Duration::from_secs(30)
+                {
+                    if stream.write_all(&chunk).await.is_err() {
+                        break;
+                    }
+                    sent += 1000;
                 }
-                sent += 1000;
+                // Stream churn: the stream is finished and another opened
+                // (QUIC's limit is one at a time); the second is refused
+                // with the connection, and the attacker comes back on a new
+                // one.
+                let _ = stream.finish();
+                let next = tokio::time::timeout(Duration::from_secs(2), conn.open_uni()).await;
+                if let Ok(Ok(mut extra)) = next {
+                    let _ = extra.write_all(&chunk[..64]).await;
+                    let _ = tokio::time::timeout(Duration::from_secs(1), conn.closed()).await;
+                }
             }
             sent
         });
@@ -898,8 +920,15 @@ fn a_flood_from_one_connection_does_not_stop_the_victims_clock() {
         let out = m.bytes_sent - before.0.bytes_sent;
         let got = m.bytes_recv - before.0.bytes_recv;
         let grew = rss.saturating_sub(before.1);
-        eprintln!("flood: {sent} frames; victim got {got} B, sent {out} B; RSS +{grew} KiB");
+        eprintln!(
+            "flood: {sent} frames; victim got {got} B, sent {out} B; RSS +{grew} KiB; {} extra streams refused",
+            m.extra_streams - before.0.extra_streams
+        );
         assert!(sent > 10_000, "a weak flood: {sent} frames");
+        assert!(
+            m.extra_streams - before.0.extra_streams >= 3,
+            "the streams did not churn"
+        );
         // Everything it sent, the honest neighbour's share included.
         assert!(out < 2 * got, "amplified: {out} B out for {got} B in");
         assert!(grew < 64 * 1024, "RSS grew by {grew} KiB under the flood");

@@ -23,16 +23,22 @@ fn info_strategy() -> impl Strategy<Value = PeerInfo> {
 
 fn message_strategy() -> impl Strategy<Value = Message> {
     prop_oneof![
-        (info_strategy(), any::<u8>(), any::<u8>(), any::<u64>()).prop_map(
-            |(joiner, hops, attempt, token)| {
+        (
+            info_strategy(),
+            any::<u8>(),
+            any::<u8>(),
+            any::<u64>(),
+            0..64usize
+        )
+            .prop_map(|(joiner, hops, attempt, token, pad)| {
                 Message::Join {
                     token,
                     joiner,
                     hops,
                     attempt,
+                    pad: vec![0; pad],
                 }
-            }
-        ),
+            }),
         (
             any::<u8>(),
             info_strategy(),

@@ -38,11 +38,30 @@
 
 use std::net::SocketAddr;
 
+use super::repair::REPLY_MULTIPLE;
 use super::{Event, Peer, RejectReason, State, Timer, sanitize};
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
-use crate::message::{MAX_RECORDS, Message};
+use crate::message::{MAX_RECORDS, Message, encoded_len};
+
+/// Padding of our joins: the acceptor answers with up to
+/// `REPLY_MULTIPLE` times the join's size, about 90 records (a neighbourhood
+/// and its enclosing ring; the joiner's digests fetch the rest).
+pub const JOIN_PAD: usize = 1_024;
+/// Padding of our probes: their reply only needs to introduce the acceptor
+/// and its nearest (a merge spreads by discovery from there).
+pub const PROBE_PAD: usize = 256;
+
+/// A join as received, past its joiner.
+pub(super) struct Join {
+    pub(super) hops: u8,
+    pub(super) attempt: u8,
+    pub(super) token: u64,
+    pub(super) pad: Vec<u8>,
+    /// Its size on the wire (a lower bound): what its reply may cost.
+    pub(super) size: usize,
+}
 
 /// How long after a join or probe of ours its reply is taken: a walk
 /// across a large world at a few hundred milliseconds a hop.
@@ -84,6 +103,7 @@ impl Peer {
                 hops: 0,
                 attempt: self.join_attempt,
                 token,
+                pad: vec![0; JOIN_PAD],
             },
             now,
         );
@@ -104,6 +124,7 @@ impl Peer {
                 hops: 0,
                 attempt: 0,
                 token,
+                pad: vec![0; PROBE_PAD],
             },
             now,
         );
@@ -136,8 +157,15 @@ impl Peer {
         from: PeerId,
         remote: Option<&str>,
         mut joiner: PeerInfo,
-        (hops, attempt, token): (u8, u8, u64),
+        join: Join,
     ) {
+        let Join {
+            hops,
+            attempt,
+            token,
+            pad,
+            size,
+        } = join;
         if joiner.id == self.me.id {
             return;
         }
@@ -190,29 +218,33 @@ impl Peer {
                         hops: hops.saturating_add(1),
                         attempt,
                         token,
+                        pad,
                     },
                     now,
                 );
             }
             _ if can_accept => {
                 self.stats.joins_accepted += 1;
-                let mut peers = vec![self.me.clone()];
                 let place = (joiner.pos, joiner.radius);
-                peers.extend(self.records_for(now, joiner.id, place, true, |_| false));
-                peers.dedup_by(|a, b| a.id == b.id);
-                peers.truncate(MAX_RECORDS);
-                let observed_addr = joiner.addr.clone();
-                self.send(
-                    joiner.id,
-                    Message::JoinReply {
-                        hops,
-                        at: target,
-                        peers,
-                        observed_addr,
-                        token,
-                    },
-                    now,
-                );
+                let mut others = self.records_for(now, joiner.id, place, true, |_| false);
+                others.retain(|p| p.id != self.me.id);
+                others.truncate(MAX_RECORDS - 1);
+                let mut reply = Message::JoinReply {
+                    hops,
+                    at: target,
+                    peers: vec![self.me.clone()],
+                    observed_addr: joiner.addr.clone(),
+                    token,
+                };
+                // Within what the joiner paid for: ourselves, then the
+                // nearest (its digests fetch the rest from its neighbours).
+                let budget = size.saturating_mul(REPLY_MULTIPLE as usize);
+                let overhead = encoded_len(&reply) + 2;
+                let paid = self.nearest_within(others, joiner.pos, overhead, budget);
+                if let Message::JoinReply { peers, .. } = &mut reply {
+                    peers.extend(paid);
+                }
+                self.send(joiner.id, reply, now);
                 self.objects_for_newcomer(now, &joiner);
             }
             _ => {} // joining ourselves, nobody to forward to: the joiner retries

@@ -46,6 +46,8 @@ pub use area::{
     chat_text,
 };
 pub use discovery::HINTS_PER_SENDER;
+use join::Join;
+pub use join::{JOIN_PAD, PROBE_PAD};
 pub use objects::{MAX_OBJECTS_HELD, MAX_OBJECTS_PER_AUTHOR, OBJECT_HOLDERS};
 pub use radius::RadiusMode;
 use repair::Silenced;
@@ -398,13 +400,24 @@ impl Peer {
             k.last_heard = now;
             k.earn_reply_credit(&msg);
         }
+        let size = msg.min_wire_len();
         match msg {
             Message::Join {
                 joiner,
                 hops,
                 attempt,
                 token,
-            } => self.on_join(now, from, remote, joiner, (hops, attempt, token)),
+                pad,
+            } => {
+                let join = Join {
+                    hops,
+                    attempt,
+                    token,
+                    pad,
+                    size,
+                };
+                self.on_join(now, from, remote, joiner, join);
+            }
             Message::JoinReply {
                 hops,
                 at,

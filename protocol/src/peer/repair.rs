@@ -23,6 +23,7 @@
 
 use super::Peer;
 use crate::Millis;
+use crate::geometry::Point;
 use crate::id::PeerId;
 use crate::id::PeerInfo;
 use crate::message::{MAX_DIGEST, Message, encoded_len, encoded_record_len};
@@ -142,33 +143,18 @@ impl Peer {
         // the radius, often a stale large one, and answering digests with
         // hints passed such records on from hint to hint for ever (a crowd
         // peer kept 60 of them beyond its own reach).
-        let mut records = self.records_for(now, from, (pos, r), false, has);
+        let records = self.records_for(now, from, (pos, r), false, has);
         if records.is_empty() {
             return;
         }
         let credit = self.kept.get(&from).map_or(0, |k| k.reply_credit) as usize;
-        // The nearest records first, as many as the credit pays for (2
-        // bytes spare for the list's length).
-        let w = self.config.world;
-        records.sort_by(|a, b| {
-            w.distance_sq(a.pos, pos)
-                .total_cmp(&w.distance_sq(b.pos, pos))
-        });
         let discover = |peers: Vec<PeerInfo>| Message::Discover {
             peers,
             mutual: false,
         };
-        let mut total = encoded_len(&discover(Vec::new())) + 2;
-        let mut paid = Vec::new();
-        for rec in records {
-            let one = encoded_record_len(&rec);
-            if total + one > credit {
-                self.stats.replies_capped += 1;
-                break;
-            }
-            total += one;
-            paid.push(rec);
-        }
+        // 2 bytes spare for the list's length.
+        let overhead = encoded_len(&discover(Vec::new())) + 2;
+        let paid = self.nearest_within(records, pos, overhead, credit);
         if paid.is_empty() {
             return;
         }
@@ -178,6 +164,35 @@ impl Peer {
             k.reply_credit = k.reply_credit.saturating_sub(len);
         }
         self.send(from, msg, now);
+    }
+
+    /// `records`, the nearest to `pos` first, as many as fit in `budget`
+    /// bytes beside `overhead` (the reply without them); a cut is counted in
+    /// `replies_capped`.
+    pub(super) fn nearest_within(
+        &mut self,
+        mut records: Vec<PeerInfo>,
+        pos: Point,
+        overhead: usize,
+        budget: usize,
+    ) -> Vec<PeerInfo> {
+        let w = self.config.world;
+        records.sort_by(|a, b| {
+            w.distance_sq(a.pos, pos)
+                .total_cmp(&w.distance_sq(b.pos, pos))
+        });
+        let mut total = overhead;
+        let mut paid = Vec::new();
+        for rec in records {
+            let one = encoded_record_len(&rec);
+            if total + one > budget {
+                self.stats.replies_capped += 1;
+                break;
+            }
+            total += one;
+            paid.push(rec);
+        }
+        paid
     }
 
     pub(super) fn send_digest(&mut self, to: PeerId, now: Millis) {

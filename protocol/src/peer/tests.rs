@@ -68,6 +68,7 @@ fn a_join_claiming_another_id_is_refused_and_counted() {
             hops: 0,
             attempt: 0,
             token: 7,
+            pad: Vec::new(),
         },
     );
     assert_eq!(a.stats().rejected, 1);

@@ -168,6 +168,53 @@ fn digest_answers_stay_within_four_times_what_the_asker_sent() {
     assert!(p.stats().replies_capped > 0);
 }
 
+#[test]
+fn a_join_reply_stays_within_four_times_the_join_and_padding_buys_records() {
+    // An unpadded 80-byte join drew the acceptor's whole neighbourhood, up
+    // to 256 records (about 200 times its size), from every new free id.
+    let around: Vec<(f32, f32)> = (0..200)
+        .map(|i| {
+            let a = i as f32 * 0.61;
+            let d = 5.0 + (i % 20) as f32 * 4.0;
+            (500.0 + d * a.cos(), 500.0 + d * a.sin())
+        })
+        .collect();
+    let (mut p, _) = greeted_by(&around);
+    let reply_to = |p: &mut Peer, seed: u64, pad: usize| {
+        let joiner = PeerId::from_seed(seed);
+        let join = Message::Join {
+            joiner: PeerInfo::new(joiner, Point::new(501.0, 499.0), 100.0, "j"),
+            hops: 0,
+            attempt: 0,
+            token: seed,
+            pad: vec![0; pad],
+        };
+        let asked = join.min_wire_len();
+        p.handle(Millis(100), joiner, join);
+        let reply = std::iter::from_fn(|| p.poll_transmit())
+            .find(|t| t.to == joiner && matches!(t.msg, Message::JoinReply { .. }))
+            .expect("the join is answered");
+        let Message::JoinReply { peers, .. } = &reply.msg else {
+            unreachable!()
+        };
+        (asked, crate::message::encoded_len(&reply.msg), peers.len())
+    };
+    let (asked, answered, records) = reply_to(&mut p, 900, 0);
+    assert!(records >= 1, "at least the acceptor: {records}");
+    assert!(
+        answered <= 4 * asked,
+        "{answered} bytes answered to an unpadded join of {asked}"
+    );
+    let capped = p.stats().replies_capped;
+    assert!(capped > 0);
+    let (asked, answered, padded_records) = reply_to(&mut p, 901, crate::peer::JOIN_PAD);
+    assert!(answered <= 4 * asked, "{answered} to {asked}");
+    assert!(
+        padded_records >= 60 && padded_records > 5 * records,
+        "{padded_records} records for a padded join, {records} unpadded"
+    );
+}
+
 /// `n` fake records packed within ten units of (500, 500).
 fn close_fakes(n: u64) -> Vec<PeerInfo> {
     (0..n)
