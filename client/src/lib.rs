@@ -10,6 +10,7 @@
 pub mod avatar;
 pub mod chat;
 pub mod input;
+pub mod map;
 pub mod net;
 pub mod perf;
 pub mod render;

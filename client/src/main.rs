@@ -11,6 +11,7 @@ use clap::Parser;
 use peerworld_client::avatar::AvatarPlugin;
 use peerworld_client::chat::{ChatPlugin, SayOnJoin};
 use peerworld_client::input::WalkPlugin;
+use peerworld_client::map::MapPlugin;
 use peerworld_client::net::{NetPlugin, NetRuntime, NetSetup, synthetic};
 use peerworld_client::perf::PerfPlugin;
 use peerworld_client::render::RenderPlugin;
@@ -24,15 +25,16 @@ use peerworld_protocol::World;
 
 /// Walk a shared peer-to-peer world.
 ///
-/// With no arguments, opens an embedded world: a seed node and a dozen
-/// wandering bots on this machine (real nodes over loopback QUIC) and your
-/// avatar. `--join HOST:PORT` joins an existing world instead (for example
+/// With no arguments, opens an embedded world: a seed node and 32 bots
+/// living in five towns of a 4000 x 4000 world, on this machine (real nodes
+/// over loopback QUIC), and your avatar. `--join HOST:PORT` joins an existing world instead (for example
 /// one hosted by `peerworld-node run`).
 ///
-/// Keys: WASD or arrows walk (or click a point to walk to it), V toggles the
-/// Voronoi cells of the known peers, L the links to enclosing neighbours,
-/// Enter opens the chat line (Enter says it, Esc drops it), F3 plots the
-/// last minute of messages and bytes per second.
+/// Keys: WASD or arrows walk (or click a point to walk to it), the wheel
+/// or + and - zoom, a click on the minimap (bottom left) jumps there, V
+/// toggles the Voronoi cells of the known peers, L the links to enclosing
+/// neighbours, Enter opens the chat line (Enter says it, Esc drops it), P
+/// places a sign, F3 plots the last minute of messages and bytes per second.
 #[derive(Parser, Debug)]
 #[command(name = "peerworld", version)]
 struct Cli {
@@ -46,12 +48,11 @@ struct Cli {
     /// 0.0.0.0:0 when joining].
     #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Wandering bots in the embedded world.
-    #[arg(long, default_value_t = 12)]
+    /// Wandering bots in the embedded world (they live in five towns).
+    #[arg(long, default_value_t = 32)]
     bots: usize,
-    /// Awareness radius [default: 600 in the embedded world, where it
-    /// covers the whole small world so every bot is a neighbour; 100 when
-    /// joining].
+    /// Awareness radius [default: 300 in the embedded world, about the
+    /// window: you see peers cross your awareness circle; 100 when joining].
     #[arg(long)]
     radius: Option<f32>,
     /// fixed, or adaptive: the radius shrinks in crowds to keep the peers
@@ -61,8 +62,9 @@ struct Cli {
     /// Adaptive radius: fewest and most peers within reach, MIN..MAX.
     #[arg(long, default_value = "8..40", value_parser = parse_neighbours)]
     neighbours: (usize, usize),
-    /// World size W,H; must match the world you join [default: 1000,640
-    /// embedded (about one window), 10000,10000 when joining].
+    /// World size W,H; must match the world you join [default: 4000,4000
+    /// embedded (about twenty windows: find your way with the minimap),
+    /// 10000,10000 when joining].
     #[arg(long, value_parser = parse_world)]
     world: Option<World>,
     /// Key file that keeps your id across launches [default: identity.key in
@@ -72,7 +74,8 @@ struct Cli {
     /// Save a PNG of the window once joined and the peers are drawn, then exit.
     #[arg(long)]
     screenshot: Option<PathBuf>,
-    /// Peers that must be drawn before the screenshot [default: all bots].
+    /// Peers that must be drawn before the screenshot [default: 8, or all
+    /// bots when fewer].
     #[arg(long)]
     min_peers: Option<usize>,
     /// Seconds before screenshot mode gives up (exit code 2).
@@ -148,11 +151,11 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     let world = cli.world.unwrap_or(if join.is_some() {
         World::new(10_000.0, 10_000.0)
     } else {
-        World::new(1000.0, 640.0)
+        World::new(4000.0, 4000.0)
     });
     let radius = cli
         .radius
-        .unwrap_or(if join.is_some() { 100.0 } else { 600.0 });
+        .unwrap_or(if join.is_some() { 100.0 } else { 300.0 });
     let max = peerworld_protocol::message::MAX_RADIUS;
     if !(radius.is_finite() && radius > 0.0 && radius <= max) {
         anyhow::bail!("--radius must be positive and at most {max} (the protocol's largest)");
@@ -239,13 +242,14 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         WalkPlugin,
         ChatPlugin,
         SignPlugin,
+        MapPlugin,
         RenderPlugin,
         PerfPlugin,
     ));
     if let Some(path) = cli.screenshot {
         app.insert_resource(ScreenshotPlan {
             path,
-            min_peers: cli.min_peers.unwrap_or(bots),
+            min_peers: cli.min_peers.unwrap_or(bots.min(8)),
             timeout_s: cli.timeout,
             bubble: cli.say.is_some(),
             min_signs: if cli.join.is_none() && bots > 0 { 1 } else { 0 },

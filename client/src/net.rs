@@ -225,7 +225,7 @@ impl NetRuntime {
                         },
                     )));
                     if setup.join.is_none() && nodes.len() > 2 {
-                        place_signs(&nodes[1], setup.world).await;
+                        place_signs(&nodes[1], &nodes[2..], setup.world).await;
                         tokio::spawn(chatter(nodes[2..].to_vec()));
                     }
                     let _ = stop_rx.await;
@@ -291,27 +291,88 @@ pub const WORLD_SIGNS: &[(f32, f32, &str)] = &[
     (320.0, 260.0, "press P to leave a sign"),
 ];
 
-/// The seed places the world's signs (they outlive it: the peers nearest
-/// each sign hold it).
-async fn place_signs(seed: &NodeHandle, world: World) {
-    for &(dx, dy, text) in WORLD_SIGNS {
-        let pos = world.wrap(Point::new(world.width / 2.0 + dx, world.height / 2.0 + dy));
-        let _ = seed
-            .place_object(peerworld_node::NewObject {
-                pos,
-                text: text.into(),
-                colour: [120, 200, 255],
-                ttl_s: peerworld_protocol::object::MAX_OBJECT_TTL_S,
-            })
-            .await;
+/// The towns of the embedded world, as offsets from its centre (where you
+/// arrive), and the sign a bot of each puts up at home: half of the bots
+/// live in the first town, the others in the four around it, and each
+/// now and then travels.
+pub const TOWNS: &[(f32, f32, &str)] = &[
+    (0.0, 0.0, ""),
+    (
+        -900.0,
+        700.0,
+        "north-west town: the peers here hold this sign",
+    ),
+    (
+        1000.0,
+        -800.0,
+        "south-east town (click the minimap to jump)",
+    ),
+    (900.0, 900.0, "north-east town"),
+    (
+        -1000.0,
+        -900.0,
+        "south-west town: walk on, the world is 4000 wide",
+    ),
+];
+
+/// How far a bot strays from its town (σ, world units).
+const TOWN_SPREAD: f32 = 220.0;
+
+/// The town bot `i` lives in.
+fn town_of(i: usize) -> usize {
+    if i.is_multiple_of(2) {
+        0
+    } else {
+        1 + (i / 2) % (TOWNS.len() - 1)
     }
 }
 
-/// Now and then (every 4 to 10 s) a random bot says a line.
+/// The centre of town `t` in `world`.
+fn town_at(world: World, t: usize) -> Point {
+    let (dx, dy, _) = TOWNS[t];
+    world.wrap(Point::new(world.width / 2.0 + dx, world.height / 2.0 + dy))
+}
+
+/// The seed places the world's signs (they outlive it: the peers nearest
+/// each sign hold it), and the first bot of each other town its town's,
+/// once joined.
+async fn place_signs(seed: &NodeHandle, bots: &[NodeHandle], world: World) {
+    let sign = |pos, text: &str| peerworld_node::NewObject {
+        pos,
+        text: text.into(),
+        colour: [120, 200, 255],
+        ttl_s: peerworld_protocol::object::MAX_OBJECT_TTL_S,
+    };
+    for &(dx, dy, text) in WORLD_SIGNS {
+        let pos = world.wrap(Point::new(world.width / 2.0 + dx, world.height / 2.0 + dy));
+        let _ = seed.place_object(sign(pos, text)).await;
+    }
+    for t in 1..TOWNS.len() {
+        let Some(i) = (0..bots.len()).find(|&i| town_of(i) == t) else {
+            continue;
+        };
+        let bot = bots[i].clone();
+        let text = TOWNS[t].2;
+        tokio::spawn(async move {
+            for _ in 0..100 {
+                if bot.snapshot().view.state == peerworld_protocol::PeerState::Joined {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let at = town_at(world, t);
+            let pos = world.wrap(Point::new(at.x + 40.0, at.y - 30.0));
+            let _ = bot.place_object(sign(pos, text)).await;
+        });
+    }
+}
+
+/// Now and then (every 1 to 3 s) a random bot says a line: with the bots
+/// spread over five towns, you hear one every few seconds.
 async fn chatter(bots: Vec<NodeHandle>) {
     let mut rng = peerworld_protocol::sim::Rng::new(0x00c4_a77e);
     loop {
-        let wait = 4.0 + 6.0 * rng.f64();
+        let wait = 1.0 + 2.0 * rng.f64();
         tokio::time::sleep(Duration::from_secs_f64(wait)).await;
         let bot = &bots[rng.below(bots.len() as u64) as usize];
         let line = BOT_LINES[rng.below(BOT_LINES.len() as u64) as usize];
@@ -351,9 +412,19 @@ async fn start_nodes(setup: &NetSetup) -> Result<Vec<NodeHandle>, NetError> {
                 bot.overlay = overlay.clone();
                 bot.max_links_per_ip = bot.max_links;
                 bot.name = format!("bot-{}", i + 1);
-                bot.walk = Walk::Random {
+                let home = town_at(setup.world, town_of(i));
+                bot.walk = Walk::Around {
                     speed: setup.bot_speed,
+                    home,
+                    spread: TOWN_SPREAD,
                 };
+                // Start at home, on a spiral (no two on one spot).
+                let (a, r) = (i as f32 * 2.4, 40.0 + (i * 37 % 180) as f32);
+                bot.pos = Some(
+                    setup
+                        .world
+                        .wrap(Point::new(home.x + r * a.cos(), home.y + r * a.sin())),
+                );
                 bot.bootstrap = vec![addr];
                 bot.seed = i as u64 + 1;
                 out.push(Node::spawn(bot)?);

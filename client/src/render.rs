@@ -196,11 +196,12 @@ pub fn labels_overlap(a: Vec2, a_len: usize, b: Vec2, b_len: usize) -> bool {
     (a.x - b.x).abs() < half && (a.y - b.y).abs() < LABEL_H
 }
 
-/// The HUD's box in world units (zoom 1), for labels to keep out of.
-fn hud_box(node: &ComputedNode, cam: &Transform, window: &Window) -> Option<Rect> {
-    let size = node.size() * node.inverse_scale_factor();
+/// The HUD's box in world units, for labels to keep out of (`scale` world
+/// units to the pixel: the zoom).
+fn hud_box(node: &ComputedNode, cam: &Transform, window: &Window, scale: f32) -> Option<Rect> {
+    let size = node.size() * node.inverse_scale_factor() * scale;
     let top_left = cam.translation.truncate()
-        + Vec2::new(8.0 - window.width() / 2.0, window.height() / 2.0 - 8.0);
+        + Vec2::new(8.0 - window.width() / 2.0, window.height() / 2.0 - 8.0) * scale;
     Some(Rect::from_corners(
         top_left,
         top_left + Vec2::new(size.x, -size.y),
@@ -215,13 +216,13 @@ fn label_lod(
     mut labels: Query<(&mut Visibility, &Text2d), With<Label>>,
     own: Res<OwnPos>,
     hud: Query<&ComputedNode, With<Hud>>,
-    camera: Query<&Transform, With<Camera2d>>,
+    camera: Query<(&Transform, &Projection), With<Camera2d>>,
     windows: Query<&Window, With<PrimaryWindow>>,
     mut scratch: Local<Vec<(f32, Entity, Vec2)>>,
 ) {
     // A label lies LABEL_RISE above its avatar's centre.
     let hud = match (hud.single(), camera.single(), windows.single()) {
-        (Ok(n), Ok(c), Ok(w)) => hud_box(n, c, w),
+        (Ok(n), Ok((c, p)), Ok(w)) => hud_box(n, c, w, crate::map::scale_of(p)),
         _ => None,
     }
     .map(|r| {
@@ -328,6 +329,7 @@ fn click_to_walk(
         return;
     };
     if let Some(cursor) = window.cursor_position()
+        && !crate::map::over_map(window, cursor)
         && let Ok(p) = camera.viewport_to_world_2d(cam_tf, cursor)
     {
         target.0 = Some(p);
@@ -357,17 +359,20 @@ fn draw_gizmos(
     view: Res<LatestView>,
     overlays: Res<Overlays>,
     avatars: Query<(&Avatar, &Transform)>,
-    camera: Query<&Transform, With<Camera2d>>,
+    camera: Query<(&Transform, &Projection), With<Camera2d>>,
 ) {
-    let Ok(cam) = camera.single() else { return };
+    let Ok((cam, projection)) = camera.single() else {
+        return;
+    };
     // Ground grid every 100 units, anchored to world coordinates so it shows
-    // motion.
+    // motion, over the whole view at any zoom.
     let spacing = 100.0;
     let c = cam.translation.truncate();
     let anchor = (c / spacing).round() * spacing;
+    let cells = (Vec2::new(40.0, 24.0) * crate::map::scale_of(projection)).ceil();
     gizmos.grid_2d(
         Isometry2d::from_translation(anchor),
-        UVec2::new(40, 24),
+        UVec2::new(cells.x as u32 + 2, cells.y as u32 + 2),
         Vec2::splat(spacing),
         Color::srgb(0.12, 0.13, 0.16),
     );
@@ -441,7 +446,7 @@ fn hud(
     let enclosing = s.view.neighbours.iter().filter(|n| n.enclosing).count();
     let state = format!("{:?}", s.view.state).to_lowercase();
     text.0 = format!(
-        "{} ({})   {state}\npos {:.0}, {:.0}   radius {:.0}   world {:.0} x {:.0}\nknown {}   aware {aware}   enclosing {enclosing}\nmsgs/s {:.0}   links {}   fps {:.0}\nWASD/arrows walk, click to go   [V] voronoi {}   [L] links {}",
+        "{} ({})   {state}\npos {:.0}, {:.0}   radius {:.0}   world {:.0} x {:.0}\nknown {}   aware {aware}   enclosing {enclosing}\nmsgs/s {:.0}   links {}   fps {:.0}\nWASD/arrows walk, click to go, wheel or +/- zoom, click the map to jump   [V] voronoi {}   [L] links {}",
         s.view.me.name,
         s.view.me.id.short(),
         pos.x,

@@ -194,6 +194,7 @@ fn sidecar(
             })
         })
         .collect();
+    let map = crate::map::map_rect(window.size());
     serde_json::json!({
         "width": window.physical_width(),
         "height": window.physical_height(),
@@ -201,6 +202,7 @@ fn sidecar(
         "peers": peers,
         "bubbles": bubbles,
         "signs": signs,
+        "minimap": [map.min.x, map.min.y, map.max.x, map.max.y],
     })
 }
 

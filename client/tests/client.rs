@@ -15,6 +15,7 @@ use peerworld_client::avatar::{Avatar, AvatarPlugin, OwnAvatar, OwnPos};
 use peerworld_client::chat::{BUBBLE_SECS, Bubble, ChatPlugin, ChatState};
 use peerworld_client::id_colour;
 use peerworld_client::input::WalkPlugin;
+use peerworld_client::map::{MAP_SIZE, MapDot, MapPlugin, world_to_map};
 use peerworld_client::net::{Bridge, NetPlugin};
 use peerworld_client::signs::{Sign, SignPlugin};
 use peerworld_node::{ChatFeed, Command as NodeCommand, Neighbour, PeerState, Snapshot};
@@ -79,7 +80,14 @@ impl Harness {
             )))
             .init_resource::<ButtonInput<KeyCode>>()
             .insert_resource(bridge)
-            .add_plugins((NetPlugin, AvatarPlugin, WalkPlugin, ChatPlugin, SignPlugin));
+            .add_plugins((
+                NetPlugin,
+                AvatarPlugin,
+                WalkPlugin,
+                ChatPlugin,
+                SignPlugin,
+                MapPlugin,
+            ));
         let mut h = Self {
             app,
             commands,
@@ -404,10 +412,21 @@ fn screenshot_shows_the_reported_peers_in_their_colours() {
             .unwrap();
     let peers = sidecar["peers"].as_array().unwrap();
     assert!(
-        peers.len() >= 12,
-        "fewer peers drawn than bots: {}",
+        peers.len() >= 8,
+        "fewer peers drawn than asked for: {}",
         peers.len()
     );
+    // The minimap covers the bottom-left corner: what lies under it is not
+    // looked for there.
+    let map: Vec<f64> = sidecar["minimap"]
+        .as_array()
+        .expect("the minimap in the sidecar")
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let under_map = |x: f64, y: f64| {
+        (map[0] - 8.0..map[2] + 8.0).contains(&x) && (map[1] - 8.0..map[3] + 8.0).contains(&y)
+    };
     let (mut on_screen, mut matched) = (0, 0);
     for p in peers {
         let id = PeerId::from_hex(p["id"].as_str().unwrap()).unwrap();
@@ -417,7 +436,7 @@ fn screenshot_shows_the_reported_peers_in_their_colours() {
             p["screen"][0].as_f64().unwrap(),
             p["screen"][1].as_f64().unwrap(),
         );
-        if !(20.0..1260.0).contains(&sx) || !(20.0..700.0).contains(&sy) {
+        if !(20.0..1260.0).contains(&sx) || !(20.0..700.0).contains(&sy) || under_map(sx, sy) {
             continue;
         }
         on_screen += 1;
@@ -465,7 +484,7 @@ fn screenshot_shows_the_reported_peers_in_their_colours() {
                 s["screen"][0].as_f64().unwrap(),
                 s["screen"][1].as_f64().unwrap(),
             );
-            (20.0..1260.0).contains(&x) && (160.0..700.0).contains(&y)
+            (20.0..1260.0).contains(&x) && (160.0..700.0).contains(&y) && !under_map(x, y)
         })
         .collect();
     assert!(!on_screen.is_empty(), "no sign on screen: {signs:?}");
@@ -532,6 +551,53 @@ fn reported_objects_become_signs_that_follow_their_versions_and_go() {
     h.report_objects(vec![]);
     h.run(3);
     assert!(h.signs().is_empty());
+}
+
+#[test]
+fn the_minimap_shows_you_the_known_peers_and_the_signs_where_they_are() {
+    let mut h = Harness::new();
+    let mut s = snapshot(vec![neighbour(2, 100.0, 900.0), neighbour(3, 750.0, 250.0)]);
+    s.objects = Arc::new(vec![sign(4, 300.0, 600.0, "here", 1)]);
+    h.views.send_replace(Arc::new(s));
+    h.run(3);
+    let dots = |h: &mut Harness| {
+        let mut q = h.app.world_mut().query::<(&MapDot, &Node)>();
+        let px = |v: Val| match v {
+            Val::Px(p) => p,
+            other => panic!("not pixels: {other:?}"),
+        };
+        q.iter(h.app.world())
+            .map(|(d, n)| (*d, Vec2::new(px(n.left), px(n.top)), px(n.width)))
+            .collect::<Vec<_>>()
+    };
+    let got = dots(&mut h);
+    // Each dot is centred on its place on the map.
+    let centre = |d: MapDot| {
+        got.iter()
+            .find(|g| g.0 == d)
+            .map(|&(_, at, side)| at + Vec2::splat(side / 2.0))
+            .unwrap_or_else(|| panic!("no dot for {d:?}: {got:?}"))
+    };
+    let near = |a: Vec2, b: Vec2| (a - b).length() < 0.01;
+    let peer = |n: u64| MapDot::Peer(PeerId::from_seed(n));
+    assert!(near(
+        centre(peer(2)),
+        world_to_map(WORLD, Vec2::new(100.0, 900.0))
+    ));
+    assert!(near(centre(peer(3)), Vec2::new(0.75, 0.75) * MAP_SIZE));
+    let key = ObjectKey::of(&PeerId::from_seed(4), 4);
+    assert!(near(
+        centre(MapDot::Sign(key)),
+        world_to_map(WORLD, Vec2::new(300.0, 600.0))
+    ));
+    assert!(near(centre(MapDot::Me), Vec2::splat(MAP_SIZE / 2.0)));
+    assert_eq!(got.len(), 4, "{got:?}");
+    // A peer forgotten leaves the map.
+    h.report(vec![neighbour(3, 760.0, 250.0)]);
+    h.run(3);
+    let got = dots(&mut h);
+    assert!(!got.iter().any(|g| g.0 == peer(2)), "{got:?}");
+    assert_eq!(got.len(), 2, "{got:?}");
 }
 
 #[test]

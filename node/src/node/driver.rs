@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::Walk;
 use bytes::Bytes;
 use peerworld_protocol::message::{self, Message};
-use peerworld_protocol::mobility::{Mobility, Walker};
+use peerworld_protocol::mobility::Walker;
 use peerworld_protocol::object::WorldObject;
 use peerworld_protocol::sim::Rng;
 use peerworld_protocol::{Event, Millis, Peer, PeerId, PeerState};
@@ -60,7 +61,7 @@ pub(super) struct Driver {
     pub(super) boot_retry: Option<Instant>,
     /// Whether the bootstrap peer answered (or there is none).
     pub(super) bootstrapped: bool,
-    pub(super) walker: Option<(Walker, f32)>,
+    pub(super) walker: Option<(Walker, Walk)>,
     pub(super) rng: Rng,
     pub(super) view_tx: watch::Sender<Arc<Snapshot>>,
     pub(super) dirty: bool,
@@ -459,13 +460,14 @@ impl Driver {
 
     fn on_tick(&mut self) {
         let now = self.now();
-        if let Some((walker, speed)) = self.walker.as_mut()
+        if let Some((walker, walk)) = self.walker.as_mut()
+            && let Some((speed, mobility, home)) = walk.model()
             && self.peer.is_joined()
             && self.bootstrapped
         {
-            let step = f64::from(*speed) * TICK.as_secs_f64();
+            let step = f64::from(speed) * TICK.as_secs_f64();
             let world = self.peer.config().world;
-            let pos = walker.step(world, Mobility::RandomWaypoint, &[], step, &mut self.rng);
+            let pos = walker.step(world, mobility, home.as_slice(), step, &mut self.rng);
             self.peer.move_to(pos, now);
             self.dirty = true;
         }

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use peerworld_protocol::mobility::Mobility;
 use peerworld_protocol::object::{ObjectError, ObjectKey, WorldObject, nearest_first};
 use peerworld_protocol::{Config, Millis, Neighbour, PeerId, Point, Stats, View, World};
 
@@ -24,6 +25,32 @@ pub enum Walk {
         /// Units per second.
         speed: f32,
     },
+    /// Random waypoint at `speed`, four waypoints in five near `home`
+    /// (Gaussian, σ = `spread`), the others anywhere: a bot that lives in a
+    /// town and now and then travels.
+    Around {
+        /// Units per second.
+        speed: f32,
+        /// Where it lives.
+        home: Point,
+        /// How far it strays, in world units.
+        spread: f32,
+    },
+}
+
+impl Walk {
+    /// Its speed, mobility model and hot spot (`None` when still).
+    pub(super) fn model(self) -> Option<(f32, Mobility, Option<Point>)> {
+        match self {
+            Walk::Still => None,
+            Walk::Random { speed } => Some((speed, Mobility::RandomWaypoint, None)),
+            Walk::Around {
+                speed,
+                home,
+                spread,
+            } => Some((speed, Mobility::HotSpots { spots: 1, spread }, Some(home))),
+        }
+    }
 }
 
 /// What a node needs to start.
