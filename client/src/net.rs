@@ -224,8 +224,10 @@ impl NetRuntime {
                             seed_addr
                         },
                     )));
+                    if setup.join.is_none() && nodes.len() > 1 {
+                        place_signs(&nodes[1], &nodes[2..], setup.world);
+                    }
                     if setup.join.is_none() && nodes.len() > 2 {
-                        place_signs(&nodes[1], &nodes[2..], setup.world).await;
                         tokio::spawn(chatter(nodes[2..].to_vec()));
                     }
                     let _ = stop_rx.await;
@@ -283,8 +285,8 @@ const BOT_LINES: &[&str] = &[
     "this world has no server, did you know?",
 ];
 
-/// The signs the embedded world's seed places around the centre (offsets
-/// from it, and text): the first lies in view of a newcomer.
+/// The signs a bot of the centre town places around it (offsets from the
+/// centre, and text): the first lies in view of a newcomer.
 pub const WORLD_SIGNS: &[(f32, f32, &str)] = &[
     (70.0, -50.0, "welcome to peerworld"),
     (-260.0, 180.0, "no server here: peers keep this sign"),
@@ -333,36 +335,40 @@ fn town_at(world: World, t: usize) -> Point {
     world.wrap(Point::new(world.width / 2.0 + dx, world.height / 2.0 + dy))
 }
 
-/// The seed places the world's signs (they outlive it: the peers nearest
-/// each sign hold it), and the first bot of each other town its town's,
-/// once joined.
-async fn place_signs(seed: &NodeHandle, bots: &[NodeHandle], world: World) {
-    let sign = |pos, text: &str| peerworld_node::NewObject {
-        pos,
-        text: text.into(),
-        colour: [120, 200, 255],
-        ttl_s: peerworld_protocol::object::MAX_OBJECT_TTL_S,
-    };
-    for &(dx, dy, text) in WORLD_SIGNS {
-        let pos = world.wrap(Point::new(world.width / 2.0 + dx, world.height / 2.0 + dy));
-        let _ = seed.place_object(sign(pos, text)).await;
-    }
-    for t in 1..TOWNS.len() {
-        let Some(i) = (0..bots.len()).find(|&i| town_of(i) == t) else {
-            continue;
+/// The first bot of each town puts up its town's signs once joined: the
+/// centre's [`WORLD_SIGNS`], one near home elsewhere (the seed does, for a
+/// town with no bot). Signs outlive their author: the peers nearest each
+/// one hold it.
+fn place_signs(seed: &NodeHandle, bots: &[NodeHandle], world: World) {
+    for t in 0..TOWNS.len() {
+        let author = (0..bots.len())
+            .find(|&i| town_of(i) == t)
+            .map_or_else(|| seed.clone(), |i| bots[i].clone());
+        let at = town_at(world, t);
+        let signs: Vec<(Point, &str)> = if t == 0 {
+            WORLD_SIGNS
+                .iter()
+                .map(|&(dx, dy, text)| (Point::new(at.x + dx, at.y + dy), text))
+                .collect()
+        } else {
+            vec![(Point::new(at.x + 40.0, at.y - 30.0), TOWNS[t].2)]
         };
-        let bot = bots[i].clone();
-        let text = TOWNS[t].2;
         tokio::spawn(async move {
             for _ in 0..100 {
-                if bot.snapshot().view.state == peerworld_protocol::PeerState::Joined {
+                if author.snapshot().view.state == peerworld_protocol::PeerState::Joined {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            let at = town_at(world, t);
-            let pos = world.wrap(Point::new(at.x + 40.0, at.y - 30.0));
-            let _ = bot.place_object(sign(pos, text)).await;
+            for (pos, text) in signs {
+                let sign = peerworld_node::NewObject {
+                    pos: world.wrap(pos),
+                    text: text.into(),
+                    colour: [120, 200, 255],
+                    ttl_s: peerworld_protocol::object::MAX_OBJECT_TTL_S,
+                };
+                let _ = author.place_object(sign).await;
+            }
         });
     }
 }

@@ -218,6 +218,10 @@ fn label_lod(
     hud: Query<&ComputedNode, With<Hud>>,
     camera: Query<(&Transform, &Projection), With<Camera2d>>,
     windows: Query<&Window, With<PrimaryWindow>>,
+    (signs, sign_texts): (
+        Query<(&Transform, &Children), With<crate::signs::Sign>>,
+        Query<(&Transform, &Text2d), With<crate::signs::SignText>>,
+    ),
     mut scratch: Local<Vec<(f32, Entity, Vec2)>>,
 ) {
     // A label lies LABEL_RISE above its avatar's centre.
@@ -256,6 +260,14 @@ fn label_lod(
                 .collect::<Vec<_>>()
         })
         .collect();
+    // Signs' texts stay readable: a name that would cover one is hidden
+    // (a text is placed as a label of an avatar LABEL_RISE below it).
+    for (tf, children) in &signs {
+        for (text_tf, text) in children.iter().filter_map(|c| sign_texts.get(c).ok()) {
+            let at = (tf.translation + text_tf.translation).truncate() - Vec2::new(0.0, LABEL_RISE);
+            shown.push((at, text.0.chars().count()));
+        }
+    }
     for &(d, e, at) in scratch.iter() {
         if let Ok((mut v, text)) = labels.get_mut(e) {
             let len = text.0.chars().count();

@@ -129,19 +129,24 @@ fn a_digest_flood_is_answered_four_times_a_second_at_most() {
     assert_eq!(answers(&mut p), 1, "250 ms later, answered again");
 }
 
+/// `n` points around (500, 500), at `first` units and then in `rings`
+/// rings (how many, how far apart), turning 0.61 rad from one to the next.
+fn around(n: usize, first: f32, (rings, gap): (usize, f32)) -> Vec<(f32, f32)> {
+    (0..n)
+        .map(|i| {
+            let a = i as f32 * 0.61;
+            let d = first + (i % rings) as f32 * gap;
+            (500.0 + d * a.cos(), 500.0 + d * a.sin())
+        })
+        .collect()
+}
+
 #[test]
 fn digest_answers_stay_within_four_times_what_the_asker_sent() {
     // A kept peer that sends nothing but empty digests, answered at most
     // four times a second, still drew 2 400 times its bytes: now the
     // answers stop at its reply credit.
-    let around: Vec<(f32, f32)> = (0..80)
-        .map(|i| {
-            let a = i as f32 * 0.61;
-            let d = 20.0 + (i % 9) as f32 * 9.0;
-            (500.0 + d * a.cos(), 500.0 + d * a.sin())
-        })
-        .collect();
-    let (mut p, ids) = greeted_by(&around);
+    let (mut p, ids) = greeted_by(&around(80, 20.0, (9, 9.0)));
     let asker = ids[0];
     let mut sent_to_us = crate::testnet::hello(1, 0.0, 0.0).min_wire_len();
     let mut answered = 0usize;
@@ -170,16 +175,9 @@ fn digest_answers_stay_within_four_times_what_the_asker_sent() {
 
 #[test]
 fn a_join_reply_stays_within_four_times_the_join_and_padding_buys_records() {
-    // An unpadded 80-byte join drew the acceptor's whole neighbourhood, up
-    // to 256 records (about 200 times its size), from every new free id.
-    let around: Vec<(f32, f32)> = (0..200)
-        .map(|i| {
-            let a = i as f32 * 0.61;
-            let d = 5.0 + (i % 20) as f32 * 4.0;
-            (500.0 + d * a.cos(), 500.0 + d * a.sin())
-        })
-        .collect();
-    let (mut p, _) = greeted_by(&around);
+    // An unpadded 54-byte join drew the acceptor's whole neighbourhood, up
+    // to 256 records (171 times its size here), from every new free id.
+    let (mut p, _) = greeted_by(&around(200, 5.0, (20, 4.0)));
     let reply_to = |p: &mut Peer, seed: u64, pad: usize| {
         let joiner = PeerId::from_seed(seed);
         let join = Message::Join {
