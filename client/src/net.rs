@@ -340,7 +340,7 @@ fn town_at(world: World, t: usize) -> Point {
 /// town with no bot). Signs outlive their author: the peers nearest each
 /// one hold it.
 fn place_signs(seed: &NodeHandle, bots: &[NodeHandle], world: World) {
-    for t in 0..TOWNS.len() {
+    for (t, &(_, _, town_sign)) in TOWNS.iter().enumerate() {
         let author = (0..bots.len())
             .find(|&i| town_of(i) == t)
             .map_or_else(|| seed.clone(), |i| bots[i].clone());
@@ -351,7 +351,7 @@ fn place_signs(seed: &NodeHandle, bots: &[NodeHandle], world: World) {
                 .map(|&(dx, dy, text)| (Point::new(at.x + dx, at.y + dy), text))
                 .collect()
         } else {
-            vec![(Point::new(at.x + 40.0, at.y - 30.0), TOWNS[t].2)]
+            vec![(Point::new(at.x + 40.0, at.y - 30.0), town_sign)]
         };
         tokio::spawn(async move {
             for _ in 0..100 {

@@ -208,6 +208,13 @@ fn hud_box(node: &ComputedNode, cam: &Transform, window: &Window, scale: f32) ->
     ))
 }
 
+/// Signs, for labels to keep off their texts.
+type SignPosts<'w, 's> =
+    Query<'w, 's, (&'static Transform, &'static Children), With<crate::signs::Sign>>;
+/// Signs' texts.
+type SignTexts<'w, 's> =
+    Query<'w, 's, (&'static Transform, &'static Text2d), With<crate::signs::SignText>>;
+
 // A Bevy system: its parameters are what it reads, not a call signature.
 #[allow(clippy::too_many_arguments)]
 fn label_lod(
@@ -218,10 +225,7 @@ fn label_lod(
     hud: Query<&ComputedNode, With<Hud>>,
     camera: Query<(&Transform, &Projection), With<Camera2d>>,
     windows: Query<&Window, With<PrimaryWindow>>,
-    (signs, sign_texts): (
-        Query<(&Transform, &Children), With<crate::signs::Sign>>,
-        Query<(&Transform, &Text2d), With<crate::signs::SignText>>,
-    ),
+    (signs, sign_texts): (SignPosts, SignTexts),
     mut scratch: Local<Vec<(f32, Entity, Vec2)>>,
 ) {
     // A label lies LABEL_RISE above its avatar's centre.
