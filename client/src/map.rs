@@ -2,6 +2,8 @@
 //! bottom-left corner (you, the peers your node knows, the signs it knows;
 //! a click there teleports you), and zoom with the mouse wheel (or + and -).
 
+use std::collections::{HashMap, HashSet};
+
 use bevy::input::mouse::{MouseScrollUnit, MouseWheel};
 use bevy::prelude::*;
 use bevy::window::PrimaryWindow;
@@ -21,7 +23,7 @@ pub const MAP_MARGIN: f32 = 10.0;
 pub const ZOOM_RANGE: (f32, f32) = (0.25, 8.0);
 
 /// What a dot on the minimap stands for.
-#[derive(Component, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Component, Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MapDot {
     /// You.
     Me,
@@ -34,16 +36,19 @@ pub enum MapDot {
 #[derive(Component)]
 struct Minimap;
 
-/// The view the dots were last drawn from.
+/// The dots drawn: the view they were last drawn from, and each one's entity.
 #[derive(Resource, Default)]
-struct DrawnView(u64);
+struct Dots {
+    view: u64,
+    index: HashMap<MapDot, Entity>,
+}
 
 /// The minimap and the zoom.
 pub struct MapPlugin;
 
 impl Plugin for MapPlugin {
     fn build(&self, app: &mut App) {
-        app.init_resource::<DrawnView>()
+        app.init_resource::<Dots>()
             .add_message::<MouseWheel>()
             .add_systems(Startup, setup)
             .add_systems(Update, (click_to_teleport.before(NetSystems::Send), zoom))
@@ -126,52 +131,68 @@ fn dot(kind: MapDot, at: Vec2, side: f32, colour: Color) -> impl Bundle {
     )
 }
 
-/// Redraws the peers and signs on each new view, and you every frame.
+/// Moves you every frame, and on each new view moves, adds and removes the
+/// peers' and signs' dots (each kept while it stays known: a view is ten a
+/// second, and rebuilding a thousand UI nodes each time cost frames).
 fn draw_dots(
     mut commands: Commands,
     view: Res<LatestView>,
     own: Res<OwnPos>,
-    mut drawn: ResMut<DrawnView>,
+    mut drawn: ResMut<Dots>,
     map: Query<Entity, With<Minimap>>,
-    mut dots: Query<(Entity, &MapDot, &mut Node)>,
+    mut nodes: Query<(&mut Node, &mut BackgroundColor), With<MapDot>>,
 ) {
     let Ok(map) = map.single() else { return };
     let world = view.snapshot.world;
-    let me_at = world_to_map(world, own.wrapped());
-    let fresh = drawn.0 != view.count;
-    let mut has_me = false;
-    for (e, kind, mut node) in &mut dots {
-        match kind {
-            MapDot::Me => {
-                node.left = px(me_at.x - 3.0);
-                node.top = px(me_at.y - 3.0);
-                has_me = true;
-            }
-            _ if fresh => commands.entity(e).despawn(),
-            _ => {}
-        }
+    let mut wanted = Vec::new();
+    if own.placed {
+        wanted.push((
+            MapDot::Me,
+            world_to_map(world, own.wrapped()),
+            6.0,
+            Color::WHITE,
+        ));
     }
-    if !has_me && own.placed {
-        commands
-            .entity(map)
-            .with_child(dot(MapDot::Me, me_at, 6.0, Color::WHITE));
-    }
-    if !fresh {
-        return;
-    }
-    drawn.0 = view.count;
-    let s = &view.snapshot;
-    commands.entity(map).with_children(|m| {
+    let fresh = drawn.view != view.count;
+    if fresh {
+        drawn.view = view.count;
+        let s = &view.snapshot;
         for n in &s.view.neighbours {
             let at = world_to_map(world, vec2(n.info.pos));
-            m.spawn(dot(MapDot::Peer(n.info.id), at, 4.0, id_colour(&n.info.id)));
+            wanted.push((MapDot::Peer(n.info.id), at, 4.0, id_colour(&n.info.id)));
         }
         for o in s.objects.iter().filter(|o| !o.removed) {
-            let at = world_to_map(world, vec2(o.pos));
             let [r, g, b] = o.colour;
-            m.spawn(dot(MapDot::Sign(o.key), at, 4.0, Color::srgb_u8(r, g, b)));
+            let at = world_to_map(world, vec2(o.pos));
+            wanted.push((MapDot::Sign(o.key), at, 4.0, Color::srgb_u8(r, g, b)));
         }
-    });
+        let keep: HashSet<MapDot> = wanted.iter().map(|w| w.0).collect();
+        drawn.index.retain(|kind, e| {
+            let known = *kind == MapDot::Me || keep.contains(kind);
+            if !known {
+                commands.entity(*e).despawn();
+            }
+            known
+        });
+    }
+    for (kind, at, side, colour) in wanted {
+        let (left, top) = (px(at.x - side / 2.0), px(at.y - side / 2.0));
+        match drawn.index.get(&kind).and_then(|&e| nodes.get_mut(e).ok()) {
+            Some((mut node, mut bg)) => {
+                if node.left != left || node.top != top {
+                    node.left = left;
+                    node.top = top;
+                }
+                bg.set_if_neq(BackgroundColor(colour));
+            }
+            None if !drawn.index.contains_key(&kind) => {
+                let e = commands.spawn(dot(kind, at, side, colour)).id();
+                commands.entity(map).add_child(e);
+                drawn.index.insert(kind, e);
+            }
+            None => {} // spawned this frame's commands ago, not yet queryable
+        }
+    }
 }
 
 /// A click on the minimap jumps there (a teleport: the node joins at the

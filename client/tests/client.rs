@@ -15,7 +15,7 @@ use peerworld_client::avatar::{Avatar, AvatarPlugin, OwnAvatar, OwnPos};
 use peerworld_client::chat::{BUBBLE_SECS, Bubble, ChatPlugin, ChatState};
 use peerworld_client::id_colour;
 use peerworld_client::input::WalkPlugin;
-use peerworld_client::map::{MAP_SIZE, MapDot, MapPlugin, world_to_map};
+use peerworld_client::map::{MAP_SIZE, MapDot, MapPlugin, map_rect, world_to_map};
 use peerworld_client::net::{Bridge, NetPlugin};
 use peerworld_client::signs::{Sign, SignPlugin};
 use peerworld_node::{ChatFeed, Command as NodeCommand, Neighbour, PeerState, Snapshot};
@@ -598,6 +598,48 @@ fn the_minimap_shows_you_the_known_peers_and_the_signs_where_they_are() {
     let got = dots(&mut h);
     assert!(!got.iter().any(|g| g.0 == peer(2)), "{got:?}");
     assert_eq!(got.len(), 2, "{got:?}");
+}
+
+#[test]
+fn a_click_on_the_minimap_jumps_there_and_the_wheel_zooms() {
+    use bevy::input::mouse::{MouseScrollUnit, MouseWheel};
+    use bevy::window::PrimaryWindow;
+    let mut h = Harness::new();
+    h.report(vec![]);
+    h.run(3);
+    let mut window = Window::default();
+    let size = window.size();
+    let rect = map_rect(size);
+    // A quarter of the way across the map, a quarter of the way up.
+    let click = Vec2::new(rect.min.x + MAP_SIZE / 4.0, rect.max.y - MAP_SIZE / 4.0);
+    window.set_cursor_position(Some(click));
+    h.app.world_mut().spawn((window, PrimaryWindow));
+    let camera = h.app.world_mut().spawn(Camera2d).id();
+    let mut buttons = ButtonInput::<MouseButton>::default();
+    buttons.press(MouseButton::Left);
+    h.app.insert_resource(buttons);
+    h.app.world_mut().write_message(MouseWheel {
+        unit: MouseScrollUnit::Line,
+        x: 0.0,
+        y: 2.0,
+        window: Entity::PLACEHOLDER,
+        phase: bevy::input::touch::TouchPhase::Moved,
+    });
+    h.run(1);
+    let own = h.app.world().resource::<OwnPos>();
+    assert!(
+        (own.display - Vec2::new(250.0, 250.0)).length() < 1.0,
+        "jumped to {}",
+        own.display
+    );
+    let scale = match h.app.world().get::<Projection>(camera) {
+        Some(Projection::Orthographic(o)) => o.scale,
+        other => panic!("no orthographic projection: {other:?}"),
+    };
+    assert!(
+        (scale - 1.0 / 1.15_f32.powi(2)).abs() < 1e-4,
+        "zoom {scale}"
+    );
 }
 
 #[test]

@@ -327,3 +327,44 @@ impl NodeHandle {
         self.done.cancelled().await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use peerworld_protocol::mobility::Walker;
+    use peerworld_protocol::sim::Rng;
+
+    #[test]
+    fn a_bot_that_walks_around_home_stays_mostly_near_it() {
+        let world = World::new(4000.0, 4000.0);
+        let home = Point::new(1000.0, 3000.0);
+        let share_near = |walk: Walk| {
+            let (speed, mobility, hot) = walk.model().expect("it walks");
+            let mut w = Walker::new(home);
+            let mut rng = Rng::new(7);
+            let steps = 20_000;
+            let near = (0..steps)
+                .map(|_| {
+                    w.step(
+                        world,
+                        mobility,
+                        hot.as_slice(),
+                        f64::from(speed) * 0.1,
+                        &mut rng,
+                    )
+                })
+                .filter(|p| world.distance(*p, home) < 3.0 * 220.0)
+                .count();
+            near as f64 / f64::from(steps)
+        };
+        let around = share_near(Walk::Around {
+            speed: 40.0,
+            home,
+            spread: 220.0,
+        });
+        let anywhere = share_near(Walk::Random { speed: 40.0 });
+        assert!(around > 0.5, "{around}");
+        assert!(anywhere < 0.2, "{anywhere}");
+        assert_eq!(Walk::Still.model(), None);
+    }
+}

@@ -259,6 +259,23 @@ fn oversized_frames_are_rejected() {
 }
 
 #[test]
+fn a_join_padded_beyond_the_limit_is_refused() {
+    let join = |pad: usize| Message::Join {
+        joiner: PeerInfo::new(PeerId::from_seed(1), Point::new(1.0, 2.0), 100.0, "j"),
+        hops: 0,
+        attempt: 0,
+        token: 9,
+        pad: vec![0; pad],
+    };
+    let at_limit = join(MAX_JOIN_PAD);
+    assert_eq!(decode(&encode(&at_limit).unwrap()), Ok(at_limit));
+    assert_eq!(
+        decode(&encode(&join(MAX_JOIN_PAD + 1)).unwrap()),
+        Err(DecodeError::TooLong)
+    );
+}
+
+#[test]
 fn move_is_small() {
     let m = Message::Move {
         inc: 0,

@@ -228,7 +228,6 @@ impl Peer {
                 let place = (joiner.pos, joiner.radius);
                 let mut others = self.records_for(now, joiner.id, place, true, |_| false);
                 others.retain(|p| p.id != self.me.id);
-                others.truncate(MAX_RECORDS - 1);
                 let mut reply = Message::JoinReply {
                     hops,
                     at: target,
@@ -240,7 +239,8 @@ impl Peer {
                 // nearest (its digests fetch the rest from its neighbours).
                 let budget = size.saturating_mul(REPLY_MULTIPLE as usize);
                 let overhead = encoded_len(&reply) + 2;
-                let paid = self.nearest_within(others, joiner.pos, overhead, budget);
+                let mut paid = self.nearest_within(others, joiner.pos, overhead, budget);
+                paid.truncate(MAX_RECORDS - 1); // the farthest go
                 if let Message::JoinReply { peers, .. } = &mut reply {
                     peers.extend(paid);
                 }

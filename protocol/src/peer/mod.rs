@@ -400,7 +400,11 @@ impl Peer {
             k.last_heard = now;
             k.earn_reply_credit(&msg);
         }
-        let size = msg.min_wire_len();
+        // What a join's reply may cost (only joins need it).
+        let join_size = match &msg {
+            Message::Join { .. } => msg.min_wire_len(),
+            _ => 0,
+        };
         match msg {
             Message::Join {
                 joiner,
@@ -414,7 +418,7 @@ impl Peer {
                     attempt,
                     token,
                     pad,
-                    size,
+                    size: join_size,
                 };
                 self.on_join(now, from, remote, joiner, join);
             }
