@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The client's CPU on its embedded world, renderer and nodes apart.
 #
-#   scripts/client-cpu.sh [SECONDS] [-- CLIENT FLAGS...]
+#   [PEERWORLD_BIN=path] scripts/client-cpu.sh [SECONDS] [-- CLIENT FLAGS...]
 #
 # Runs target/release/peerworld under Xvfb (software Vulkan), lets it settle
 # for 10 s, then reads every thread's CPU time from /proc twice, SECONDS
@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-30}
 shift || true
 [ "${1:-}" = "--" ] && shift
-bin=target/release/peerworld
+bin=${PEERWORLD_BIN:-target/release/peerworld}
 [ -x "$bin" ] || { echo "build it first: cargo build --release -p peerworld-client" >&2; exit 1; }
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT

@@ -19,6 +19,10 @@ use crate::{id_colour, vec2};
 pub const MAP_SIZE: f32 = 180.0;
 /// Its gap to the window's left and bottom edges.
 pub const MAP_MARGIN: f32 = 10.0;
+/// Most peers drawn on the minimap, the nearest (a node keeps a few dozen;
+/// each dot is a UI node, and a thousand cost 10 ms a frame under software
+/// rendering).
+pub const MAP_PEERS: usize = 128;
 /// The closest and farthest zoom (world units per pixel).
 pub const ZOOM_RANGE: (f32, f32) = (0.25, 8.0);
 
@@ -157,7 +161,16 @@ fn draw_dots(
     if fresh {
         drawn.view = view.count;
         let s = &view.snapshot;
-        for n in &s.view.neighbours {
+        let me = s.view.me.pos;
+        let mut near: Vec<&peerworld_protocol::Neighbour> = s.view.neighbours.iter().collect();
+        if near.len() > MAP_PEERS {
+            near.select_nth_unstable_by(MAP_PEERS, |a, b| {
+                let d = |n: &peerworld_protocol::Neighbour| world.distance_sq(n.info.pos, me);
+                d(a).total_cmp(&d(b))
+            });
+            near.truncate(MAP_PEERS);
+        }
+        for n in near {
             let at = world_to_map(world, vec2(n.info.pos));
             wanted.push((MapDot::Peer(n.info.id), at, 4.0, id_colour(&n.info.id)));
         }

@@ -15,7 +15,7 @@ use peerworld_client::avatar::{Avatar, AvatarPlugin, OwnAvatar, OwnPos};
 use peerworld_client::chat::{BUBBLE_SECS, Bubble, ChatPlugin, ChatState};
 use peerworld_client::id_colour;
 use peerworld_client::input::WalkPlugin;
-use peerworld_client::map::{MAP_SIZE, MapDot, MapPlugin, map_rect, world_to_map};
+use peerworld_client::map::{MAP_PEERS, MAP_SIZE, MapDot, MapPlugin, map_rect, world_to_map};
 use peerworld_client::net::{Bridge, NetPlugin};
 use peerworld_client::signs::{Sign, SignPlugin};
 use peerworld_node::{ChatFeed, Command as NodeCommand, Neighbour, PeerState, Snapshot};
@@ -598,6 +598,15 @@ fn the_minimap_shows_you_the_known_peers_and_the_signs_where_they_are() {
     let got = dots(&mut h);
     assert!(!got.iter().any(|g| g.0 == peer(2)), "{got:?}");
     assert_eq!(got.len(), 2, "{got:?}");
+    // A crowd: the nearest MAP_PEERS are drawn.
+    let crowd: Vec<Neighbour> = (10..210)
+        .map(|i| neighbour(i, 500.0 + i as f32, 500.0))
+        .collect();
+    h.report(crowd);
+    h.run(3);
+    let got = dots(&mut h);
+    assert_eq!(got.len(), MAP_PEERS + 1, "{}", got.len());
+    assert!(got.iter().any(|g| g.0 == peer(10)) && !got.iter().any(|g| g.0 == peer(209)));
 }
 
 #[test]
