@@ -21,6 +21,8 @@ use spade::{DelaunayTriangulation, HasPosition, Point2, Triangulation};
 
 use crate::geometry::{Point, World, wrap_coord};
 
+mod star;
+
 #[derive(Clone, Copy, Debug)]
 struct Vertex {
     pos: Point2<f64>,
@@ -86,6 +88,18 @@ pub fn local_adjacency(points: &[Point], world: World) -> Adjacency {
             (f64::from(centre.x) + dx, f64::from(centre.y) + dy)
         })
         .collect();
+    // The common case, without a triangulation.
+    let (w, h) = (f64::from(world.width), f64::from(world.height));
+    if let Some(adj) = star::star_adjacency(&shifted, w, h) {
+        return adj;
+    }
+    triangulated_local(&shifted, world)
+}
+
+/// `local_adjacency` through a triangulation: every case, cocircular points
+/// and sparse worlds included.
+fn triangulated_local(shifted: &[(f64, f64)], world: World) -> Adjacency {
+    let centre = Point::new(world.width / 2.0, world.height / 2.0);
     // Only the nearest points can shape the cell: triangulate those first,
     // and all of them only when a farther point could still matter.
     const FIRST: usize = 16;
@@ -109,7 +123,7 @@ pub fn local_adjacency(points: &[Point], world: World) -> Adjacency {
             return adj;
         }
     }
-    adjacency_impl(&shifted, world, Some(&[0]), Some(0.0)).swap_remove(0)
+    adjacency_impl(shifted, world, Some(&[0]), Some(0.0)).swap_remove(0)
 }
 
 fn adjacency_impl(

@@ -1,0 +1,217 @@
+//! The Voronoi cell of one point, built directly: the other points are
+//! inserted nearest first into the point's Delaunay star (the cyclic list of
+//! its neighbours), and insertion stops once the next point lies beyond
+//! twice the largest circumradius around the point, where no point can
+//! change the cell any more. Each insertion asks one exact predicate per
+//! Delaunay triangle around the point (`robust::incircle`), so a peer's
+//! local view costs a sort and a few dozen predicates instead of a
+//! triangulation of all it knows.
+//!
+//! The star answers only the common case. It gives up (`None`, and the
+//! caller triangulates) when four points around the point are cocircular
+//! or two share a spot (weak adjacency, where a triangulation must choose a
+//! diagonal), when the known points do not surround the point, and when a
+//! circumcircle around the point is not inside the world's box centred on
+//! it (then periodic images could matter).
+
+use super::Adjacency;
+
+/// Twice the world's size: a virtual point this far away on each axis
+/// bounds the first cell, and one still present at the end means the known
+/// points do not surround the point.
+const VIRTUAL_SCALE: f64 = 2.0;
+
+/// The adjacency of `pts[0]` among `pts` (its local view, with every other
+/// point at its nearest image in a `w` × `h` torus), or `None` when the
+/// configuration needs the general path.
+pub(super) fn star_adjacency(pts: &[(f64, f64)], w: f64, h: f64) -> Option<Adjacency> {
+    let n = pts.len();
+    if n < 4 {
+        return None;
+    }
+    let me = pts[0];
+    let d2 = |p: (f64, f64)| (p.0 - me.0).powi(2) + (p.1 - me.1).powi(2);
+    let mut order: Vec<(f64, u32)> = (1..n).map(|i| (d2(pts[i]), i as u32)).collect();
+    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+
+    // Four virtual points, counter-clockwise, index n.. n + 3.
+    let l = VIRTUAL_SCALE * w.max(h);
+    let virt = [
+        (me.0 + l, me.1),
+        (me.0, me.1 + l),
+        (me.0 - l, me.1),
+        (me.0, me.1 - l),
+    ];
+    let at = |i: u32| -> (f64, f64) {
+        let i = i as usize;
+        if i < n { pts[i] } else { virt[i - n] }
+    };
+    let n32 = n as u32;
+    let mut star: Vec<u32> = vec![n32, n32 + 1, n32 + 2, n32 + 3];
+    let mut killed: Vec<bool> = Vec::with_capacity(16);
+    let mut next: Vec<u32> = Vec::with_capacity(16);
+    let mut reach = f64::INFINITY;
+    for &(dist2, c) in &order {
+        if dist2 == 0.0 {
+            return None; // a point on our very spot
+        }
+        if dist2.sqrt() > reach * (1.0 + 1e-9) {
+            break;
+        }
+        let pc = at(c);
+        let k = star.len();
+        killed.clear();
+        for i in 0..k {
+            let (a, b) = (at(star[i]), at(star[(i + 1) % k]));
+            let s = robust::incircle(coord(me), coord(a), coord(b), coord(pc));
+            if s == 0.0 {
+                return None; // cocircular: weak adjacency somewhere
+            }
+            killed.push(s > 0.0);
+        }
+        // The triangles whose circumcircle holds c form one run.
+        let starts: Vec<usize> = (0..k)
+            .filter(|&i| killed[i] && !killed[(i + k - 1) % k])
+            .collect();
+        let [start] = starts[..] else {
+            if killed.iter().any(|&x| x) {
+                return None; // all killed, or not one run: give up
+            }
+            continue; // c does not touch the cell
+        };
+        let m = (0..k).take_while(|&j| killed[(start + j) % k]).count();
+        // Neighbours star[start + 1 ..= start + m - 1] lose their edge; c
+        // comes between star[start] and star[start + m].
+        next.clear();
+        next.extend((0..=k - m).map(|j| star[(start + m + j) % k]));
+        next.push(c);
+        std::mem::swap(&mut star, &mut next);
+        reach = 2.0 * max_circumradius(me, &star, &at);
+    }
+    if star.iter().any(|&i| i >= n32) {
+        return None; // the known points do not surround us
+    }
+    // Every circumcircle around us inside the box of the world centred on
+    // us: no other image of any point can fall in one.
+    let k = star.len();
+    for i in 0..k {
+        let (ux, uy, r) = circumcircle(me, at(star[i]), at(star[(i + 1) % k]));
+        if !(ux.abs() + r < w / 2.0 && uy.abs() + r < h / 2.0) {
+            return None;
+        }
+    }
+    let fan: Vec<usize> = star.iter().map(|&i| i as usize).collect();
+    let mut strict = fan.clone();
+    strict.sort_unstable();
+    Some(Adjacency {
+        strict,
+        weak: Vec::new(),
+        fan,
+        reach,
+    })
+}
+
+fn coord(p: (f64, f64)) -> robust::Coord<f64> {
+    robust::Coord { x: p.0, y: p.1 }
+}
+
+/// Centre (relative to `me`) and radius of the circle through `me`, `a`, `b`.
+fn circumcircle(me: (f64, f64), a: (f64, f64), b: (f64, f64)) -> (f64, f64, f64) {
+    let (ax, ay) = (a.0 - me.0, a.1 - me.1);
+    let (bx, by) = (b.0 - me.0, b.1 - me.1);
+    let d = 2.0 * (ax * by - ay * bx);
+    let (a2, b2) = (ax * ax + ay * ay, bx * bx + by * by);
+    let ux = (by * a2 - ay * b2) / d;
+    let uy = (ax * b2 - bx * a2) / d;
+    (ux, uy, ux.hypot(uy))
+}
+
+fn max_circumradius(me: (f64, f64), star: &[u32], at: &impl Fn(u32) -> (f64, f64)) -> f64 {
+    let k = star.len();
+    (0..k)
+        .map(|i| circumcircle(me, at(star[i]), at(star[(i + 1) % k])).2)
+        .fold(0.0, f64::max)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::triangulated_local;
+    use super::*;
+    use crate::geometry::World;
+    use proptest::prelude::*;
+
+    /// The same cyclic sequence, whatever the starting point.
+    fn same_cycle(a: &[usize], b: &[usize]) -> bool {
+        a.len() == b.len()
+            && (a.is_empty()
+                || (0..b.len()).any(|r| (0..a.len()).all(|i| a[i] == b[(i + r) % b.len()])))
+    }
+
+    /// Points around a centre of a `size` world: the peer at the centre,
+    /// the others where the strategy put them (or on a grid of `grid`).
+    fn shifted(pts: &[(f32, f32)], size: f32, grid: f32) -> Vec<(f64, f64)> {
+        let c = f64::from(size / 2.0);
+        std::iter::once((c, c))
+            .chain(pts.iter().map(|&(x, y)| {
+                let snap = |v: f32| {
+                    if grid > 0.0 {
+                        (v / grid).round() * grid
+                    } else {
+                        v
+                    }
+                };
+                (c + f64::from(snap(x)), c + f64::from(snap(y)))
+            }))
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        /// Whenever the star answers, it answers what the triangulation
+        /// does: the same neighbours, in the same cyclic order, the same
+        /// reach.
+        #[test]
+        fn the_star_agrees_with_the_triangulation(
+            pts in prop::collection::vec((-150.0f32..150.0, -150.0f32..150.0), 3..90),
+            grid in prop::sample::select(vec![0.0f32, 0.0, 1.0, 10.0]),
+            size in prop::sample::select(vec![300.0f32, 400.0, 1200.0]),
+        ) {
+            let s = shifted(&pts, size, grid);
+            let world = World::new(size, size);
+            if let Some(star) = star_adjacency(&s, f64::from(size), f64::from(size)) {
+                let tri = triangulated_local(&s, world);
+                prop_assert_eq!(&star.strict, &tri.strict);
+                prop_assert!(tri.weak.is_empty(), "weak {:?}", tri.weak);
+                prop_assert!(same_cycle(&star.fan, &tri.fan), "fan {:?} vs {:?}", star.fan, tri.fan);
+                prop_assert!((star.reach - tri.reach).abs() <= 1e-6 * tri.reach, "reach {} vs {}", star.reach, tri.reach);
+            }
+        }
+    }
+
+    #[test]
+    fn the_star_answers_a_dense_view_and_declines_the_hard_ones() {
+        // A peer among 40 random others within 132 units: the star answers.
+        let mut s = 99u64;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 33) as f32 / (1u64 << 31) as f32 * 264.0 - 132.0
+        };
+        let pts: Vec<(f32, f32)> = (0..40).map(|_| (next(), next())).collect();
+        let s = shifted(&pts, 1200.0, 0.0);
+        assert!(star_adjacency(&s, 1200.0, 1200.0).is_some());
+        // A square grid: cocircular everywhere.
+        let grid: Vec<(f32, f32)> = (-2..=2)
+            .flat_map(|i| (-2..=2).map(move |j| (i as f32 * 10.0, j as f32 * 10.0)))
+            .filter(|&p| p != (0.0, 0.0))
+            .collect();
+        assert!(star_adjacency(&shifted(&grid, 1200.0, 0.0), 1200.0, 1200.0).is_none());
+        // Everyone on one side: not surrounded.
+        let side: Vec<(f32, f32)> = (1..10).map(|i| (i as f32 * 7.0, (i * i) as f32)).collect();
+        assert!(star_adjacency(&shifted(&side, 1200.0, 0.0), 1200.0, 1200.0).is_none());
+        // A small world: the cell reaches past the box, images matter.
+        let far = [(45.0, 0.0), (-45.0, 1.0), (0.0, 45.0), (1.0, -45.0)];
+        assert!(star_adjacency(&shifted(&far, 100.0, 0.0), 100.0, 100.0).is_none());
+    }
+}
