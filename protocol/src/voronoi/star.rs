@@ -23,18 +23,49 @@ const VIRTUAL_SCALE: f64 = 2.0;
 
 /// The adjacency of `pts[0]` among `pts` (its local view, with every other
 /// point at its nearest image in a `w` × `h` torus), or `None` when the
-/// configuration needs the general path.
+/// configuration needs the general path. The points as given are tried
+/// first; when they do not surround `pts[0]` closely enough (a sparse
+/// world), again with their periodic images and those of `pts[0]` itself.
 pub(super) fn star_adjacency(pts: &[(f64, f64)], w: f64, h: f64) -> Option<Adjacency> {
+    match star(pts, w, h, false) {
+        Err(Retry) => star(pts, w, h, true).ok().flatten(),
+        Ok(adj) => adj,
+    }
+}
+
+/// The star could not prove its cell without periodic images.
+struct Retry;
+
+/// One candidate: squared distance to the centre point, position, the
+/// index of the point it is an image of, which image.
+type Candidate = (f64, (f64, f64), u32, u8);
+
+fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjacency>, Retry> {
     let n = pts.len();
-    if n < 4 {
-        return None;
+    if n < 2 {
+        return Ok(None);
     }
     let me = pts[0];
     let d2 = |p: (f64, f64)| (p.0 - me.0).powi(2) + (p.1 - me.1).powi(2);
-    let mut order: Vec<(f64, u32)> = (1..n).map(|i| (d2(pts[i]), i as u32)).collect();
-    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut cands: Vec<Candidate> = Vec::with_capacity(if images { 9 * n } else { n });
+    for (i, &p) in pts.iter().enumerate() {
+        if !images {
+            if i > 0 {
+                cands.push((d2(p), p, i as u32, 4));
+            }
+            continue;
+        }
+        for (im, (dx, dy)) in IMAGES.iter().enumerate() {
+            if i == 0 && im == 4 {
+                continue; // the centre point itself
+            }
+            let q = (p.0 + dx * w, p.1 + dy * h);
+            cands.push((d2(q), q, i as u32, im as u8));
+        }
+    }
+    cands.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then((a.2, a.3).cmp(&(b.2, b.3))));
 
-    // Four virtual points, counter-clockwise, index n.. n + 3.
+    // Four virtual points, counter-clockwise, after the candidates.
     let l = VIRTUAL_SCALE * w.max(h);
     let virt = [
         (me.0 + l, me.1),
@@ -42,40 +73,38 @@ pub(super) fn star_adjacency(pts: &[(f64, f64)], w: f64, h: f64) -> Option<Adjac
         (me.0 - l, me.1),
         (me.0, me.1 - l),
     ];
+    let nc = cands.len();
     let at = |i: u32| -> (f64, f64) {
         let i = i as usize;
-        if i < n { pts[i] } else { virt[i - n] }
+        if i < nc { cands[i].1 } else { virt[i - nc] }
     };
-    let n32 = n as u32;
-    let mut star: Vec<u32> = vec![n32, n32 + 1, n32 + 2, n32 + 3];
+    let first_virtual = nc as u32;
+    let mut star: Vec<u32> = (first_virtual..first_virtual + 4).collect();
     let mut killed: Vec<bool> = Vec::with_capacity(16);
     let mut next: Vec<u32> = Vec::with_capacity(16);
     let mut reach = f64::INFINITY;
-    for &(dist2, c) in &order {
+    for (c, &(dist2, pc, _, _)) in cands.iter().enumerate() {
         if dist2 == 0.0 {
-            return None; // a point on our very spot
+            return Ok(None); // a point on our very spot
         }
         if dist2.sqrt() > reach * (1.0 + 1e-9) {
             break;
         }
-        let pc = at(c);
         let k = star.len();
         killed.clear();
         for i in 0..k {
             let (a, b) = (at(star[i]), at(star[(i + 1) % k]));
             let s = robust::incircle(coord(me), coord(a), coord(b), coord(pc));
             if s == 0.0 {
-                return None; // cocircular: weak adjacency somewhere
+                return Ok(None); // cocircular: weak adjacency somewhere
             }
             killed.push(s > 0.0);
         }
         // The triangles whose circumcircle holds c form one run.
-        let starts: Vec<usize> = (0..k)
-            .filter(|&i| killed[i] && !killed[(i + k - 1) % k])
-            .collect();
-        let [start] = starts[..] else {
+        let mut starts = (0..k).filter(|&i| killed[i] && !killed[(i + k - 1) % k]);
+        let (Some(start), None) = (starts.next(), starts.next()) else {
             if killed.iter().any(|&x| x) {
-                return None; // all killed, or not one run: give up
+                return Ok(None); // all killed, or not one run: give up
             }
             continue; // c does not touch the cell
         };
@@ -84,32 +113,58 @@ pub(super) fn star_adjacency(pts: &[(f64, f64)], w: f64, h: f64) -> Option<Adjac
         // comes between star[start] and star[start + m].
         next.clear();
         next.extend((0..=k - m).map(|j| star[(start + m + j) % k]));
-        next.push(c);
+        next.push(c as u32);
         std::mem::swap(&mut star, &mut next);
         reach = 2.0 * max_circumradius(me, &star, &at);
     }
-    if star.iter().any(|&i| i >= n32) {
-        return None; // the known points do not surround us
+    if star.iter().any(|&i| i >= first_virtual) {
+        return Err(Retry); // the points do not surround us
     }
-    // Every circumcircle around us inside the box of the world centred on
-    // us: no other image of any point can fall in one.
-    let k = star.len();
-    for i in 0..k {
-        let (ux, uy, r) = circumcircle(me, at(star[i]), at(star[(i + 1) % k]));
-        if !(ux.abs() + r < w / 2.0 && uy.abs() + r < h / 2.0) {
-            return None;
+    if images {
+        // Every image left out lies at least 1.5 world sizes away.
+        if reach >= 1.5 * w.min(h) {
+            return Ok(None);
+        }
+    } else {
+        // Every circumcircle around us inside the box of the world centred
+        // on us: no other image of any point can fall in one.
+        let k = star.len();
+        for i in 0..k {
+            let (ux, uy, r) = circumcircle(me, at(star[i]), at(star[(i + 1) % k]));
+            if !(ux.abs() + r < w / 2.0 && uy.abs() + r < h / 2.0) {
+                return Err(Retry);
+            }
         }
     }
-    let fan: Vec<usize> = star.iter().map(|&i| i as usize).collect();
+    // Our own images bound the cell but are no neighbours.
+    let fan: Vec<usize> = star
+        .iter()
+        .map(|&c| cands[c as usize].2 as usize)
+        .filter(|&i| i != 0)
+        .collect();
     let mut strict = fan.clone();
     strict.sort_unstable();
-    Some(Adjacency {
+    strict.dedup();
+    Ok(Some(Adjacency {
         strict,
         weak: Vec::new(),
         fan,
         reach,
-    })
+    }))
 }
+
+/// The nine periodic offsets, in world sizes; the fifth is the point itself.
+const IMAGES: [(f64, f64); 9] = [
+    (-1.0, -1.0),
+    (-1.0, 0.0),
+    (-1.0, 1.0),
+    (0.0, -1.0),
+    (0.0, 0.0),
+    (0.0, 1.0),
+    (1.0, -1.0),
+    (1.0, 0.0),
+    (1.0, 1.0),
+];
 
 fn coord(p: (f64, f64)) -> robust::Coord<f64> {
     robust::Coord { x: p.0, y: p.1 }
@@ -188,8 +243,28 @@ mod tests {
         }
     }
 
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        /// Sparse views in small worlds, where periodic images shape the
+        /// cell.
+        #[test]
+        fn sparse_views_agree_with_the_triangulation(
+            pts in prop::collection::vec((-50.0f32..50.0, -40.0f32..40.0), 1..40),
+        ) {
+            let s = shifted(&pts, 100.0, 0.0);
+            let s: Vec<(f64, f64)> = s.iter().map(|&(x, y)| (x, y - 10.0)).collect();
+            let world = World::new(100.0, 80.0);
+            if let Some(star) = star_adjacency(&s, 100.0, 80.0) {
+                let tri = triangulated_local(&s, world);
+                prop_assert_eq!(&star.strict, &tri.strict);
+                prop_assert!(tri.weak.is_empty(), "weak {:?}", tri.weak);
+                prop_assert!(same_cycle(&star.fan, &tri.fan), "fan {:?} vs {:?}", star.fan, tri.fan);
+            }
+        }
+    }
+
     #[test]
-    fn the_star_answers_a_dense_view_and_declines_the_hard_ones() {
+    fn the_star_answers_dense_and_sparse_views_and_declines_cocircular_ones() {
         // A peer among 40 random others within 132 units: the star answers.
         let mut s = 99u64;
         let mut next = || {
@@ -207,11 +282,17 @@ mod tests {
             .filter(|&p| p != (0.0, 0.0))
             .collect();
         assert!(star_adjacency(&shifted(&grid, 1200.0, 0.0), 1200.0, 1200.0).is_none());
-        // Everyone on one side: not surrounded.
+        // Everyone on one side, or a cell reaching past the world's box:
+        // the star answers with periodic images, as the triangulation does.
         let side: Vec<(f32, f32)> = (1..10).map(|i| (i as f32 * 7.0, (i * i) as f32)).collect();
-        assert!(star_adjacency(&shifted(&side, 1200.0, 0.0), 1200.0, 1200.0).is_none());
-        // A small world: the cell reaches past the box, images matter.
         let far = [(45.0, 0.0), (-45.0, 1.0), (0.0, 45.0), (1.0, -45.0)];
-        assert!(star_adjacency(&shifted(&far, 100.0, 0.0), 100.0, 100.0).is_none());
+        for (pts, size) in [(&side[..], 1200.0), (&far[..], 100.0), (&[(45.0, 7.0)], 100.0)] {
+            let s = shifted(pts, size, 0.0);
+            assert!(star(&s, f64::from(size), f64::from(size), false).is_err());
+            let star = star_adjacency(&s, f64::from(size), f64::from(size)).unwrap_or_else(|| panic!("{pts:?} in {size}"));
+            let tri = triangulated_local(&s, World::new(size, size));
+            assert_eq!(star.strict, tri.strict);
+            assert!(same_cycle(&star.fan, &tri.fan), "{:?} vs {:?}", star.fan, tri.fan);
+        }
     }
 }
