@@ -145,19 +145,34 @@ impl Peer {
 }
 
 /// The kept peers, sorted by id in one contiguous vector: iteration is what
-/// the hot paths do, and it stays cache-friendly.
+/// the hot paths do, and it stays cache-friendly. Lookups search a parallel
+/// vector of the ids' first eight bytes (most comparisons end there).
 #[derive(Debug, Default)]
-pub(super) struct Table(Vec<Known>);
+pub(super) struct Table {
+    keys: Vec<u64>,
+    rows: Vec<Known>,
+}
+
+/// The id's first eight bytes, in the ids' order.
+fn prefix(id: &PeerId) -> u64 {
+    u64::from_be_bytes(id.0[..8].try_into().expect("8 bytes"))
+}
 
 impl Table {
     fn find(&self, id: &PeerId) -> Result<usize, usize> {
-        self.0.binary_search_by(|k| k.info.id.cmp(id))
+        let key = prefix(id);
+        let lo = self.keys.partition_point(|&k| k < key);
+        let hi = lo + self.keys[lo..].partition_point(|&k| k == key);
+        match self.rows[lo..hi].binary_search_by(|k| k.info.id.cmp(id)) {
+            Ok(i) => Ok(lo + i),
+            Err(i) => Err(lo + i),
+        }
     }
     pub(super) fn get(&self, id: &PeerId) -> Option<&Known> {
-        self.find(id).ok().map(|i| &self.0[i])
+        self.find(id).ok().map(|i| &self.rows[i])
     }
     pub(super) fn get_mut(&mut self, id: &PeerId) -> Option<&mut Known> {
-        self.find(id).ok().map(|i| &mut self.0[i])
+        self.find(id).ok().map(|i| &mut self.rows[i])
     }
     pub(super) fn contains_key(&self, id: &PeerId) -> bool {
         self.find(id).is_ok()
@@ -165,30 +180,37 @@ impl Table {
     pub(super) fn insert(&mut self, id: PeerId, k: Known) {
         debug_assert_eq!(id, k.info.id);
         match self.find(&id) {
-            Ok(i) => self.0[i] = k,
-            Err(i) => self.0.insert(i, k),
+            Ok(i) => self.rows[i] = k,
+            Err(i) => {
+                self.keys.insert(i, prefix(&id));
+                self.rows.insert(i, k);
+            }
         }
     }
     pub(super) fn remove(&mut self, id: &PeerId) -> Option<Known> {
-        self.find(id).ok().map(|i| self.0.remove(i))
+        self.find(id).ok().map(|i| {
+            self.keys.remove(i);
+            self.rows.remove(i)
+        })
     }
     pub(super) fn clear(&mut self) {
-        self.0.clear();
+        self.keys.clear();
+        self.rows.clear();
     }
     pub(super) fn len(&self) -> usize {
-        self.0.len()
+        self.rows.len()
     }
     pub(super) fn iter(&self) -> impl Iterator<Item = (&PeerId, &Known)> {
-        self.0.iter().map(|k| (&k.info.id, k))
+        self.rows.iter().map(|k| (&k.info.id, k))
     }
     pub(super) fn keys(&self) -> impl Iterator<Item = &PeerId> {
-        self.0.iter().map(|k| &k.info.id)
+        self.rows.iter().map(|k| &k.info.id)
     }
     pub(super) fn values(&self) -> impl Iterator<Item = &Known> {
-        self.0.iter()
+        self.rows.iter()
     }
     pub(super) fn values_mut(&mut self) -> impl Iterator<Item = &mut Known> {
-        self.0.iter_mut()
+        self.rows.iter_mut()
     }
 }
 

@@ -130,7 +130,8 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
         // on us: no other image of any point can fall in one.
         let k = star.len();
         for i in 0..k {
-            let (ux, uy, r) = circumcircle(me, at(star[i]), at(star[(i + 1) % k]));
+            let (ux, uy, r2) = circumcircle(me, at(star[i]), at(star[(i + 1) % k]));
+            let r = r2.sqrt();
             if !(ux.abs() + r < w / 2.0 && uy.abs() + r < h / 2.0) {
                 return Err(Retry);
             }
@@ -170,7 +171,8 @@ fn coord(p: (f64, f64)) -> robust::Coord<f64> {
     robust::Coord { x: p.0, y: p.1 }
 }
 
-/// Centre (relative to `me`) and radius of the circle through `me`, `a`, `b`.
+/// Centre (relative to `me`) and squared radius of the circle through
+/// `me`, `a`, `b`.
 fn circumcircle(me: (f64, f64), a: (f64, f64), b: (f64, f64)) -> (f64, f64, f64) {
     let (ax, ay) = (a.0 - me.0, a.1 - me.1);
     let (bx, by) = (b.0 - me.0, b.1 - me.1);
@@ -178,7 +180,7 @@ fn circumcircle(me: (f64, f64), a: (f64, f64), b: (f64, f64)) -> (f64, f64, f64)
     let (a2, b2) = (ax * ax + ay * ay, bx * bx + by * by);
     let ux = (by * a2 - ay * b2) / d;
     let uy = (ax * b2 - bx * a2) / d;
-    (ux, uy, ux.hypot(uy))
+    (ux, uy, ux * ux + uy * uy)
 }
 
 fn max_circumradius(me: (f64, f64), star: &[u32], at: &impl Fn(u32) -> (f64, f64)) -> f64 {
@@ -186,6 +188,7 @@ fn max_circumradius(me: (f64, f64), star: &[u32], at: &impl Fn(u32) -> (f64, f64
     (0..k)
         .map(|i| circumcircle(me, at(star[i]), at(star[(i + 1) % k])).2)
         .fold(0.0, f64::max)
+        .sqrt()
 }
 
 #[cfg(test)]
