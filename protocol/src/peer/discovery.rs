@@ -26,6 +26,26 @@ use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
 use crate::message::{MAX_RECORDS, Message};
 
+/// A kept peer as pair discovery sees it.
+#[derive(Clone)]
+pub(super) struct PairView {
+    id: PeerId,
+    pos: Point,
+    radius: f32,
+    pub(super) enclosing: bool,
+}
+
+impl PairView {
+    fn of(k: &Known) -> Self {
+        Self {
+            id: k.info.id,
+            pos: k.info.pos,
+            radius: k.info.radius,
+            enclosing: k.enclosing,
+        }
+    }
+}
+
 /// Most hints one sender may have outstanding here (told, not yet heard
 /// from): a join reply, solicited and taken once, may fill a whole message.
 pub const HINTS_PER_SENDER: usize = 128;
@@ -98,55 +118,100 @@ impl Peer {
         k.info.pos = pos;
         k.motion = Motion { pos, vel, at: now };
         k.stamp = stamp;
+        let mover_enclosing = k.enclosing;
         if restarted {
             // A new life that moved before its hello reached us.
             self.stats.restarts_seen += 1;
             self.send_hello(from, now);
         }
         self.mark_dirty(now);
-        self.tell_pairs(now, from, (old, old_r), (pos, radius), &[]);
+        let views = self.pair_views(now, !mover_enclosing);
+        self.tell_pairs(
+            now,
+            from,
+            mover_enclosing,
+            (old, old_r),
+            (pos, radius),
+            &views,
+            &[],
+        );
+    }
+
+    /// The kept peers pair discovery looks at: the fresh ones, with
+    /// whether each is enclosing here (only the enclosing ones when
+    /// `enclosing_only`).
+    pub(super) fn pair_views(&self, now: Millis, enclosing_only: bool) -> Vec<PairView> {
+        let mut out = Vec::with_capacity(if enclosing_only {
+            self.enclosing.len()
+        } else {
+            self.kept.len()
+        });
+        if enclosing_only {
+            // Most movers are not enclosing here: then only pairs with one
+            // of our few enclosing neighbours count.
+            out.extend(
+                self.enclosing
+                    .iter()
+                    .filter_map(|id| self.kept.get(id))
+                    .filter(|n| n.enclosing && self.fresh(n, now))
+                    .map(PairView::of),
+            );
+        } else {
+            out.extend(
+                self.kept
+                    .values()
+                    .filter(|n| self.fresh(n, now))
+                    .map(PairView::of),
+            );
+        }
+        out
     }
 
     /// Pair discovery after `from` moved from `old` to `pos` (position and
     /// radius): this peer answers for the pairs that involve one of its
-    /// enclosing neighbours. `moved` lists, sorted by id, the other peers
-    /// whose beliefs moved at the same time, with their old positions: a
-    /// pair is judged old against old and new against new, and told once,
-    /// from its lower id's side.
+    /// enclosing neighbours. `views` are the fresh kept peers (see
+    /// `pair_views`: all of them when the mover is enclosing here, else at
+    /// least the enclosing ones). `moved` lists, sorted by id, the other
+    /// peers whose beliefs moved at the same time, with their old
+    /// positions: a pair is judged old against old and new against new,
+    /// and told once, from its lower id's side.
     /// (Telling only the side whose partner is enclosing here cost 0.05 %
     /// consistency at 100 ms latency; letting only the peer nearest the
     /// pair's midpoint speak lost 3 %.)
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn tell_pairs(
         &mut self,
         now: Millis,
         from: PeerId,
+        mover_enclosing: bool,
         (old, old_r): (Point, f32),
         (pos, radius): (Point, f32),
+        views: &[PairView],
         moved: &[(PeerId, Point)],
     ) {
-        let mover_enclosing = self.kept.get(&from).is_some_and(|k| k.enclosing);
         let mut tell_mover = Vec::new();
         let mut tell_others = Vec::new();
-        // Most movers are not enclosing here: then only pairs with one of
-        // our few enclosing neighbours count.
-        let candidates: Box<dyn Iterator<Item = &Known>> = if mover_enclosing {
-            Box::new(self.kept.values())
-        } else {
-            Box::new(self.enclosing.iter().filter_map(|id| self.kept.get(id)))
-        };
-        for n in candidates {
-            if n.info.id == from || !(n.enclosing || mover_enclosing) || !self.fresh(n, now) {
+        for n in views {
+            if n.id == from || !(n.enclosing || mover_enclosing) {
                 continue;
             }
-            let (npos, nr) = (n.info.pos, n.info.radius);
-            let old_npos = match moved.binary_search_by(|m| m.0.cmp(&n.info.id)) {
-                Ok(_) if n.info.id < from => continue,
+            let old_npos = match moved.binary_search_by(|m| m.0.cmp(&n.id)) {
+                Ok(_) if n.id < from => continue,
                 Ok(i) => moved[i].1,
-                Err(_) => npos,
+                Err(_) => n.pos,
             };
-            if self.in_range(pos, radius, npos, nr) && !self.in_range(old, old_r, old_npos, nr) {
-                tell_mover.push(n.info.clone());
-                tell_others.push(n.info.id);
+            if self.in_range(pos, radius, n.pos, n.radius)
+                && !self.in_range(old, old_r, old_npos, n.radius)
+            {
+                tell_others.push(n.id);
+            }
+        }
+        if tell_others.is_empty() {
+            return;
+        }
+        for id in &tell_others {
+            if let Some(k) = self.kept.get(id) {
+                tell_mover.push(k.info.clone());
             }
         }
         // In a crowd the list can pass what one message may carry.
@@ -160,19 +225,17 @@ impl Peer {
                 now,
             );
         }
-        if !tell_others.is_empty() {
-            let mover = self.kept.get(&from).map(|k| k.info.clone());
-            if let Some(mover) = mover {
-                for id in tell_others {
-                    self.send(
-                        id,
-                        Message::Discover {
-                            peers: vec![mover.clone()],
-                            mutual: true,
-                        },
-                        now,
-                    );
-                }
+        let mover = self.kept.get(&from).map(|k| k.info.clone());
+        if let Some(mover) = mover {
+            for id in tell_others {
+                self.send(
+                    id,
+                    Message::Discover {
+                        peers: vec![mover.clone()],
+                        mutual: true,
+                    },
+                    now,
+                );
             }
         }
     }
@@ -329,14 +392,17 @@ impl Peer {
         // digested), and the fan is told of confirmed peers only. (Without
         // an enclosing hint the two views agree: removing a point that is
         // not our Delaunay neighbour leaves our neighbours as they are.)
-        let hint_encloses = ids
-            .iter()
+        // (The table iterates in the order of `ids`.)
+        let hint_encloses = self
+            .kept
+            .values()
             .zip(&enclosing)
-            .any(|(id, &e)| e && !self.kept[id].confirmed);
+            .any(|(k, &e)| e && !k.confirmed);
         let mut fan: Vec<PeerId> = adj.fan.iter().map(|&i| ids[i - 1]).collect();
         if hint_encloses {
-            let confirmed: Vec<usize> = (0..ids.len())
-                .filter(|&i| self.kept[&ids[i]].confirmed)
+            let confirmed: Vec<usize> = (self.kept.values().enumerate())
+                .filter(|(_, k)| k.confirmed)
+                .map(|(i, _)| i)
                 .collect();
             let mut cpts = Vec::with_capacity(confirmed.len() + 1);
             cpts.push(self.me.pos);
@@ -351,8 +417,7 @@ impl Peer {
         let (me_pos, me_r) = (self.me.pos, self.me.radius);
         let mut drop = Vec::new();
         let mut new_enclosing = Vec::new();
-        for (i, id) in ids.iter().enumerate() {
-            let k = &self.kept[id];
+        for (i, (id, k)) in ids.iter().zip(self.kept.values()).enumerate() {
             let near = self.in_range(me_pos, me_r, k.info.pos, k.info.radius);
             if !near && !enclosing[i] {
                 drop.push(*id);
@@ -360,10 +425,8 @@ impl Peer {
                 new_enclosing.push(*id);
             }
         }
-        for (i, id) in ids.iter().enumerate() {
-            if let Some(k) = self.kept.get_mut(id) {
-                k.enclosing = enclosing[i];
-            }
+        for (k, &e) in self.kept.values_mut().zip(&enclosing) {
+            k.enclosing = e;
         }
         for id in &drop {
             self.remove(id, RemoveReason::OutOfRange);

@@ -160,12 +160,11 @@ fn prefix(id: &PeerId) -> u64 {
 
 impl Table {
     fn find(&self, id: &PeerId) -> Result<usize, usize> {
-        let key = prefix(id);
-        let lo = self.keys.partition_point(|&k| k < key);
-        let hi = lo + self.keys[lo..].partition_point(|&k| k == key);
-        match self.rows[lo..hi].binary_search_by(|k| k.info.id.cmp(id)) {
-            Ok(i) => Ok(lo + i),
-            Err(i) => Err(lo + i),
+        match self.keys.binary_search(&prefix(id)) {
+            Ok(i) if self.rows[i].info.id == *id => Ok(i),
+            // Two ids sharing their first eight bytes: search the rows.
+            Ok(_) => self.rows.binary_search_by(|k| k.info.id.cmp(id)),
+            Err(i) => Err(i),
         }
     }
     pub(super) fn get(&self, id: &PeerId) -> Option<&Known> {
