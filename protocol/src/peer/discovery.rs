@@ -26,24 +26,18 @@ use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
 use crate::message::{MAX_RECORDS, Message};
 
-/// A kept peer as pair discovery sees it.
+/// A kept peer as pair discovery sees it: where it is believed now and was
+/// believed before this round of moves, and how far it keeps others.
 #[derive(Clone)]
 pub(super) struct PairView {
     id: PeerId,
     pos: Point,
-    radius: f32,
+    old: Point,
+    /// Its belief moved in this round too (then the pair is told from the
+    /// lower id's side only).
+    moved: bool,
+    reach: f32,
     pub(super) enclosing: bool,
-}
-
-impl PairView {
-    fn of(k: &Known) -> Self {
-        Self {
-            id: k.info.id,
-            pos: k.info.pos,
-            radius: k.info.radius,
-            enclosing: k.enclosing,
-        }
-    }
 }
 
 /// Most hints one sender may have outstanding here (told, not yet heard
@@ -125,7 +119,7 @@ impl Peer {
             self.send_hello(from, now);
         }
         self.mark_dirty(now);
-        let views = self.pair_views(now, !mover_enclosing);
+        let views = self.pair_views(now, !mover_enclosing, &[]);
         self.tell_pairs(
             now,
             from,
@@ -133,52 +127,61 @@ impl Peer {
             (old, old_r),
             (pos, radius),
             &views,
-            &[],
         );
     }
 
     /// The kept peers pair discovery looks at: the fresh ones, with
     /// whether each is enclosing here (only the enclosing ones when
-    /// `enclosing_only`).
-    pub(super) fn pair_views(&self, now: Millis, enclosing_only: bool) -> Vec<PairView> {
-        let mut out = Vec::with_capacity(if enclosing_only {
-            self.enclosing.len()
-        } else {
-            self.kept.len()
-        });
+    /// `enclosing_only`). `moved` lists, sorted by id, the peers whose
+    /// beliefs moved in this round, with their old positions.
+    pub(super) fn pair_views(
+        &self,
+        now: Millis,
+        enclosing_only: bool,
+        moved: &[(PeerId, Point)],
+    ) -> Vec<PairView> {
+        let view = |k: &Known| {
+            let (old, was_moved) = match moved.binary_search_by(|m| m.0.cmp(&k.info.id)) {
+                Ok(i) => (moved[i].1, true),
+                Err(_) => (k.info.pos, false),
+            };
+            PairView {
+                id: k.info.id,
+                pos: k.info.pos,
+                old,
+                moved: was_moved,
+                reach: self.reach(k.info.radius),
+                enclosing: k.enclosing,
+            }
+        };
         if enclosing_only {
             // Most movers are not enclosing here: then only pairs with one
             // of our few enclosing neighbours count.
-            out.extend(
-                self.enclosing
-                    .iter()
-                    .filter_map(|id| self.kept.get(id))
-                    .filter(|n| n.enclosing && self.fresh(n, now))
-                    .map(PairView::of),
-            );
+            self.enclosing
+                .iter()
+                .filter_map(|id| self.kept.get(id))
+                .filter(|n| n.enclosing && self.fresh(n, now))
+                .map(view)
+                .collect()
         } else {
-            out.extend(
-                self.kept
-                    .values()
-                    .filter(|n| self.fresh(n, now))
-                    .map(PairView::of),
-            );
+            self.kept
+                .values()
+                .filter(|n| self.fresh(n, now))
+                .map(view)
+                .collect()
         }
-        out
     }
 
     /// Pair discovery after `from` moved from `old` to `pos` (position and
     /// radius): this peer answers for the pairs that involve one of its
     /// enclosing neighbours. `views` are the fresh kept peers (see
     /// `pair_views`: all of them when the mover is enclosing here, else at
-    /// least the enclosing ones). `moved` lists, sorted by id, the other
-    /// peers whose beliefs moved at the same time, with their old
-    /// positions: a pair is judged old against old and new against new,
-    /// and told once, from its lower id's side.
+    /// least the enclosing ones). A pair whose both beliefs moved in this
+    /// round is judged old against old and new against new, and told once,
+    /// from its lower id's side.
     /// (Telling only the side whose partner is enclosing here cost 0.05 %
     /// consistency at 100 ms latency; letting only the peer nearest the
     /// pair's midpoint speak lost 3 %.)
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn tell_pairs(
         &mut self,
         now: Millis,
@@ -187,21 +190,20 @@ impl Peer {
         (old, old_r): (Point, f32),
         (pos, radius): (Point, f32),
         views: &[PairView],
-        moved: &[(PeerId, Point)],
     ) {
-        let mut tell_mover = Vec::new();
+        let world = self.config.world;
+        let (reach_old, reach_new) = (self.reach(old_r), self.reach(radius));
+        let within = |a: Point, b: Point, r: f32| {
+            let r = f64::from(r);
+            world.distance_sq(a, b) <= r * r
+        };
         let mut tell_others = Vec::new();
         for n in views {
-            if n.id == from || !(n.enclosing || mover_enclosing) {
+            if n.id == from || !(n.enclosing || mover_enclosing) || (n.moved && n.id < from) {
                 continue;
             }
-            let old_npos = match moved.binary_search_by(|m| m.0.cmp(&n.id)) {
-                Ok(_) if n.id < from => continue,
-                Ok(i) => moved[i].1,
-                Err(_) => n.pos,
-            };
-            if self.in_range(pos, radius, n.pos, n.radius)
-                && !self.in_range(old, old_r, old_npos, n.radius)
+            if within(pos, n.pos, reach_new.max(n.reach))
+                && !within(old, n.old, reach_old.max(n.reach))
             {
                 tell_others.push(n.id);
             }
@@ -209,11 +211,10 @@ impl Peer {
         if tell_others.is_empty() {
             return;
         }
-        for id in &tell_others {
-            if let Some(k) = self.kept.get(id) {
-                tell_mover.push(k.info.clone());
-            }
-        }
+        let tell_mover: Vec<PeerInfo> = tell_others
+            .iter()
+            .filter_map(|id| self.kept.get(id).map(|k| k.info.clone()))
+            .collect();
         // In a crowd the list can pass what one message may carry.
         for chunk in tell_mover.chunks(MAX_RECORDS) {
             self.send(

@@ -260,11 +260,11 @@ impl Peer {
         self.mark_dirty(now);
         // The table iterates in id order: `moved` is sorted.
         let moved: Vec<(PeerId, Point)> = advanced.iter().map(|a| (a.0, a.1)).collect();
-        let all = self.pair_views(now, false);
+        let all = self.pair_views(now, false, &moved);
         let enclosing: Vec<PairView> = all.iter().filter(|v| v.enclosing).cloned().collect();
         for &(id, old, r, pos, mover_enclosing) in &advanced {
             let views = if mover_enclosing { &all } else { &enclosing };
-            self.tell_pairs(now, id, mover_enclosing, (old, r), (pos, r), views, &moved);
+            self.tell_pairs(now, id, mover_enclosing, (old, r), (pos, r), views);
         }
     }
 

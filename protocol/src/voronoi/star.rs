@@ -36,34 +36,33 @@ pub(super) fn star_adjacency(pts: &[(f64, f64)], w: f64, h: f64) -> Option<Adjac
 /// The star could not prove its cell without periodic images.
 struct Retry;
 
-/// One candidate: squared distance to the centre point, position, the
-/// index of the point it is an image of, which image.
-type Candidate = (f64, (f64, f64), u32, u8);
-
 fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjacency>, Retry> {
     let n = pts.len();
     if n < 2 {
         return Ok(None);
     }
     let me = pts[0];
+    // Candidate `c` is point `c / per`, at its image `c % per`.
+    let per: u32 = if images { 9 } else { 1 };
+    let image = |c: u32| -> (f64, f64) {
+        let p = pts[(c / per) as usize];
+        if images {
+            let (dx, dy) = IMAGES[(c % per) as usize];
+            (p.0 + dx * w, p.1 + dy * h)
+        } else {
+            p
+        }
+    };
+    // Nearest first (squared distances are non-negative: their bits sort
+    // as they do), ties by candidate.
     let d2 = |p: (f64, f64)| (p.0 - me.0).powi(2) + (p.1 - me.1).powi(2);
-    let mut cands: Vec<Candidate> = Vec::with_capacity(if images { 9 * n } else { n });
-    for (i, &p) in pts.iter().enumerate() {
-        if !images {
-            if i > 0 {
-                cands.push((d2(p), p, i as u32, 4));
-            }
-            continue;
-        }
-        for (im, (dx, dy)) in IMAGES.iter().enumerate() {
-            if i == 0 && im == 4 {
-                continue; // the centre point itself
-            }
-            let q = (p.0 + dx * w, p.1 + dy * h);
-            cands.push((d2(q), q, i as u32, im as u8));
-        }
-    }
-    cands.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then((a.2, a.3).cmp(&(b.2, b.3))));
+    let nc = n as u32 * per;
+    let mut cands: Vec<(u64, u32)> = (per..nc)
+        .chain(if images { 0..4 } else { 0..0 })
+        .chain(if images { 5..9 } else { 0..0 })
+        .map(|c| (d2(image(c)).to_bits(), c))
+        .collect();
+    cands.sort_unstable();
 
     // Four virtual points, counter-clockwise, after the candidates.
     let l = VIRTUAL_SCALE * w.max(h);
@@ -73,17 +72,21 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
         (me.0 - l, me.1),
         (me.0, me.1 - l),
     ];
-    let nc = cands.len();
-    let at = |i: u32| -> (f64, f64) {
-        let i = i as usize;
-        if i < nc { cands[i].1 } else { virt[i - nc] }
+    let at = |c: u32| -> (f64, f64) {
+        if c < nc {
+            image(c)
+        } else {
+            virt[(c - nc) as usize]
+        }
     };
-    let first_virtual = nc as u32;
+    let first_virtual = nc;
     let mut star: Vec<u32> = (first_virtual..first_virtual + 4).collect();
     let mut killed: Vec<bool> = Vec::with_capacity(16);
     let mut next: Vec<u32> = Vec::with_capacity(16);
     let mut reach = f64::INFINITY;
-    for (c, &(dist2, pc, _, _)) in cands.iter().enumerate() {
+    for &(bits, c) in &cands {
+        let dist2 = f64::from_bits(bits);
+        let pc = at(c);
         if dist2 == 0.0 {
             return Ok(None); // a point on our very spot
         }
@@ -113,7 +116,7 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
         // comes between star[start] and star[start + m].
         next.clear();
         next.extend((0..=k - m).map(|j| star[(start + m + j) % k]));
-        next.push(c as u32);
+        next.push(c);
         std::mem::swap(&mut star, &mut next);
         reach = 2.0 * max_circumradius(me, &star, &at);
     }
@@ -140,7 +143,7 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
     // Our own images bound the cell but are no neighbours.
     let fan: Vec<usize> = star
         .iter()
-        .map(|&c| cands[c as usize].2 as usize)
+        .map(|&c| (c / per) as usize)
         .filter(|&i| i != 0)
         .collect();
     let mut strict = fan.clone();
