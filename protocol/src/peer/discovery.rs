@@ -436,6 +436,7 @@ impl Peer {
         self.ask_new_far_enclosing(now, &new_enclosing);
         self.tell_fan(now, &fan);
         self.enforce_cap();
+        self.view_len = self.kept.len();
         self.enclosing = self
             .kept
             .values()

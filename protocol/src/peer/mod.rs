@@ -171,6 +171,8 @@ pub struct Peer {
     forwarded: std::collections::VecDeque<(PeerId, PeerId, Millis)>,
     /// When a `Forget` from an enclosing neighbour last sent a probe.
     forget_probed: Option<Millis>,
+    /// The table's size after the last recompute.
+    view_len: usize,
     /// Peers dropped after silence, probed again in case a partition, not a
     /// crash, silenced them (`repair.rs`).
     silenced: Vec<Silenced>,
@@ -249,6 +251,7 @@ impl Peer {
             timers,
             probe_via: None,
             forget_probed: None,
+            view_len: 0,
             awaiting: Vec::new(),
             token_key: me_key,
             tokens_issued: 0,
@@ -564,11 +567,32 @@ impl Peer {
         gone
     }
 
-    /// Arms the recompute timer unless it already is.
+    /// Arms the recompute for the next motion round (beliefs moved: the
+    /// view is rebuilt once per round, on the positions of that round),
+    /// unless it is armed already. With the adaptive radius every change
+    /// is recomputed within `recompute_delay_ms` (crowds, where radii
+    /// change, lost 0.04 to 0.18 points of consistency on two seeds of
+    /// three with the view once per round).
     fn mark_dirty(&mut self, now: Millis) {
-        if self.timers.get(Timer::Recompute).is_none() {
-            self.timers
-                .set(Timer::Recompute, now.plus(self.config.recompute_delay_ms));
+        if self.config.radius_mode == RadiusMode::Adaptive {
+            self.mark_dirty_soon(now);
+        } else if self.timers.get(Timer::Recompute).is_none() {
+            let at = now.plus(self.config.recompute_delay_ms);
+            let at = match self.timers.get(Timer::Motion) {
+                Some(m) if m >= at => m,
+                _ => at,
+            };
+            self.timers.set(Timer::Recompute, at);
+        }
+    }
+
+    /// Arms the recompute within `recompute_delay_ms`: the table grew by a
+    /// quarter since the last view (a crowd's hints are pruned without
+    /// waiting for the round).
+    fn mark_dirty_soon(&mut self, now: Millis) {
+        let at = now.plus(self.config.recompute_delay_ms);
+        if self.timers.get(Timer::Recompute).is_none_or(|t| t > at) {
+            self.timers.set(Timer::Recompute, at);
         }
     }
 }

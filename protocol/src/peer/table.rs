@@ -97,7 +97,13 @@ impl Peer {
             },
         );
         self.events.push_back(Event::NeighbourAdded(id));
-        self.mark_dirty(now);
+        // A table that grew by an eighth since the last view is pruned now;
+        // other changes wait for the motion round.
+        if self.kept.len() > self.view_len + (self.view_len / 8).max(4) {
+            self.mark_dirty_soon(now);
+        } else {
+            self.mark_dirty(now);
+        }
     }
 
     /// Whether this peer may vouch for `k` to others: heard from directly

@@ -292,13 +292,23 @@ mod tests {
         // the star answers with periodic images, as the triangulation does.
         let side: Vec<(f32, f32)> = (1..10).map(|i| (i as f32 * 7.0, (i * i) as f32)).collect();
         let far = [(45.0, 0.0), (-45.0, 1.0), (0.0, 45.0), (1.0, -45.0)];
-        for (pts, size) in [(&side[..], 1200.0), (&far[..], 100.0), (&[(45.0, 7.0)], 100.0)] {
+        for (pts, size) in [
+            (&side[..], 1200.0),
+            (&far[..], 100.0),
+            (&[(45.0, 7.0)], 100.0),
+        ] {
             let s = shifted(pts, size, 0.0);
             assert!(star(&s, f64::from(size), f64::from(size), false).is_err());
-            let star = star_adjacency(&s, f64::from(size), f64::from(size)).unwrap_or_else(|| panic!("{pts:?} in {size}"));
+            let star = star_adjacency(&s, f64::from(size), f64::from(size))
+                .unwrap_or_else(|| panic!("{pts:?} in {size}"));
             let tri = triangulated_local(&s, World::new(size, size));
             assert_eq!(star.strict, tri.strict);
-            assert!(same_cycle(&star.fan, &tri.fan), "{:?} vs {:?}", star.fan, tri.fan);
+            assert!(
+                same_cycle(&star.fan, &tri.fan),
+                "{:?} vs {:?}",
+                star.fan,
+                tri.fan
+            );
         }
     }
 }
