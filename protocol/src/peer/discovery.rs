@@ -11,12 +11,14 @@
 //!   answered with `Forget` so it stops feeding us a frozen belief. A
 //!   `Forget` drops the sender unless it is enclosing for us; then it
 //!   walks a join for our own place through the sender (rate limited).
-//! - After every change of positions (batched by `recompute_delay_ms`) the
-//!   local Delaunay view is rebuilt: the enclosing flags are refreshed,
-//!   peers neither enclosing nor in range are dropped, hints are greeted,
-//!   new far enclosing neighbours are asked for their side, and each
-//!   enclosing neighbour is told of the two peers across our shared
-//!   Delaunay edge (the fan), once per change.
+//! - After a change of positions the local Delaunay view is rebuilt, at
+//!   the next motion round with a fixed radius (once per round, on that
+//!   round's beliefs), within `recompute_delay_ms` with the adaptive radius
+//!   or when the table grew by an eighth since the last view: the
+//!   enclosing flags are refreshed, peers neither enclosing nor in range
+//!   are dropped, hints are greeted, new far enclosing neighbours are asked
+//!   for their side, and each enclosing neighbour is told of the two peers
+//!   across our shared Delaunay edge (the fan), once per change.
 
 use super::motion::Motion;
 use super::table::{Known, Stamp};

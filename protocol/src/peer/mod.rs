@@ -586,9 +586,9 @@ impl Peer {
         }
     }
 
-    /// Arms the recompute within `recompute_delay_ms`: the table grew by a
-    /// quarter since the last view (a crowd's hints are pruned without
-    /// waiting for the round).
+    /// Arms the recompute within `recompute_delay_ms`: the table grew by an
+    /// eighth since the last view (a crowd's hints are pruned without
+    /// waiting for the round), or the radius is adaptive.
     fn mark_dirty_soon(&mut self, now: Millis) {
         let at = now.plus(self.config.recompute_delay_ms);
         if self.timers.get(Timer::Recompute).is_none_or(|t| t > at) {
