@@ -1,11 +1,11 @@
 //! Discovery rules, one test each: pairs introduced before they meet,
-//! greetings, `Forget`, and the table's cap.
+//! greetings, `Forget`, the table's cap, and when the view is rebuilt.
 
 use super::rules::{WORLD, config, lone, run};
 use super::{Net, hello};
 use crate::Millis;
 use crate::geometry::Point;
-use crate::id::PeerId;
+use crate::id::{PeerId, PeerInfo};
 use crate::message::Message;
 use crate::peer::{Config, Event, Peer, RemoveReason};
 
@@ -177,4 +177,54 @@ fn the_cap_evicts_the_farthest_peers_that_are_not_enclosing() {
     // The two farthest of the outer ring went.
     assert!(!p.keeps(&far[5]) && !p.keeps(&far[4]));
     assert!(p.keeps(&far[0]) && p.keeps(&far[1]));
+}
+
+#[test]
+fn far_hints_wait_for_the_motion_round_unless_the_table_grew_by_an_eighth() {
+    // A fixed radius rebuilds the view once per motion round (here one in
+    // 1 000 s, so none comes during the test); a table that grew by an
+    // eighth (at least 4 peers) since the last view is pruned at once.
+    let config = Config {
+        world: WORLD,
+        motion_ms: 1_000_000,
+        ..Config::default()
+    };
+    let mut p = lone(1, 500.0, 500.0, config);
+    let ring: Vec<PeerId> = (0..6u64).map(|i| PeerId::from_seed(10 + i)).collect();
+    for (i, &id) in ring.iter().enumerate() {
+        let ang = i as f32 * std::f32::consts::TAU / 6.0;
+        p.handle(
+            Millis(1),
+            id,
+            hello(1, 500.0 + 40.0 * ang.cos(), 500.0 + 40.0 * ang.sin()),
+        );
+    }
+    run(&mut p, 100);
+    assert_eq!(p.kept_count(), 6);
+    // Hints 200 to 230 units away, behind the ring: neither in range nor
+    // enclosing.
+    let far = |from: u64, n: u64| -> Vec<PeerInfo> {
+        (from..from + n)
+            .map(|s| {
+                let ang = s as f32 * 0.7;
+                let d = 200.0 + (s % 4) as f32 * 10.0;
+                let at = Point::new(500.0 + d * ang.cos(), 500.0 + d * ang.sin());
+                PeerInfo::new(PeerId::from_seed(s), at, 100.0, "far")
+            })
+            .collect()
+    };
+    let tell = |p: &mut Peer, at: u64, peers: Vec<PeerInfo>| {
+        let discover = Message::Discover {
+            peers,
+            mutual: false,
+        };
+        p.handle(Millis(at), ring[0], discover);
+    };
+    tell(&mut p, 200, far(100, 3));
+    run(&mut p, 300);
+    assert_eq!(p.kept_count(), 9, "three more wait for the round");
+    tell(&mut p, 400, far(200, 10));
+    let delay = p.config().recompute_delay_ms;
+    run(&mut p, 400 + delay);
+    assert_eq!(p.kept_count(), 6, "a table grown by ten is pruned at once");
 }
