@@ -135,6 +135,10 @@ enum MobilityArg {
     Waypoint,
     /// Random waypoint biased toward a few hot spots.
     Hotspots,
+    /// Walks at --speed and turns every tick (heading ±30° per tick).
+    Turning,
+    /// Random waypoint that stops and goes (walks 2 s, stops 1 s on average).
+    StopAndGo,
 }
 
 fn read_trace(path: &PathBuf) -> anyhow::Result<Trace> {
@@ -199,6 +203,8 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
                 spots: 5,
                 spread: a.world.width.min(a.world.height) / 20.0,
             },
+            MobilityArg::Turning => Mobility::TURNING,
+            MobilityArg::StopAndGo => Mobility::STOP_AND_GO,
         },
         seed: a.seed,
         churn: a.churn,

@@ -1,4 +1,5 @@
-//! Mobility models for the simulator: random waypoint and hot-spot clusters.
+//! Mobility models for the simulator: random waypoint, hot-spot clusters,
+//! a walker that turns every tick and one that stops and goes.
 
 use crate::geometry::{Point, World};
 use crate::sim::Rng;
@@ -18,6 +19,33 @@ pub enum Mobility {
         /// Spread around each spot, in world units.
         spread: f32,
     },
+    /// Walks at `speed` and turns every tick: the heading changes by a
+    /// uniform angle in ±`max_turn` radians (a random walk of the heading).
+    Turning {
+        /// Largest change of heading per tick, in radians.
+        max_turn: f32,
+    },
+    /// Random waypoint that stops and goes: each tick a walking avatar stops
+    /// with probability `p_stop`, and a stopped one walks on with `p_go`.
+    StopAndGo {
+        /// Per-tick chance that a walking avatar stops.
+        p_stop: f32,
+        /// Per-tick chance that a stopped avatar walks on.
+        p_go: f32,
+    },
+}
+
+impl Mobility {
+    /// The turning walker with its default (±30° per tick).
+    pub const TURNING: Self = Self::Turning {
+        max_turn: std::f32::consts::PI / 6.0,
+    };
+    /// The stop-and-go walker with its default: walks 2 s, stops 1 s on
+    /// average.
+    pub const STOP_AND_GO: Self = Self::StopAndGo {
+        p_stop: 0.05,
+        p_go: 0.1,
+    };
 }
 
 /// Per-avatar mobility state.
@@ -26,12 +54,21 @@ pub struct Walker {
     /// Current (true) position.
     pub pos: Point,
     target: Point,
+    /// Heading of the turning walker (radians), drawn at its first step.
+    heading: Option<f64>,
+    /// The stop-and-go walker is standing.
+    stopped: bool,
 }
 
 impl Walker {
     /// A walker standing at `pos`.
     pub fn new(pos: Point) -> Self {
-        Self { pos, target: pos }
+        Self {
+            pos,
+            target: pos,
+            heading: None,
+            stopped: false,
+        }
     }
 
     /// Advances by `step` units toward the waypoint, choosing a new one when
@@ -44,8 +81,32 @@ impl Walker {
         step: f64,
         rng: &mut Rng,
     ) -> Point {
-        if matches!(mobility, Mobility::Still) || step <= 0.0 {
-            return self.pos;
+        match mobility {
+            Mobility::Still => return self.pos,
+            _ if step <= 0.0 => return self.pos,
+            Mobility::Turning { max_turn } => {
+                let turn = (rng.f64() * 2.0 - 1.0) * f64::from(max_turn);
+                let h = match self.heading {
+                    Some(h) => h + turn,
+                    None => rng.f64() * std::f64::consts::TAU,
+                };
+                self.heading = Some(h);
+                self.pos = world.wrap(Point::new(
+                    (f64::from(self.pos.x) + step * h.cos()) as f32,
+                    (f64::from(self.pos.y) + step * h.sin()) as f32,
+                ));
+                return self.pos;
+            }
+            Mobility::StopAndGo { p_stop, p_go } => {
+                let p = if self.stopped { p_go } else { p_stop };
+                if rng.f64() < f64::from(p) {
+                    self.stopped = !self.stopped;
+                }
+                if self.stopped {
+                    return self.pos;
+                }
+            }
+            _ => {}
         }
         let (dx, dy) = world.delta(self.pos, self.target);
         let d = dx.hypot(dy);
