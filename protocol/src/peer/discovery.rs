@@ -260,8 +260,10 @@ impl Peer {
             .values()
             .filter(|k| !k.confirmed && k.vouched_by == Some(from))
             .count();
+        self.stats.discover_records += peers.len() as u64;
         for mut info in peers {
             if info.id == self.me.id || self.kept.contains_key(&info.id) {
+                self.stats.discover_known += 1;
                 continue;
             }
             if self.kept.len() >= self.config.max_kept || outstanding >= quota {

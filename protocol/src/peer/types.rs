@@ -229,6 +229,10 @@ pub struct Stats {
     pub moves_announced: u64,
     /// Times the adaptive radius changed.
     pub radius_changes: u64,
+    /// Peer records received in `Discover` messages.
+    pub discover_records: u64,
+    /// Of those, records of peers already kept here (told twice).
+    pub discover_known: u64,
     /// Digests left unanswered: the same peer's previous one was answered
     /// less than 250 ms before.
     pub digests_refused: u64,
@@ -261,7 +265,7 @@ pub struct Stats {
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 19] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 21] {
         [
             (
                 "rejected",
@@ -293,6 +297,16 @@ impl Stats {
                 "restarts_seen",
                 "Kept peers heard in a new incarnation (restarted with the same id).",
                 self.restarts_seen,
+            ),
+            (
+                "discover_records",
+                "Peer records received in Discover messages.",
+                self.discover_records,
+            ),
+            (
+                "discover_known",
+                "Discover records of peers already kept here (told twice).",
+                self.discover_known,
             ),
             (
                 "radius_changes",

@@ -164,6 +164,11 @@ pub struct Report {
     /// Motion announcements (dead reckoning updates, each a `Move` to every
     /// kept peer) per peer per tick, over the measured window.
     pub moves_per_peer_per_tick: f64,
+    /// Peer records received in `Discover` messages per peer per tick, over
+    /// the measured window.
+    pub discover_records_per_peer_per_tick: f64,
+    /// The share of those records the receiver already kept (redundant).
+    pub discover_known_share: f64,
     /// Peer-ticks simulated (live peers summed over ticks).
     pub peer_ticks: u64,
     /// With `--chat`: the share of the peers within a speaker's radius

@@ -79,6 +79,8 @@ impl Sim {
         let objects = self.object_figures();
         let window_ticks = self.tick.saturating_sub(self.measure_from()).max(1) as f64;
         let secs_per_tick = TICK_MS as f64 / 1000.0;
+        let now = self.counters();
+        let base = self.window_base.unwrap_or(now);
         Report {
             peers: self.slots.iter().filter(|s| s.alive).count(),
             ticks: self.tick,
@@ -108,9 +110,12 @@ impl Sim {
                 self.merged_tick
                     .map(|m| (m - t) as f64 * TICK_MS as f64 / 1000.0)
             }),
-            moves_per_peer_per_tick: self.window_moves_base.map_or(0.0, |base| {
-                self.moves_announced().saturating_sub(base) as f64 / peer_ticks
-            }),
+            moves_per_peer_per_tick: (now.moves - base.moves) as f64 / peer_ticks,
+            discover_records_per_peer_per_tick: (now.discover_records - base.discover_records)
+                as f64
+                / peer_ticks,
+            discover_known_share: (now.discover_known - base.discover_known) as f64
+                / (now.discover_records - base.discover_records).max(1) as f64,
             peer_ticks: self.peer_ticks,
             chat_delivery,
             chat_duplicates,
@@ -120,8 +125,8 @@ impl Sim {
             objects_lost: objects.map(|o| o.lost),
             object_edits: objects.map(|o| o.edits),
             object_handovers_per_tick: objects
-                .and(self.window_handed_base)
-                .map(|base| self.objects_handed().saturating_sub(base) as f64 / window_ticks),
+                .and(self.window_base)
+                .map(|_| (now.handed - base.handed) as f64 / window_ticks),
             bytes_by_kind: self
                 .window_by_kind
                 .iter()

@@ -102,8 +102,8 @@ pub struct Sim {
     window_by_kind: BTreeMap<&'static str, u64>,
     window_crowd_bytes: u64,
     window_crowd_peer_ticks: u64,
-    /// Motion announcements of all peers when the window opened.
-    window_moves_base: Option<u64>,
+    /// The counters of all peers summed when the window opened.
+    window_base: Option<Counters>,
     peer_ticks: u64,
     join_hops: u64,
     join_time: u64,
@@ -123,8 +123,15 @@ pub struct Sim {
     chat_log: chat::ChatLog,
     /// Objects placed (`objects`) and how they were seen.
     objects: objects::ObjectLog,
-    /// Object hand-overs of all peers when the window opened.
-    window_handed_base: Option<u64>,
+}
+
+/// Peer counters the report takes over the measured window.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Counters {
+    pub moves: u64,
+    pub handed: u64,
+    pub discover_records: u64,
+    pub discover_known: u64,
 }
 
 impl Sim {
@@ -160,7 +167,7 @@ impl Sim {
             window_by_kind: BTreeMap::new(),
             window_crowd_bytes: 0,
             window_crowd_peer_ticks: 0,
-            window_moves_base: None,
+            window_base: None,
             peer_ticks: 0,
             join_hops: 0,
             join_time: 0,
@@ -174,7 +181,6 @@ impl Sim {
             merged_tick: None,
             chat_log: chat::ChatLog::default(),
             objects: objects::ObjectLog::default(),
-            window_handed_base: None,
             cfg,
         }
     }
@@ -511,8 +517,7 @@ impl Sim {
         self.peer_ticks += live;
         self.tick += 1;
         if self.tick == self.measure_from() {
-            self.window_moves_base = Some(self.moves_announced());
-            self.window_handed_base = Some(self.objects_handed());
+            self.window_base = Some(self.counters());
         }
         if self.tick > self.measure_from() {
             self.window_peer_ticks += live;
@@ -525,21 +530,17 @@ impl Sim {
         true
     }
 
-    /// Motion announcements made by every peer so far (the departed
-    /// included).
-    fn moves_announced(&self) -> u64 {
-        self.slots
-            .iter()
-            .map(|s| s.peer.stats().moves_announced)
-            .sum()
-    }
-
-    /// Object copies handed to holders by every peer so far.
-    fn objects_handed(&self) -> u64 {
-        self.slots
-            .iter()
-            .map(|s| s.peer.stats().objects_handed)
-            .sum()
+    /// The counters of every peer so far, summed (the departed included).
+    pub(crate) fn counters(&self) -> Counters {
+        let mut c = Counters::default();
+        for s in &self.slots {
+            let st = s.peer.stats();
+            c.moves += st.moves_announced;
+            c.handed += st.objects_handed;
+            c.discover_records += st.discover_records;
+            c.discover_known += st.discover_known;
+        }
+        c
     }
 
     /// Runs `n` ticks (fewer if the configured end comes first).
