@@ -21,7 +21,6 @@
 
 use std::collections::VecDeque;
 
-use super::discovery::PairView;
 use super::table::Known;
 use super::{Peer, State, Timer};
 use crate::Millis;
@@ -250,7 +249,7 @@ impl Peer {
             }
             let pos = k.motion.predict(world, now, max_ms);
             if pos != k.info.pos {
-                advanced.push((k.info.id, k.info.pos, k.info.radius, pos, k.enclosing));
+                advanced.push((k.info.id, k.info.pos, k.info.radius, pos));
                 k.info.pos = pos;
             }
         }
@@ -260,11 +259,9 @@ impl Peer {
         self.mark_dirty(now);
         // The table iterates in id order: `moved` is sorted.
         let moved: Vec<(PeerId, Point)> = advanced.iter().map(|a| (a.0, a.1)).collect();
-        let all = self.pair_views(now, false, &moved);
-        let enclosing: Vec<PairView> = all.iter().filter(|v| v.enclosing).cloned().collect();
-        for &(id, old, r, pos, mover_enclosing) in &advanced {
-            let views = if mover_enclosing { &all } else { &enclosing };
-            self.tell_pairs(now, id, mover_enclosing, (old, r), (pos, r), views);
+        let views = self.pair_views(now, &moved);
+        for &(id, old, r, pos) in &advanced {
+            self.tell_pairs(now, id, (old, r), (pos, r), &views);
         }
     }
 

@@ -68,6 +68,17 @@ impl Peer {
         d2 <= r * r
     }
 
+    /// Like `in_range`, with a slack of twice the dead reckoning tolerance:
+    /// whether to learn a peer we do not keep that sent us its motion. It
+    /// was told of us by a peer that judged us within reach of each other
+    /// on its beliefs, each off by up to the tolerance; answering `Forget`
+    /// would undo that, and the pair would not be told again.
+    pub(super) fn in_range_told(&self, a: Point, ra: f32, b: Point, rb: f32) -> bool {
+        let d2 = self.config.world.distance_sq(a, b);
+        let r = f64::from(self.reach(ra).max(self.reach(rb)) + 2.0 * self.config.epsilon);
+        d2 <= r * r
+    }
+
     /// The adaptive radius step (see the module guarantees).
     pub(super) fn adapt_radius(&mut self, now: Millis) {
         if self.config.radius_mode != RadiusMode::Adaptive || !self.is_joined() {
