@@ -45,6 +45,8 @@ pub(super) struct PairView {
     /// lower id's side only).
     moved: bool,
     reach: f32,
+    /// Heard from directly (not a hint: a third party's claim).
+    confirmed: bool,
 }
 
 /// How many peers tell a pair that came within reach of each other: the
@@ -151,6 +153,7 @@ impl Peer {
                 old,
                 moved: was_moved,
                 reach: self.reach(k.info.radius),
+                confirmed: k.confirmed,
             }
         };
         self.kept
@@ -190,7 +193,9 @@ impl Peer {
             {
                 continue;
             }
-            // Are we among the few nearest the pair's midpoint?
+            // Are we among the few nearest the pair's midpoint? (Among the
+            // peers heard from directly: a liar's invented peers near the
+            // midpoint would silence every honest teller.)
             let (dx, dy) = world.delta(pos, n.pos);
             let mid = Point::new(
                 (f64::from(pos.x) + dx / 2.0) as f32,
@@ -199,7 +204,12 @@ impl Peer {
             let mine = world.distance_sq(me, mid);
             let nearer = views
                 .iter()
-                .filter(|q| q.id != from && q.id != n.id && world.distance_sq(q.pos, mid) < mine)
+                .filter(|q| {
+                    q.confirmed
+                        && q.id != from
+                        && q.id != n.id
+                        && world.distance_sq(q.pos, mid) < mine
+                })
                 .take(PAIR_TELLERS)
                 .count();
             if nearer < PAIR_TELLERS {

@@ -1,7 +1,7 @@
 //! Discovery rules, one test each: pairs introduced before they meet,
 //! greetings, `Forget`, the table's cap, and when the view is rebuilt.
 
-use super::rules::{WORLD, config, lone, run};
+use super::rules::{WORLD, config, greeted_by, lone, run};
 use super::{Net, hello};
 use crate::Millis;
 use crate::geometry::Point;
@@ -227,4 +227,37 @@ fn far_hints_wait_for_the_motion_round_unless_the_table_grew_by_an_eighth() {
     let delay = p.config().recompute_delay_ms;
     run(&mut p, 400 + delay);
     assert_eq!(p.kept_count(), 6, "a table grown by ten is pruned at once");
+}
+
+#[test]
+fn a_pair_is_told_by_the_few_peers_nearest_its_midpoint_only() {
+    // x walks to within reach (132) of y; their midpoint is (505, 540),
+    // 40 units from the peer under test at (500, 500).
+    let told = |nearer: &[(f32, f32)]| {
+        let mut at = vec![(430.0, 540.0), (570.0, 540.0)];
+        at.extend_from_slice(nearer);
+        let (mut p, ids) = greeted_by(&at);
+        run(&mut p, 300);
+        let (x, y) = (ids[0], ids[1]);
+        let enclosing = p.kept().any(|(id, _, e)| id == x && e);
+        let step = Message::Move {
+            inc: 0,
+            seq: 2,
+            pos: Point::new(440.0, 540.0),
+            vel: Point::default(),
+        };
+        p.handle(Millis(400), x, step);
+        let sent = std::iter::from_fn(|| p.poll_transmit())
+            .filter(|t| matches!(t.msg, Message::Discover { .. }))
+            .map(|t| t.to)
+            .collect::<Vec<_>>();
+        (enclosing, sent, x, y)
+    };
+    let (_, sent, x, y) = told(&[]);
+    assert!(sent.contains(&x) && sent.contains(&y), "the nearest tells both");
+    // Three peers nearer the midpoint: they tell it, this one does not,
+    // although the mover is its Voronoi neighbour (which used to be enough).
+    let (enclosing, sent, _, _) = told(&[(505.0, 545.0), (500.0, 535.0), (510.0, 535.0)]);
+    assert!(enclosing, "the mover is enclosing here");
+    assert!(sent.is_empty(), "told by a fourth: {sent:?}");
 }
