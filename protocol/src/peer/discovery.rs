@@ -27,26 +27,69 @@
 //!   across our shared Delaunay edge (the fan), once per change.
 
 use super::motion::Motion;
-use super::table::{Known, Stamp};
+use super::table::Stamp;
 use super::{Peer, RemoveReason, State, Timer, sanitize};
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::{PeerId, PeerInfo};
 use crate::message::{MAX_RECORDS, Message};
 
-/// A kept peer as pair discovery sees it: where it is believed now and was
-/// believed before this round of moves, and how far it keeps others.
-#[derive(Clone)]
-pub(super) struct PairView {
-    id: PeerId,
-    pos: Point,
-    old: Point,
+/// The fresh kept peers as pair discovery sees them, column by column (the
+/// checks run over every pair of kept peers each motion round): where each
+/// is believed now and was believed before this round of moves, and how
+/// far it keeps others. Rows are in the table's (id) order.
+pub(super) struct PairViews {
+    ids: Vec<PeerId>,
+    x: Vec<f64>,
+    y: Vec<f64>,
+    old_x: Vec<f64>,
+    old_y: Vec<f64>,
+    reach: Vec<f32>,
     /// Its belief moved in this round too (then the pair is told from the
     /// lower id's side only).
-    moved: bool,
-    reach: f32,
+    moved: Vec<bool>,
     /// Heard from directly (not a hint: a third party's claim).
-    confirmed: bool,
+    confirmed: Vec<bool>,
+}
+
+impl PairViews {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            ids: Vec::with_capacity(n),
+            x: Vec::with_capacity(n),
+            y: Vec::with_capacity(n),
+            old_x: Vec::with_capacity(n),
+            old_y: Vec::with_capacity(n),
+            reach: Vec::with_capacity(n),
+            moved: Vec::with_capacity(n),
+            confirmed: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, id: PeerId, pos: Point, old: Point, moved: bool, reach: f32, confirmed: bool) {
+        self.ids.push(id);
+        self.x.push(f64::from(pos.x));
+        self.y.push(f64::from(pos.y));
+        self.old_x.push(f64::from(old.x));
+        self.old_y.push(f64::from(old.y));
+        self.reach.push(reach);
+        self.moved.push(moved);
+        self.confirmed.push(confirmed);
+    }
+}
+
+/// The shortest offset from `a` to `b` along one axis of a torus of side
+/// `size`, both coordinates wrapped into `[0, size)` (as beliefs are).
+#[inline]
+fn axis_delta(a: f64, b: f64, size: f64) -> f64 {
+    let d = b - a;
+    if d > size / 2.0 {
+        d - size
+    } else if d < -size / 2.0 {
+        d + size
+    } else {
+        d
+    }
 }
 
 /// How many peers tell a pair that came within reach of each other: the
@@ -141,26 +184,23 @@ impl Peer {
     /// The kept peers pair discovery looks at: the fresh ones. `moved`
     /// lists, sorted by id, the peers whose beliefs moved in this round,
     /// with their old positions.
-    pub(super) fn pair_views(&self, now: Millis, moved: &[(PeerId, Point)]) -> Vec<PairView> {
-        let view = |k: &Known| {
-            let (old, was_moved) = match moved.binary_search_by(|m| m.0.cmp(&k.info.id)) {
-                Ok(i) => (moved[i].1, true),
-                Err(_) => (k.info.pos, false),
+    pub(super) fn pair_views(&self, now: Millis, moved: &[(PeerId, Point)]) -> PairViews {
+        let mut views = PairViews::with_capacity(self.kept.len());
+        // Both the table and `moved` are in id order: one merge.
+        let mut m = moved.iter().peekable();
+        for k in self.kept.values() {
+            let id = k.info.id;
+            while m.next_if(|x| x.0 < id).is_some() {}
+            let (old, was_moved) = match m.next_if(|x| x.0 == id) {
+                Some(&(_, old)) => (old, true),
+                None => (k.info.pos, false),
             };
-            PairView {
-                id: k.info.id,
-                pos: k.info.pos,
-                old,
-                moved: was_moved,
-                reach: self.reach(k.info.radius),
-                confirmed: k.confirmed,
+            if self.fresh(k, now) {
+                let reach = self.reach(k.info.radius);
+                views.push(id, k.info.pos, old, was_moved, reach, k.confirmed);
             }
-        };
-        self.kept
-            .values()
-            .filter(|n| self.fresh(n, now))
-            .map(view)
-            .collect()
+        }
+        views
     }
 
     /// Pair discovery after `from` moved from `old` to `pos` (position and
@@ -174,46 +214,51 @@ impl Peer {
         from: PeerId,
         (old, old_r): (Point, f32),
         (pos, radius): (Point, f32),
-        views: &[PairView],
+        views: &PairViews,
     ) {
         let world = self.config.world;
+        let (w, h) = (f64::from(world.width), f64::from(world.height));
         let (reach_old, reach_new) = (self.reach(old_r), self.reach(radius));
-        let within = |a: Point, b: Point, r: f32| {
-            let r = f64::from(r);
-            world.distance_sq(a, b) <= r * r
+        let (px, py) = (f64::from(pos.x), f64::from(pos.y));
+        let (ox, oy) = (f64::from(old.x), f64::from(old.y));
+        let (mx, my) = (f64::from(self.me.pos.x), f64::from(self.me.pos.y));
+        let dist_sq = |ax: f64, ay: f64, bx: f64, by: f64| {
+            let (dx, dy) = (axis_delta(ax, bx, w), axis_delta(ay, by, h));
+            dx * dx + dy * dy
         };
-        let me = self.me.pos;
         let mut tell_others = Vec::new();
-        for n in views {
-            if n.id == from || (n.moved && n.id < from) {
+        // Rows are in id order: those before `lo` have lower ids.
+        let lo = views.ids.partition_point(|id| *id < from);
+        for i in 0..views.ids.len() {
+            if (i < lo && views.moved[i]) || (i == lo && views.ids[i] == from) {
                 continue;
             }
-            if !within(pos, n.pos, reach_new.max(n.reach))
-                || within(old, n.old, reach_old.max(n.reach))
-            {
+            let r = f64::from(reach_new.max(views.reach[i]));
+            if dist_sq(px, py, views.x[i], views.y[i]) > r * r {
+                continue;
+            }
+            let id = views.ids[i];
+            let r_old = f64::from(reach_old.max(views.reach[i]));
+            if dist_sq(ox, oy, views.old_x[i], views.old_y[i]) <= r_old * r_old {
                 continue;
             }
             // Are we among the few nearest the pair's midpoint? (Among the
             // peers heard from directly: a liar's invented peers near the
             // midpoint would silence every honest teller.)
-            let (dx, dy) = world.delta(pos, n.pos);
-            let mid = Point::new(
-                (f64::from(pos.x) + dx / 2.0) as f32,
-                (f64::from(pos.y) + dy / 2.0) as f32,
-            );
-            let mine = world.distance_sq(me, mid);
-            let nearer = views
-                .iter()
-                .filter(|q| {
-                    q.confirmed
-                        && q.id != from
-                        && q.id != n.id
-                        && world.distance_sq(q.pos, mid) < mine
+            let mid_x = px + axis_delta(px, views.x[i], w) / 2.0;
+            let mid_y = py + axis_delta(py, views.y[i], h) / 2.0;
+            let mine = dist_sq(mx, my, mid_x, mid_y);
+            let nearer = (0..views.ids.len())
+                .filter(|&q| {
+                    views.confirmed[q]
+                        && dist_sq(views.x[q], views.y[q], mid_x, mid_y) < mine
+                        && views.ids[q] != from
+                        && q != i
                 })
                 .take(PAIR_TELLERS)
                 .count();
             if nearer < PAIR_TELLERS {
-                tell_others.push(n.id);
+                tell_others.push(id);
             }
         }
         if tell_others.is_empty() {
