@@ -40,10 +40,10 @@ use crate::message::{MAX_RECORDS, Message};
 /// far it keeps others. Rows are in the table's (id) order.
 pub(super) struct PairViews {
     ids: Vec<PeerId>,
-    x: Vec<f64>,
-    y: Vec<f64>,
-    old_x: Vec<f64>,
-    old_y: Vec<f64>,
+    x: Vec<f32>,
+    y: Vec<f32>,
+    old_x: Vec<f32>,
+    old_y: Vec<f32>,
     reach: Vec<f32>,
     /// Its belief moved in this round too (then the pair is told from the
     /// lower id's side only).
@@ -68,10 +68,10 @@ impl PairViews {
 
     fn push(&mut self, id: PeerId, pos: Point, old: Point, moved: bool, reach: f32, confirmed: bool) {
         self.ids.push(id);
-        self.x.push(f64::from(pos.x));
-        self.y.push(f64::from(pos.y));
-        self.old_x.push(f64::from(old.x));
-        self.old_y.push(f64::from(old.y));
+        self.x.push(pos.x);
+        self.y.push(pos.y);
+        self.old_x.push(old.x);
+        self.old_y.push(old.y);
         self.reach.push(reach);
         self.moved.push(moved);
         self.confirmed.push(confirmed);
@@ -79,18 +79,24 @@ impl PairViews {
 }
 
 /// The shortest offset from `a` to `b` along one axis of a torus of side
-/// `size`, both coordinates wrapped into `[0, size)` (as beliefs are).
+/// `size`, both coordinates within `[-size / 2, 3 size / 2)` (beliefs are
+/// wrapped into `[0, size)`). Branch-free, so the pair loop vectorizes.
 #[inline]
-fn axis_delta(a: f64, b: f64, size: f64) -> f64 {
+fn axis_delta(a: f32, b: f32, size: f32) -> f32 {
     let d = b - a;
-    if d > size / 2.0 {
-        d - size
-    } else if d < -size / 2.0 {
-        d + size
-    } else {
-        d
-    }
+    let d = if d > size / 2.0 { d - size } else { d };
+    if d < -size / 2.0 { d + size } else { d }
 }
+
+/// Squared torus distance, in the pair loop's single precision.
+#[inline]
+fn dist_sq(a: (f32, f32), b: (f32, f32), (w, h): (f32, f32)) -> f32 {
+    let (dx, dy) = (axis_delta(a.0, b.0, w), axis_delta(a.1, b.1, h));
+    dx * dx + dy * dy
+}
+
+/// Pairs checked at a time in `tell_pairs` (a stack buffer of flags).
+const PAIR_CHUNK: usize = 64;
 
 /// How many peers tell a pair that came within reach of each other: the
 /// ones nearest its midpoint. (On VON's trace: every common neighbour of
@@ -217,49 +223,54 @@ impl Peer {
         views: &PairViews,
     ) {
         let world = self.config.world;
-        let (w, h) = (f64::from(world.width), f64::from(world.height));
+        let size = (world.width, world.height);
         let (reach_old, reach_new) = (self.reach(old_r), self.reach(radius));
-        let (px, py) = (f64::from(pos.x), f64::from(pos.y));
-        let (ox, oy) = (f64::from(old.x), f64::from(old.y));
-        let (mx, my) = (f64::from(self.me.pos.x), f64::from(self.me.pos.y));
-        let dist_sq = |ax: f64, ay: f64, bx: f64, by: f64| {
-            let (dx, dy) = (axis_delta(ax, bx, w), axis_delta(ay, by, h));
-            dx * dx + dy * dy
-        };
+        let (new, old, me) = ((pos.x, pos.y), (old.x, old.y), (self.me.pos.x, self.me.pos.y));
         let mut tell_others = Vec::new();
         // Rows are in id order: those before `lo` have lower ids.
         let lo = views.ids.partition_point(|id| *id < from);
-        for i in 0..views.ids.len() {
-            if (i < lo && views.moved[i]) || (i == lo && views.ids[i] == from) {
-                continue;
+        let n = views.ids.len();
+        let mut start = 0;
+        while start < n {
+            let end = (start + PAIR_CHUNK).min(n);
+            // The pairs that came within reach in this round, all at once.
+            let mut crossed = [false; PAIR_CHUNK];
+            let cols = views.x[start..end]
+                .iter()
+                .zip(&views.y[start..end])
+                .zip(views.old_x[start..end].iter().zip(&views.old_y[start..end]))
+                .zip(&views.reach[start..end]);
+            for (c, (((&x, &y), (&ox, &oy)), &r)) in crossed.iter_mut().zip(cols) {
+                let (rn, ro) = (reach_new.max(r), reach_old.max(r));
+                *c = (dist_sq(new, (x, y), size) <= rn * rn)
+                    & (dist_sq(old, (ox, oy), size) > ro * ro);
             }
-            let r = f64::from(reach_new.max(views.reach[i]));
-            if dist_sq(px, py, views.x[i], views.y[i]) > r * r {
-                continue;
+            for i in (start..end).filter(|&i| crossed[i - start]) {
+                if (i < lo && views.moved[i]) || views.ids[i] == from {
+                    continue;
+                }
+                // Are we among the few nearest the pair's midpoint? (Among
+                // the peers heard from directly: a liar's invented peers near
+                // the midpoint would silence every honest teller.)
+                let mid = (
+                    new.0 + axis_delta(new.0, views.x[i], size.0) / 2.0,
+                    new.1 + axis_delta(new.1, views.y[i], size.1) / 2.0,
+                );
+                let mine = dist_sq(me, mid, size);
+                let nearer = (0..n)
+                    .filter(|&q| {
+                        views.confirmed[q]
+                            && dist_sq((views.x[q], views.y[q]), mid, size) < mine
+                            && views.ids[q] != from
+                            && q != i
+                    })
+                    .take(PAIR_TELLERS)
+                    .count();
+                if nearer < PAIR_TELLERS {
+                    tell_others.push(views.ids[i]);
+                }
             }
-            let id = views.ids[i];
-            let r_old = f64::from(reach_old.max(views.reach[i]));
-            if dist_sq(ox, oy, views.old_x[i], views.old_y[i]) <= r_old * r_old {
-                continue;
-            }
-            // Are we among the few nearest the pair's midpoint? (Among the
-            // peers heard from directly: a liar's invented peers near the
-            // midpoint would silence every honest teller.)
-            let mid_x = px + axis_delta(px, views.x[i], w) / 2.0;
-            let mid_y = py + axis_delta(py, views.y[i], h) / 2.0;
-            let mine = dist_sq(mx, my, mid_x, mid_y);
-            let nearer = (0..views.ids.len())
-                .filter(|&q| {
-                    views.confirmed[q]
-                        && dist_sq(views.x[q], views.y[q], mid_x, mid_y) < mine
-                        && views.ids[q] != from
-                        && q != i
-                })
-                .take(PAIR_TELLERS)
-                .count();
-            if nearer < PAIR_TELLERS {
-                tell_others.push(id);
-            }
+            start = end;
         }
         if tell_others.is_empty() {
             return;
