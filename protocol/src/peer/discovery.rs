@@ -3,9 +3,10 @@
 //! Guarantees:
 //! - Every move goes to every kept peer, with an increasing sequence number;
 //!   older or repeated moves are ignored.
-//! - When a kept peer `y` comes into range of a mover `x` (judged against
-//!   the mover's previous position, so each pair is told once per
-//!   notifier), and this peer is one of the [`PAIR_TELLERS`] peers it keeps
+//! - When a kept peer `y` comes into range of a mover `x` (judged at each
+//!   motion round, on the beliefs then against those at the last round,
+//!   whether they moved by extrapolation or by a received move; so each pair
+//!   is told once per notifier), and this peer is one of the [`PAIR_TELLERS`] peers it keeps
 //!   (itself included) nearest the pair's midpoint, both are told about
 //!   each other (`Discover { mutual: true }`), so neither waits a round
 //!   trip. Every peer near the midpoint keeps both ends and sees the same
@@ -172,8 +173,9 @@ impl Peer {
         }
         let restarted = k.confirmed && k.new_life(stamp);
         k.confirmed = true;
-        let old = k.info.pos;
-        let old_r = k.info.radius;
+        // Pair discovery judges the corrected belief at the next motion
+        // round, against the belief at the last one.
+        k.round_old.get_or_insert(k.info.pos);
         k.info.pos = pos;
         k.motion = Motion { pos, vel, at: now };
         k.stamp = stamp;
@@ -183,8 +185,6 @@ impl Peer {
             self.send_hello(from, now);
         }
         self.mark_dirty(now);
-        let views = self.pair_views(now, &[]);
-        self.tell_pairs(now, from, (old, old_r), (pos, radius), &views);
     }
 
     /// The kept peers pair discovery looks at: the fresh ones. `moved`

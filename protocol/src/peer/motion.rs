@@ -244,13 +244,14 @@ impl Peer {
         let max_ms = 2 * self.config.motion_refresh_ms;
         let mut advanced = Vec::new();
         for k in self.kept.values_mut() {
-            if !k.motion.moving() {
-                continue;
+            // A belief a move corrected since the last round is judged from
+            // where it was then.
+            let old = k.round_old.take().unwrap_or(k.info.pos);
+            if k.motion.moving() {
+                k.info.pos = k.motion.predict(world, now, max_ms);
             }
-            let pos = k.motion.predict(world, now, max_ms);
-            if pos != k.info.pos {
-                advanced.push((k.info.id, k.info.pos, k.info.radius, pos));
-                k.info.pos = pos;
+            if k.info.pos != old {
+                advanced.push((k.info.id, old, k.info.radius, k.info.pos));
             }
         }
         if advanced.is_empty() {

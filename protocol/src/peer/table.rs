@@ -47,6 +47,9 @@ pub(super) struct Known {
     pub(super) reply_credit: u32,
     /// Its last announced motion (a hint's is still at its position).
     pub(super) motion: Motion,
+    /// Where we believed it at the last motion round, when a move has
+    /// corrected the belief since (pair discovery judges the change then).
+    pub(super) round_old: Option<crate::geometry::Point>,
     /// For a hint: the peer that told us of it (each sender has a quota of
     /// hints outstanding, see `HINTS_PER_SENDER`).
     pub(super) vouched_by: Option<PeerId>,
@@ -91,6 +94,7 @@ impl Peer {
                 greet_at: None,
                 told: [0; 2],
                 motion: Motion::still(pos, now),
+                round_old: None,
                 digest_answered: None,
                 reply_credit: super::repair::FIRST_REPLY_CREDIT,
                 vouched_by: None,

@@ -247,7 +247,11 @@ fn a_pair_is_told_by_the_few_peers_nearest_its_midpoint_only() {
             vel: Point::default(),
         };
         p.handle(Millis(400), x, step);
-        let sent = std::iter::from_fn(|| p.poll_transmit())
+        // Pairs are judged at the next motion round.
+        let mut out: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
+        out.extend(run(&mut p, 600));
+        let sent = out
+            .into_iter()
             .filter(|t| matches!(t.msg, Message::Discover { .. }))
             .map(|t| t.to)
             .collect::<Vec<_>>();
