@@ -235,15 +235,15 @@ impl Peer {
             let end = (start + PAIR_CHUNK).min(n);
             // The pairs that came within reach in this round, all at once.
             let mut crossed = [false; PAIR_CHUNK];
-            let cols = views.x[start..end]
-                .iter()
-                .zip(&views.y[start..end])
-                .zip(views.old_x[start..end].iter().zip(&views.old_y[start..end]))
-                .zip(&views.reach[start..end]);
-            for (c, (((&x, &y), (&ox, &oy)), &r)) in crossed.iter_mut().zip(cols) {
-                let (rn, ro) = (reach_new.max(r), reach_old.max(r));
-                *c = (dist_sq(new, (x, y), size) <= rn * rn)
-                    & (dist_sq(old, (ox, oy), size) > ro * ro);
+            let m = end - start;
+            let (xs, ys) = (&views.x[start..end], &views.y[start..end]);
+            let (oxs, oys) = (&views.old_x[start..end], &views.old_y[start..end]);
+            let rs = &views.reach[start..end];
+            let (xs, ys, oxs, oys, rs) = (&xs[..m], &ys[..m], &oxs[..m], &oys[..m], &rs[..m]);
+            for j in 0..m {
+                let (rn, ro) = (reach_new.max(rs[j]), reach_old.max(rs[j]));
+                crossed[j] = (dist_sq(new, (xs[j], ys[j]), size) <= rn * rn)
+                    & (dist_sq(old, (oxs[j], oys[j]), size) > ro * ro);
             }
             for i in (start..end).filter(|&i| crossed[i - start]) {
                 if (i < lo && views.moved[i]) || views.ids[i] == from {
