@@ -67,7 +67,15 @@ impl PairViews {
         }
     }
 
-    fn push(&mut self, id: PeerId, pos: Point, old: Point, moved: bool, reach: f32, confirmed: bool) {
+    fn push(
+        &mut self,
+        id: PeerId,
+        pos: Point,
+        old: Point,
+        moved: bool,
+        reach: f32,
+        confirmed: bool,
+    ) {
         self.ids.push(id);
         self.x.push(pos.x);
         self.y.push(pos.y);
@@ -225,7 +233,11 @@ impl Peer {
         let world = self.config.world;
         let size = (world.width, world.height);
         let (reach_old, reach_new) = (self.reach(old_r), self.reach(radius));
-        let (new, old, me) = ((pos.x, pos.y), (old.x, old.y), (self.me.pos.x, self.me.pos.y));
+        let (new, old, me) = (
+            (pos.x, pos.y),
+            (old.x, old.y),
+            (self.me.pos.x, self.me.pos.y),
+        );
         let mut tell_others = Vec::new();
         // Rows are in id order: those before `lo` have lower ids.
         let lo = views.ids.partition_point(|id| *id < from);

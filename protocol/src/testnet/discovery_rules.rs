@@ -258,7 +258,10 @@ fn a_pair_is_told_by_the_few_peers_nearest_its_midpoint_only() {
         (enclosing, sent, x, y)
     };
     let (_, sent, x, y) = told(&[]);
-    assert!(sent.contains(&x) && sent.contains(&y), "the nearest tells both");
+    assert!(
+        sent.contains(&x) && sent.contains(&y),
+        "the nearest tells both"
+    );
     // Three peers nearer the midpoint: they tell it, this one does not,
     // although the mover is its Voronoi neighbour (which used to be enough).
     let (enclosing, sent, _, _) = told(&[(505.0, 545.0), (500.0, 535.0), (510.0, 535.0)]);
