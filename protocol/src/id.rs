@@ -29,6 +29,30 @@ pub(crate) fn from_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
     Some(out)
 }
 
+/// A fast hasher for maps keyed by [`PeerId`] where no remote party picks
+/// the keys (the simulator, the invariant checker): ids are SHA-256 digests,
+/// so their first eight bytes are already uniform. Not for a node's maps of
+/// remote peers (a liar could pick colliding ids).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut first = [0u8; 8];
+        let n = bytes.len().min(8);
+        first[..n].copy_from_slice(&bytes[..n]);
+        self.0 =
+            (self.0.rotate_left(5) ^ u64::from_le_bytes(first)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by [`PeerId`] with [`IdHasher`].
+pub type IdMap<V> = std::collections::HashMap<PeerId, V, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// A peer's identity: the SHA-256 of its public key (32 bytes).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PeerId(pub [u8; 32]);

@@ -7,14 +7,12 @@
 //! positions padded with their torus images, and Voronoi neighbours come from
 //! one Delaunay triangulation of the torus.
 
-use std::collections::HashMap;
-
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
 use serde::Serialize;
 
 use crate::geometry::{Point, World, max_angular_gap, origin_strictly_inside_hull};
-use crate::id::PeerId;
+use crate::id::{IdMap, PeerId};
 use crate::voronoi;
 
 /// A live peer as it really is.
@@ -199,28 +197,32 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
     if n == 0 {
         return s;
     }
-    let index: HashMap<PeerId, usize> = truth.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+    let index: IdMap<usize> = truth.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
     let positions: Vec<Point> = truth.iter().map(|p| p.pos).collect();
 
-    // Views as index lists (live peers only).
+    // Views as index lists (live peers only), and the believed positions
+    // by index.
     let mut kept_idx: Vec<Vec<usize>> = Vec::with_capacity(n);
+    let mut believed: Vec<Vec<(usize, Point)>> = Vec::with_capacity(n);
     let mut drift_sum = 0.0;
     let mut drift_n = 0usize;
     for v in views {
-        let mut ks = Vec::with_capacity(v.len());
+        let mut bs = Vec::with_capacity(v.len());
         for k in v {
             match index.get(&k.id) {
                 Some(&j) => {
-                    ks.push(j);
+                    bs.push((j, k.pos));
                     drift_sum += world.distance(k.pos, truth[j].pos);
                     drift_n += 1;
                 }
                 None => s.dead_kept += 1,
             }
         }
-        ks.sort_unstable();
-        ks.dedup();
-        kept_idx.push(ks);
+        // A view listing a peer twice: the first belief counts.
+        bs.sort_by_key(|b| b.0);
+        bs.dedup_by_key(|b| b.0);
+        kept_idx.push(bs.iter().map(|b| b.0).collect());
+        believed.push(bs);
     }
     s.drift_mean = if drift_n > 0 {
         drift_sum / drift_n as f64
@@ -244,13 +246,12 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
         let should = finder.within(i, f64::from(p.radius));
         s.should_know_max = s.should_know_max.max(should.len());
         should_total += should.len();
-        let view = &views[i];
-        let believed: HashMap<PeerId, Point> = view.iter().map(|k| (k.id, k.pos)).collect();
+        let bs = &believed[i];
         for j in should {
-            if let Some(b) = believed.get(&truth[j].id) {
+            if let Ok(at) = bs.binary_search_by_key(&j, |b| b.0) {
                 kept_and_should_know += 1;
                 aware_pairs += 1;
-                if world.distance(*b, truth[j].pos) > opts.stale_tolerance {
+                if world.distance(bs[at].1, truth[j].pos) > opts.stale_tolerance {
                     stale += 1;
                 }
             }

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use crate::Millis;
 use crate::geometry::{Point, World};
-use crate::id::{PeerId, PeerInfo};
+use crate::id::{IdMap, PeerId, PeerInfo};
 use crate::invariants::Tally;
 use crate::message::{Message, encoded_len};
 use crate::mobility::{Mobility, Walker, random_point};
@@ -82,11 +82,14 @@ pub struct Sim {
     world: World,
     rng: Rng,
     slots: Vec<Slot>,
-    by_id: HashMap<PeerId, usize>,
+    by_id: IdMap<usize>,
     by_trace: HashMap<u32, usize>,
     /// Pending actions by delivery time; FIFO within one millisecond, which
     /// keeps control messages in order per link.
     queue: BTreeMap<Millis, Vec<Action>>,
+    /// Emptied batches of `queue`, kept for reuse (their capacity saves a
+    /// reallocation and a copy of every action).
+    spare: Vec<Vec<Action>>,
     now: Millis,
     tick: u64,
     next_id: u64,
@@ -150,9 +153,10 @@ impl Sim {
             world,
             rng,
             slots: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: IdMap::default(),
             by_trace: HashMap::new(),
             queue: BTreeMap::new(),
+            spare: Vec::new(),
             now: Millis(0),
             tick: 0,
             next_id: 0,
@@ -382,7 +386,10 @@ impl Sim {
     }
 
     fn enqueue(&mut self, at: Millis, action: Action) {
-        self.queue.entry(at).or_default().push(action);
+        let spare = &mut self.spare;
+        (self.queue.entry(at))
+            .or_insert_with(|| spare.pop().unwrap_or_default())
+            .push(action);
     }
 
     fn link_latency(&self, a: &PeerId, b: &PeerId) -> u64 {
@@ -466,10 +473,13 @@ impl Sim {
             if at >= until {
                 break;
             }
-            let batch = entry.remove();
+            let mut batch = entry.remove();
             self.now = at;
-            for action in batch {
+            for action in batch.drain(..) {
                 self.apply(at, action);
+            }
+            if self.spare.len() < 32 {
+                self.spare.push(batch);
             }
         }
         self.now = until;
