@@ -66,7 +66,7 @@ fn peer_step(c: &mut Criterion) {
             seq += 1;
             let now = Millis(tick * TICK_MS);
             for (i, (id, &(home, phase))) in ids.iter().zip(&homes).enumerate() {
-                if (i as u64 + tick) % 5 == 0 {
+                if (i as u64 + tick).is_multiple_of(5) {
                     let (pos, vel) = on_circle(home, phase, tick);
                     let msg = Message::Move {
                         inc: 0,
