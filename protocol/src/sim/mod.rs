@@ -87,9 +87,6 @@ pub struct Sim {
     /// Pending actions by delivery time; FIFO within one millisecond, which
     /// keeps control messages in order per link.
     queue: BTreeMap<Millis, Vec<Action>>,
-    /// Emptied batches of `queue`, kept for reuse (their capacity saves a
-    /// reallocation and a copy of every action).
-    spare: Vec<Vec<Action>>,
     now: Millis,
     tick: u64,
     next_id: u64,
@@ -156,7 +153,6 @@ impl Sim {
             by_id: IdMap::default(),
             by_trace: HashMap::new(),
             queue: BTreeMap::new(),
-            spare: Vec::new(),
             now: Millis(0),
             tick: 0,
             next_id: 0,
@@ -386,10 +382,7 @@ impl Sim {
     }
 
     fn enqueue(&mut self, at: Millis, action: Action) {
-        let spare = &mut self.spare;
-        (self.queue.entry(at))
-            .or_insert_with(|| spare.pop().unwrap_or_default())
-            .push(action);
+        self.queue.entry(at).or_default().push(action);
     }
 
     fn link_latency(&self, a: &PeerId, b: &PeerId) -> u64 {
@@ -473,13 +466,10 @@ impl Sim {
             if at >= until {
                 break;
             }
-            let mut batch = entry.remove();
+            let batch = entry.remove();
             self.now = at;
-            for action in batch.drain(..) {
+            for action in batch {
                 self.apply(at, action);
-            }
-            if self.spare.len() < 32 {
-                self.spare.push(batch);
             }
         }
         self.now = until;
