@@ -26,8 +26,9 @@
 //!   another is refused. Relayed messages carry their origin as the relay
 //!   says: an application that must know its author signs the payload.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
+use super::budget::{Bucket, Budgets};
 use super::{Event, Peer, RejectReason};
 use crate::Millis;
 use crate::geometry::Point;
@@ -46,8 +47,6 @@ pub const AREA_FORWARD_RATE_PER_S: f32 = 100.0;
 pub const MAX_CHAT_LEN: usize = 280;
 /// (origin, id) pairs remembered by the duplicate filter.
 const SEEN_REMEMBERED: usize = 4096;
-/// Senders whose budgets are remembered (the oldest is forgotten first).
-const BUDGETS_REMEMBERED: usize = 1024;
 /// First byte of a chat payload (the rest is the UTF-8 text).
 const CHAT_TAG: u8 = 1;
 
@@ -103,39 +102,9 @@ pub(super) struct AreaState {
     next_id: u64,
     seen: HashSet<(PeerId, u64)>,
     order: VecDeque<(PeerId, u64)>,
-    budgets: HashMap<PeerId, Bucket>,
+    budgets: Budgets,
     /// This peer's own forwarding budget.
     forwarding: Option<Bucket>,
-}
-
-/// A token bucket: `rate` tokens a second, at most `burst` saved.
-#[derive(Clone, Copy, Debug)]
-struct Bucket {
-    tokens: f32,
-    last: Millis,
-}
-
-impl Bucket {
-    fn full(burst: f32, now: Millis) -> Self {
-        Self {
-            tokens: burst,
-            last: now,
-        }
-    }
-
-    /// Refills for the time since the last call, then takes one token if
-    /// there is one.
-    fn take(&mut self, now: Millis, rate: f32, burst: f32) -> bool {
-        let refill = now.since(self.last) as f32 / 1000.0 * rate;
-        self.tokens = (self.tokens + refill).min(burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 impl AreaState {
@@ -163,21 +132,7 @@ impl AreaState {
 
     /// Takes one message from `who`'s budget, if it has one left.
     fn spend(&mut self, who: PeerId, now: Millis) -> bool {
-        if !self.budgets.contains_key(&who) && self.budgets.len() >= BUDGETS_REMEMBERED {
-            // Forget the sender that was heard from longest ago.
-            if let Some(old) = self
-                .budgets
-                .iter()
-                .min_by_key(|(_, b)| b.last)
-                .map(|(id, _)| *id)
-            {
-                self.budgets.remove(&old);
-            }
-        }
-        self.budgets
-            .entry(who)
-            .or_insert(Bucket::full(AREA_BURST, now))
-            .take(now, AREA_RATE_PER_S, AREA_BURST)
+        self.budgets.spend(who, now, AREA_RATE_PER_S, AREA_BURST)
     }
 }
 

@@ -31,6 +31,7 @@ use crate::id::{PeerId, PeerInfo};
 use crate::message::{MAX_NAME_LEN, MAX_RADIUS, Message};
 
 mod area;
+mod budget;
 mod discovery;
 mod join;
 mod liveness;
@@ -48,7 +49,10 @@ pub use area::{
 pub use discovery::HINTS_PER_SENDER;
 use join::Join;
 pub use join::{JOIN_PAD, PROBE_PAD};
-pub use objects::{MAX_OBJECTS_HELD, MAX_OBJECTS_PER_AUTHOR, OBJECT_HOLDERS};
+pub use objects::{
+    MAX_OBJECTS_HELD, MAX_OBJECTS_PER_AUTHOR, OBJECT_HOLDERS, ROUTED_COPIES_BURST,
+    ROUTED_COPIES_PER_S,
+};
 pub use radius::RadiusMode;
 use repair::Silenced;
 pub use repair::{FIRST_REPLY_CREDIT, REPLY_MULTIPLE, short4};

@@ -42,7 +42,10 @@
 //!   holds the object already, if it is near this peer (within radius plus
 //!   twice the buffer), if this peer would hold it, or if this peer is
 //!   nearer its point than the sender (or the sender is not kept: it is on
-//!   its way there). Anything else, and any copy that fails verification,
+//!   its way there). A sender we do not keep gets [`ROUTED_COPIES_PER_S`]
+//!   new copies a second (bursts of [`ROUTED_COPIES_BURST`]), checked
+//!   before the signature: a stranger cannot make us verify without end.
+//!   Anything else, and any copy that fails verification,
 //!   is refused and counted. Copies, offers and requests are taken from any
 //!   authenticated peer, kept or not: views are not always symmetric, and
 //!   an offer from a peer we do not keep was otherwise lost for good.
@@ -52,6 +55,7 @@ use std::collections::{BTreeMap, HashMap};
 mod author;
 mod fetch;
 
+use super::budget::Budgets;
 use super::{Peer, RejectReason};
 use crate::Millis;
 use crate::geometry::Point;
@@ -65,6 +69,11 @@ pub const OBJECT_HOLDERS: usize = 3;
 pub const MAX_OBJECTS_PER_AUTHOR: usize = 64;
 /// Most objects a peer holds in all.
 pub const MAX_OBJECTS_HELD: usize = 4096;
+/// New object copies a second taken from one sender we do not keep.
+pub const ROUTED_COPIES_PER_S: f32 = 32.0;
+/// New object copies one sender we do not keep may send in a burst (a
+/// whole offer's worth).
+pub const ROUTED_COPIES_BURST: f32 = 256.0;
 /// How often the owner sends an object again to everyone in range.
 const OWNER_REFRESH_MS: u64 = 60_000;
 /// A peer surely keeps the peers within this share of its radius (the
@@ -147,6 +156,8 @@ pub(super) struct ObjectState {
     asked: HashMap<ObjectKey, Asked>,
     /// Bumped on every change to `held` (renderers copy the list only then).
     generation: u64,
+    /// What each sender we do not keep may still send us.
+    routed: Budgets,
 }
 
 /// A copy asked for.
@@ -410,6 +421,16 @@ impl Peer {
                 || from_pos.is_none_or(|p| d_me < world.distance(p, obj.pos))
                 || self.holders_of(obj.pos, &peers).contains(&None);
             if !wanted {
+                self.stats.objects_refused += 1;
+                continue;
+            }
+            let burst = ROUTED_COPIES_BURST;
+            if from_pos.is_none()
+                && !self
+                    .objects
+                    .routed
+                    .spend(from, now, ROUTED_COPIES_PER_S, burst)
+            {
                 self.stats.objects_refused += 1;
                 continue;
             }

@@ -353,3 +353,56 @@ fn a_copy_asked_for_and_not_sent_is_asked_of_the_next_offerer() {
     // a never answers: after a second, b is asked.
     assert_eq!(wants(&super::rules::run(&mut p, 1_400)), [b]);
 }
+
+#[test]
+fn a_stranger_cannot_push_copies_without_end() {
+    use crate::Millis;
+    use crate::peer::{ROUTED_COPIES_BURST, ROUTED_COPIES_PER_S};
+    // 300 signed copies near the receiver, by five authors (under the
+    // per-author quota), in messages of 30.
+    let copies: Vec<ObjectCopy> = (0..300u64)
+        .map(|i| {
+            let signer = SeededSigner::new(100 + i % 5);
+            let mut object = WorldObject {
+                key: ObjectKey::of(&signer.author(), i),
+                nonce: i,
+                author_key: Vec::new(),
+                version: 1,
+                pos: Point::new(500.0 + (i % 20) as f32, 500.0 + (i / 20) as f32),
+                colour: [1, 2, 3],
+                text: format!("n{i}"),
+                ttl_s: 600,
+                removed: false,
+                sig: Vec::new(),
+            };
+            object.sign(&signer);
+            ObjectCopy { object, age_ms: 0 }
+        })
+        .collect();
+    let taken_from = |kept: bool| {
+        let mut p = super::rules::lone(1, 500.0, 500.0, super::rules::config());
+        let from = PeerId::from_seed(2);
+        if kept {
+            p.handle(Millis(1), from, super::hello(1, 520.0, 500.0));
+        }
+        for chunk in copies.chunks(30) {
+            let msg = Message::Objects {
+                objects: chunk.to_vec(),
+            };
+            p.handle(Millis(2), from, msg);
+        }
+        (p.stats().objects_taken, p.stats().objects_refused)
+    };
+    let (taken, refused) = taken_from(false);
+    let most = ROUTED_COPIES_BURST as u64 + ROUTED_COPIES_PER_S as u64;
+    assert!(taken <= most, "a stranger had {taken} copies taken");
+    assert!(
+        refused >= 300u64.saturating_sub(most),
+        "only {refused} refused"
+    );
+    assert_eq!(
+        taken_from(true),
+        (300, 0),
+        "a kept peer's copies are all taken"
+    );
+}
