@@ -48,10 +48,11 @@ impl Budgets {
     /// Takes one token from `who`'s bucket (`rate` a second, bursts of
     /// `burst`, full for a sender not seen before), if one is left.
     pub(super) fn spend(&mut self, who: PeerId, now: Millis, rate: f32, burst: f32) -> bool {
-        if !self.0.contains_key(&who) && self.0.len() >= REMEMBERED {
-            if let Some(old) = self.0.iter().min_by_key(|(_, b)| b.last).map(|(id, _)| *id) {
-                self.0.remove(&old);
-            }
+        if !self.0.contains_key(&who)
+            && self.0.len() >= REMEMBERED
+            && let Some(old) = self.0.iter().min_by_key(|(_, b)| b.last).map(|(id, _)| *id)
+        {
+            self.0.remove(&old);
         }
         self.0
             .entry(who)
