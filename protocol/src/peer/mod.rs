@@ -19,9 +19,11 @@
 //! | `motion.rs` | dead reckoning: announcing motion, extrapolating beliefs |
 //! | `area.rs` | area messages and chat |
 //! | `objects.rs` | world objects: holders, hand-over, versions |
+//! | `budget.rs` | token buckets per sender (area messages, routed object copies) |
+//! | `dispatch.rs` | every received message checked and handed to its rule |
+//! | `timers.rs` | the one timer table, what each timer does, when the view is rebuilt |
 //!
-//! This file holds the public surface, the message dispatch and the one timer
-//! table.
+//! This file holds the public surface: construction, accessors, `poll_*`.
 
 use std::collections::VecDeque;
 
@@ -33,6 +35,7 @@ use crate::message::{MAX_NAME_LEN, MAX_RADIUS, Message};
 mod area;
 mod budget;
 mod discovery;
+mod dispatch;
 mod join;
 mod liveness;
 mod motion;
@@ -40,6 +43,7 @@ mod objects;
 mod radius;
 mod repair;
 mod table;
+mod timers;
 mod types;
 
 pub use area::{
@@ -47,7 +51,6 @@ pub use area::{
     chat_text,
 };
 pub use discovery::HINTS_PER_SENDER;
-use join::Join;
 pub use join::{JOIN_PAD, PROBE_PAD};
 pub use objects::{
     MAX_OBJECTS_HELD, MAX_OBJECTS_PER_AUTHOR, OBJECT_HOLDERS, ROUTED_COPIES_BURST,
@@ -57,6 +60,7 @@ pub use radius::RadiusMode;
 use repair::Silenced;
 pub use repair::{FIRST_REPLY_CREDIT, REPLY_MULTIPLE, short4};
 use table::Table;
+use timers::{Timer, Timers, phase};
 pub use types::{
     Config, Event, Neighbour, PeerState, RejectReason, RemoveReason, Stats, Transmit, View,
 };
@@ -73,78 +77,6 @@ enum State {
     Joined,
     /// Said goodbye.
     Left,
-}
-
-/// The peer's timers: one deadline each, in one table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Timer {
-    /// Rebuild the local Delaunay view (`discovery::recompute`): armed
-    /// `recompute_delay_ms` after the first position change, so a burst of
-    /// changes costs one rebuild.
-    Recompute,
-    /// The maintenance round, every `maintenance_ms` (offset per peer):
-    /// join retry and probe, failure detection, greetings, heartbeats, hull
-    /// repair.
-    Maintenance,
-    /// Anti-entropy, every `anti_entropy_ms` (offset per peer): a digest to
-    /// each confirmed enclosing neighbour.
-    AntiEntropy,
-    /// Send the join again if no reply came. Checked on the maintenance
-    /// round, so it fires at most `maintenance_ms` late.
-    JoinRetry,
-    /// Walk the join once more from the same entry point once views have
-    /// settled (`join.rs`). Checked on the maintenance round.
-    Probe,
-    /// The motion round, every `motion_ms` (offset per peer): beliefs about
-    /// moving peers advanced, own motion checked (`motion.rs`).
-    Motion,
-}
-
-impl Timer {
-    const ALL: [Timer; 6] = [
-        Timer::Recompute,
-        Timer::Maintenance,
-        Timer::AntiEntropy,
-        Timer::JoinRetry,
-        Timer::Probe,
-        Timer::Motion,
-    ];
-
-    /// Whether the driver must wake up for it (the others are checked by
-    /// the maintenance round).
-    fn wakes(self) -> bool {
-        matches!(
-            self,
-            Timer::Recompute | Timer::Maintenance | Timer::AntiEntropy | Timer::Motion
-        )
-    }
-}
-
-/// Deadlines by [`Timer`].
-#[derive(Clone, Copy, Debug, Default)]
-struct Timers([Option<Millis>; Timer::ALL.len()]);
-
-impl Timers {
-    fn get(&self, t: Timer) -> Option<Millis> {
-        self.0[t as usize]
-    }
-    fn set(&mut self, t: Timer, at: Millis) {
-        self.0[t as usize] = Some(at);
-    }
-    fn stop(&mut self, t: Timer) {
-        self.0[t as usize] = None;
-    }
-    fn is_due(&self, t: Timer, now: Millis) -> bool {
-        self.get(t).is_some_and(|at| now >= at)
-    }
-    /// The earliest deadline the driver must wake up for.
-    fn next_wake(&self) -> Option<Millis> {
-        Timer::ALL
-            .iter()
-            .filter(|t| t.wakes())
-            .filter_map(|&t| self.get(t))
-            .min()
-    }
 }
 
 /// The sans-IO peer.
@@ -192,14 +124,6 @@ pub struct Peer {
     /// World objects held here, and the key that signs ours.
     objects: objects::ObjectState,
     stats: Stats,
-}
-
-fn phase(id: &PeerId, period: u64) -> u64 {
-    if period == 0 {
-        0
-    } else {
-        id.short_u64() % period
-    }
 }
 
 /// Bounds a record taken from the wire: the name to at most
@@ -375,173 +299,6 @@ impl Peer {
         }
     }
 
-    /// A message arrived from the authenticated peer `from`.
-    pub fn handle(&mut self, now: Millis, from: PeerId, msg: Message) {
-        self.handle_from_addr(now, from, None, msg);
-    }
-
-    /// A message arrived from the authenticated peer `from`, whose link comes
-    /// from the transport address `remote` (a first-hop join from a peer that
-    /// does not know its own address is given this one).
-    pub fn handle_from_addr(
-        &mut self,
-        now: Millis,
-        from: PeerId,
-        remote: Option<&str>,
-        msg: Message,
-    ) {
-        self.stats.msgs_in += 1;
-        if from == self.me.id || self.state == State::Left {
-            return;
-        }
-        if let Err(e) = msg.validate() {
-            self.reject(from, RejectReason::from(&e));
-            return;
-        }
-        // Any message shows the sender alive; only its own record (a
-        // `Hello` or a `Move`) confirms it: a hint's position is a third
-        // party's belief, and a `Forget` or a `Ping` confirming it kept a
-        // teleporter's pre-jump place in a view as a confirmed neighbour,
-        // which routed joins round a loop.
-        if let Some(k) = self.kept.get_mut(&from) {
-            k.last_heard = now;
-            k.earn_reply_credit(&msg);
-        }
-        // What a join's reply may cost (only joins need it).
-        let join_size = match &msg {
-            Message::Join { .. } => msg.min_wire_len(),
-            _ => 0,
-        };
-        match msg {
-            Message::Join {
-                joiner,
-                hops,
-                attempt,
-                token,
-                pad,
-            } => {
-                let join = Join {
-                    hops,
-                    attempt,
-                    token,
-                    pad,
-                    size: join_size,
-                };
-                self.on_join(now, from, remote, joiner, join);
-            }
-            Message::JoinReply {
-                hops,
-                at,
-                peers,
-                observed_addr,
-                token,
-            } => self.on_join_reply(now, from, (hops, at, token), peers, observed_addr),
-            Message::Hello {
-                inc,
-                seq,
-                pos,
-                radius,
-                name,
-                addr,
-                ask,
-            } => {
-                let info = PeerInfo {
-                    id: from,
-                    pos,
-                    radius,
-                    name,
-                    addr,
-                };
-                self.on_hello(now, info, (inc, seq), ask);
-            }
-            Message::Move { inc, seq, pos, vel } => self.on_move(now, from, (inc, seq), pos, vel),
-            Message::Discover { peers, mutual } => {
-                self.on_discover(now, from, peers, mutual, HINTS_PER_SENDER);
-            }
-            Message::Digest { ids } => self.on_digest(now, from, &ids),
-            // From any authenticated peer: a copy is verified and taken
-            // only if wanted here; an offer costs us one small request; a
-            // request is answered only for what we offered.
-            Message::Objects { objects } => self.on_objects(now, from, objects),
-            Message::ObjectOffer { offers } => self.on_object_offer(now, from, &offers),
-            Message::ObjectWant { keys } => self.on_object_want(now, from, &keys),
-            Message::Ping => {}
-            Message::Forget => self.on_forget(now, from),
-            Message::Leave => self.on_leave(now, from),
-            Message::AreaCast {
-                id,
-                origin,
-                centre,
-                radius,
-                hops,
-                stage,
-                payload,
-            } => self.on_area_cast(
-                now,
-                from,
-                (id, origin, centre),
-                (radius, hops, stage),
-                payload,
-            ),
-        }
-        if self.is_joined() && self.kept.get(&from).is_some_and(|k| k.confirmed) {
-            self.ever_connected = true;
-        }
-    }
-
-    fn reject(&mut self, from: PeerId, reason: RejectReason) {
-        self.stats.rejected += 1;
-        self.events.push_back(Event::Rejected { from, reason });
-    }
-
-    /// A timer fired (call at or after [`Peer::poll_timeout`]).
-    pub fn handle_timeout(&mut self, now: Millis) {
-        if self.state == State::Left {
-            return;
-        }
-        if self.timers.is_due(Timer::Motion, now) {
-            self.next_motion_round(now);
-            self.motion_round(now);
-        }
-        if self.timers.is_due(Timer::Recompute, now) {
-            self.recompute(now);
-        }
-        if self.timers.is_due(Timer::Maintenance, now) {
-            self.timers.set(
-                Timer::Maintenance,
-                now.plus(self.config.maintenance_ms.max(1)),
-            );
-            self.maintenance(now);
-        }
-        if self.timers.is_due(Timer::AntiEntropy, now) {
-            self.timers.set(
-                Timer::AntiEntropy,
-                now.plus(self.config.anti_entropy_ms.max(1)),
-            );
-            self.anti_entropy(now);
-        }
-    }
-
-    /// The maintenance round: each rule's periodic part, in this order.
-    fn maintenance(&mut self, now: Millis) {
-        self.join_timers(now);
-        self.detect_failures(now);
-        self.greet_hints(now);
-        self.heartbeats(now);
-        self.repair_hull(now);
-        self.probe_silenced(now);
-        self.adapt_radius(now);
-        self.objects_round(now);
-    }
-
-    /// When [`Peer::handle_timeout`] should be called next.
-    pub fn poll_timeout(&self) -> Option<Millis> {
-        if self.state == State::Left {
-            return None;
-        }
-        self.timers.next_wake()
-    }
-
     /// The next message to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         let t = self.transmits.pop_front();
@@ -569,35 +326,6 @@ impl Peer {
             self.events.push_back(Event::NeighbourRemoved(*id, why));
         }
         gone
-    }
-
-    /// Arms the recompute for the next motion round (beliefs moved: the
-    /// view is rebuilt once per round, on the positions of that round),
-    /// unless it is armed already. With the adaptive radius every change
-    /// is recomputed within `recompute_delay_ms` (crowds, where radii
-    /// change, lost 0.04 to 0.18 points of consistency on two seeds of
-    /// three with the view once per round).
-    fn mark_dirty(&mut self, now: Millis) {
-        if self.config.radius_mode == RadiusMode::Adaptive {
-            self.mark_dirty_soon(now);
-        } else if self.timers.get(Timer::Recompute).is_none() {
-            let at = now.plus(self.config.recompute_delay_ms);
-            let at = match self.timers.get(Timer::Motion) {
-                Some(m) if m >= at => m,
-                _ => at,
-            };
-            self.timers.set(Timer::Recompute, at);
-        }
-    }
-
-    /// Arms the recompute within `recompute_delay_ms`: the table grew by an
-    /// eighth since the last view (a crowd's hints are pruned without
-    /// waiting for the round), or the radius is adaptive.
-    fn mark_dirty_soon(&mut self, now: Millis) {
-        let at = now.plus(self.config.recompute_delay_ms);
-        if self.timers.get(Timer::Recompute).is_none_or(|t| t > at) {
-            self.timers.set(Timer::Recompute, at);
-        }
     }
 }
 
