@@ -46,9 +46,6 @@ pub(super) struct PairViews {
     old_x: Vec<f32>,
     old_y: Vec<f32>,
     reach: Vec<f32>,
-    /// Its belief moved in this round too (then the pair is told from the
-    /// lower id's side only).
-    moved: Vec<bool>,
     /// Heard from directly (not a hint: a third party's claim).
     confirmed: Vec<bool>,
 }
@@ -62,28 +59,24 @@ impl PairViews {
             old_x: Vec::with_capacity(n),
             old_y: Vec::with_capacity(n),
             reach: Vec::with_capacity(n),
-            moved: Vec::with_capacity(n),
             confirmed: Vec::with_capacity(n),
         }
     }
 
-    fn push(
-        &mut self,
-        id: PeerId,
-        pos: Point,
-        old: Point,
-        moved: bool,
-        reach: f32,
-        confirmed: bool,
-    ) {
+    fn push(&mut self, id: PeerId, pos: Point, old: Point, reach: f32, confirmed: bool) {
         self.ids.push(id);
         self.x.push(pos.x);
         self.y.push(pos.y);
         self.old_x.push(old.x);
         self.old_y.push(old.y);
         self.reach.push(reach);
-        self.moved.push(moved);
         self.confirmed.push(confirmed);
+    }
+
+    /// Whether row `i`'s belief moved in this round too (then a pair is
+    /// told from its lower id's side only).
+    fn moved(&self, i: usize) -> bool {
+        self.x[i] != self.old_x[i] || self.y[i] != self.old_y[i]
     }
 }
 
@@ -110,7 +103,7 @@ const PAIR_CHUNK: usize = 64;
 /// How many peers tell a pair that came within reach of each other: the
 /// ones nearest its midpoint. (On VON's trace: every common neighbour of
 /// which one end was enclosing, about 4.2 per pair, gave 534 B/peer/tick of
-/// discovery; the nearest 3 give 330 B at the same consistency; the nearest
+/// discovery; the nearest 3 give 304 B at the same consistency; the nearest
 /// 2 lost 0.05 points on random-waypoint walkers.)
 pub const PAIR_TELLERS: usize = 3;
 
@@ -205,20 +198,17 @@ impl Peer {
         for k in self.kept.values() {
             let id = k.info.id;
             while m.next_if(|x| x.0 < id).is_some() {}
-            let (old, was_moved) = match m.next_if(|x| x.0 == id) {
-                Some(&(_, old)) => (old, true),
-                None => (k.info.pos, false),
-            };
+            let old = m.next_if(|x| x.0 == id).map_or(k.info.pos, |x| x.1);
             if self.fresh(k, now) {
                 let reach = self.reach(k.info.radius);
-                views.push(id, k.info.pos, old, was_moved, reach, k.confirmed);
+                views.push(id, k.info.pos, old, reach, k.confirmed);
             }
         }
         views
     }
 
-    /// Pair discovery after `from` moved from `old` to `pos` (position and
-    /// radius), over `views` (the fresh kept peers, see `pair_views`). A
+    /// Pair discovery after `from`'s belief moved from `old` to `pos` in
+    /// this round (`reach`: how far it keeps others), over `views` (the fresh kept peers, see `pair_views`). A
     /// pair whose both beliefs moved in this round is judged old against
     /// old and new against new, and told once, from its lower id's side.
     /// (Letting only the one peer nearest the midpoint speak lost 3 %.)
@@ -226,13 +216,12 @@ impl Peer {
         &mut self,
         now: Millis,
         from: PeerId,
-        (old, old_r): (Point, f32),
-        (pos, radius): (Point, f32),
+        (old, pos): (Point, Point),
+        reach: f32,
         views: &PairViews,
     ) {
         let world = self.config.world;
         let size = (world.width, world.height);
-        let (reach_old, reach_new) = (self.reach(old_r), self.reach(radius));
         let (new, old, me) = (
             (pos.x, pos.y),
             (old.x, old.y),
@@ -253,12 +242,12 @@ impl Peer {
             let rs = &views.reach[start..end];
             let (xs, ys, oxs, oys, rs) = (&xs[..m], &ys[..m], &oxs[..m], &oys[..m], &rs[..m]);
             for j in 0..m {
-                let (rn, ro) = (reach_new.max(rs[j]), reach_old.max(rs[j]));
-                crossed[j] = (dist_sq(new, (xs[j], ys[j]), size) <= rn * rn)
-                    & (dist_sq(old, (oxs[j], oys[j]), size) > ro * ro);
+                let r = reach.max(rs[j]);
+                crossed[j] = (dist_sq(new, (xs[j], ys[j]), size) <= r * r)
+                    & (dist_sq(old, (oxs[j], oys[j]), size) > r * r);
             }
             for i in (start..end).filter(|&i| crossed[i - start]) {
-                if (i < lo && views.moved[i]) || views.ids[i] == from {
+                if (i < lo && views.moved(i)) || views.ids[i] == from {
                     continue;
                 }
                 // Are we among the few nearest the pair's midpoint? (Among

@@ -87,8 +87,8 @@ pub struct Peer {
     seq: u32,
     state: State,
     kept: Table,
-    /// Ids of the enclosing neighbours as of the last recompute: the
-    /// per-move discovery check walks these, not every kept peer.
+    /// Ids of the enclosing neighbours as of the last recompute (the
+    /// repair digests and radius announcements go to these).
     enclosing: Vec<PeerId>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<Event>,

@@ -262,7 +262,7 @@ impl Peer {
         let moved: Vec<(PeerId, Point)> = advanced.iter().map(|a| (a.0, a.1)).collect();
         let views = self.pair_views(now, &moved);
         for &(id, old, r, pos) in &advanced {
-            self.tell_pairs(now, id, (old, r), (pos, r), &views);
+            self.tell_pairs(now, id, (old, pos), self.reach(r), &views);
         }
     }
 

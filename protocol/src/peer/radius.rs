@@ -63,8 +63,13 @@ impl Peer {
     /// Whether a peer at `b` (radius `rb`) is within range of one at `a`
     /// (radius `ra`), either way, buffer included.
     pub(super) fn in_range(&self, a: Point, ra: f32, b: Point, rb: f32) -> bool {
+        self.in_range_plus(a, ra, b, rb, 0.0)
+    }
+
+    /// `in_range`, `slack` units further.
+    fn in_range_plus(&self, a: Point, ra: f32, b: Point, rb: f32, slack: f32) -> bool {
         let d2 = self.config.world.distance_sq(a, b);
-        let r = f64::from(self.reach(ra).max(self.reach(rb)));
+        let r = f64::from(self.reach(ra).max(self.reach(rb)) + slack);
         d2 <= r * r
     }
 
@@ -74,9 +79,7 @@ impl Peer {
     /// on its beliefs, each off by up to the tolerance; answering `Forget`
     /// would undo that, and the pair would not be told again.
     pub(super) fn in_range_told(&self, a: Point, ra: f32, b: Point, rb: f32) -> bool {
-        let d2 = self.config.world.distance_sq(a, b);
-        let r = f64::from(self.reach(ra).max(self.reach(rb)) + 2.0 * self.config.epsilon);
-        d2 <= r * r
+        self.in_range_plus(a, ra, b, rb, 2.0 * self.config.epsilon)
     }
 
     /// The adaptive radius step (see the module guarantees).

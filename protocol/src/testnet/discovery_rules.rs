@@ -268,3 +268,29 @@ fn a_pair_is_told_by_the_few_peers_nearest_its_midpoint_only() {
     assert!(enclosing, "the mover is enclosing here");
     assert!(sent.is_empty(), "told by a fourth: {sent:?}");
 }
+
+#[test]
+fn a_stranger_just_beyond_reach_is_learned_within_twice_the_tolerance() {
+    // Whoever told it of us judged the pair on beliefs, each off by up to
+    // the tolerance: a `Forget` here would undo that introduction.
+    let cfg = config();
+    let (reach, eps) = (cfg.radius + cfg.buffer, cfg.epsilon);
+    let first = |d: f32| {
+        let mut p = lone(1, 100.0, 100.0, config());
+        let stranger = PeerId::from_seed(9);
+        let step = Message::Move {
+            inc: 0,
+            seq: 3,
+            pos: Point::new(100.0 + d, 100.0),
+            vel: Point::default(),
+        };
+        p.handle(Millis(1), stranger, step);
+        (p.keeps(&stranger), p.poll_transmit().map(|t| t.msg))
+    };
+    let (kept, answer) = first(reach + 1.5 * eps);
+    assert!(kept, "learned within reach + 2ε");
+    assert!(!matches!(answer, Some(Message::Forget)), "{answer:?}");
+    let (kept, answer) = first(reach + 3.0 * eps);
+    assert!(!kept);
+    assert_eq!(answer, Some(Message::Forget));
+}
