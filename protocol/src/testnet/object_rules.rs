@@ -147,6 +147,35 @@ fn a_sign_placed_far_away_travels_to_its_point() {
 }
 
 #[test]
+fn a_new_version_from_afar_reaches_the_owner_without_waiting_rounds() {
+    let mut net = world(200, 600.0, 4);
+    let author = PeerId::from_seed(7);
+    let mine = net.peer(author).info().pos;
+    let at = Point::new((mine.x + 300.0) % 600.0, (mine.y + 300.0) % 600.0);
+    let now = net.now;
+    let key = net
+        .peer(author)
+        .place_object(now, at, "over there", [10, 200, 10], 3_600)
+        .unwrap();
+    net.drive(3_000);
+    let owner = nearest(&net, at, 1)[0];
+    assert_eq!(version_at(&net, owner, key), 1);
+    let now = net.now;
+    assert_eq!(net.peer(author).edit_object(now, key, "again"), Ok(2));
+    // Several hops of 20 ms each: a copy taken on the way is handed on at
+    // once, not at the next maintenance round (250 ms) of every hop.
+    let start = net.now;
+    while version_at(&net, owner, key) < 2 && net.now.since(start) < 3_000 {
+        net.drive(10);
+    }
+    let took = net.now.since(start);
+    assert!(
+        took <= net.config.maintenance_ms,
+        "the owner had the new version after {took} ms"
+    );
+}
+
+#[test]
 fn holders_that_crash_are_replaced() {
     let (mut net, author, at, key) = placed(200, 600.0, 5, 50, "still here");
     // The author and the next nearest crash; so does everyone else in range
@@ -345,13 +374,14 @@ fn a_copy_asked_for_and_not_sent_is_asked_of_the_next_offerer() {
     };
     p.handle(crate::Millis(10), a, offer());
     p.handle(crate::Millis(20), b, offer());
+    let again = crate::peer::ASK_AGAIN_MS;
     assert_eq!(
-        wants(&super::rules::run(&mut p, 900)),
+        wants(&super::rules::run(&mut p, again - 100)),
         [a],
         "asked once, of the first"
     );
-    // a never answers: after a second, b is asked.
-    assert_eq!(wants(&super::rules::run(&mut p, 1_400)), [b]);
+    // a never answers: after ASK_AGAIN_MS (and a maintenance round), b is asked.
+    assert_eq!(wants(&super::rules::run(&mut p, again + 400)), [b]);
 }
 
 #[test]

@@ -76,7 +76,7 @@ impl Peer {
             handed: 0,
             passing: false,
         });
-        self.objects_round(now);
+        self.spread_objects(now, &[key]);
         Ok(key)
     }
 
@@ -141,7 +141,7 @@ impl Peer {
         h.obj = obj;
         h.mine = true;
         self.objects.generation += 1;
-        self.objects_round(now);
+        self.spread_objects(now, &[key]);
         Ok(version)
     }
 
