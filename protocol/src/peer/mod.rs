@@ -53,7 +53,7 @@ pub use area::{
 pub use discovery::HINTS_PER_SENDER;
 pub use join::{JOIN_PAD, PROBE_PAD};
 #[cfg(test)]
-pub(crate) use objects::ASK_AGAIN_MS;
+pub(crate) use objects::{ASK_AGAIN_MS, OWNER_REOFFERS, REOFFER_MS};
 pub use objects::{
     MAX_OBJECTS_HELD, MAX_OBJECTS_PER_AUTHOR, OBJECT_HOLDERS, ROUTED_COPIES_BURST,
     ROUTED_COPIES_PER_S,

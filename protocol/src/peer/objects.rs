@@ -15,7 +15,11 @@
 //!   of the point (so a peer learns of an object before it comes within its
 //!   radius). It leaves the offer to a peer known to hold that version that
 //!   lies nearer the receiver and well within its own radius, so mostly one
-//!   offer reaches each receiver. The receiver asks the first offerer for
+//!   offer reaches each receiver. A peer that took its first copy of an
+//!   old version as it came near (walking in, joining) presumes that the
+//!   peers well within their radius of the point have it, and offers it
+//!   only to the holders and to those coming near; the owner never
+//!   presumes. The receiver asks the first offerer for
 //!   the copy (`ObjectWant`), and the next one if no copy came within
 //!   `ASK_AGAIN_MS`; a request is answered only for what was offered, once
 //!   per version.
@@ -88,6 +92,15 @@ const FORGET_MARGIN: f64 = 8.0;
 /// next (an offerer may have left since; at 1 000, a new version missed
 /// the owner for over 2 s in 0.02 % of samples under churn).
 pub(crate) const ASK_AGAIN_MS: u64 = 500;
+/// How old a version must be before a peer taking its first copy near
+/// its point presumes that the peers well within their radius of it have
+/// it already (they have had time to fetch it; see [`Held::presume`]).
+const PRESUMED_AFTER_MS: u64 = 3_000;
+/// How long an offer to an object's owner waits for its request (or a
+/// sign that it has the version) before it is made again.
+pub(crate) const REOFFER_MS: u64 = 2_000;
+/// How many times an unconfirmed offer to an owner is made again.
+pub(crate) const OWNER_REOFFERS: u8 = 2;
 /// Other offerers remembered per copy asked for.
 const ASK_ALTERNATIVES: usize = 3;
 /// How long a removal is remembered at most.
@@ -110,6 +123,12 @@ struct Held {
     handed: u32,
     /// Taken while far from its point, to pass it on toward it.
     passing: bool,
+    /// A first copy of a version older than [`PRESUMED_AFTER_MS`], taken
+    /// as we came near its point: the peers well within their radius of it
+    /// (not its holders) have it already, so unless we own it we offer it
+    /// only to those coming near. The owner offers it to everyone again at
+    /// each refresh, so a peer that missed it is not missed for long.
+    presume: bool,
 }
 
 /// What we know of one kept peer and one object.
@@ -120,6 +139,23 @@ struct Seen {
     version: u32,
     /// The last version we sent it a copy of on request.
     answered: u32,
+    /// We offered it `version` as its owner (in our view) and have not
+    /// heard that it has it: the version it had before, and when.
+    unconfirmed: Option<(u32, Millis)>,
+    /// Offers to it as owner made again for want of a confirmation.
+    reoffers: u8,
+}
+
+impl Seen {
+    fn new(id: PeerId, version: u32) -> Self {
+        Self {
+            id,
+            version,
+            answered: 0,
+            unconfirmed: None,
+            reoffers: 0,
+        }
+    }
 }
 
 impl Held {
@@ -137,14 +173,50 @@ impl Held {
             .any(|e| e.id == *id && e.version >= version)
     }
 
+    /// `id` has `version` (it sent it, offered it, or we sent it a copy).
     fn note(&mut self, id: PeerId, version: u32) {
         match self.known.iter_mut().find(|e| e.id == id) {
-            Some(e) => e.version = e.version.max(version),
+            Some(e) => {
+                if version >= e.version {
+                    e.unconfirmed = None;
+                    e.reoffers = 0;
+                }
+                e.version = e.version.max(version);
+            }
+            None => self.known.push(Seen::new(id, version)),
+        }
+    }
+
+    /// We offer `version` to `id`, the owner in our view: until it asks
+    /// for it or shows it has it, the offer is made again after
+    /// [`REOFFER_MS`] (at most [`OWNER_REOFFERS`] times): its request, or
+    /// our answer, may have been lost with a peer that left.
+    fn offered_to_owner(&mut self, id: PeerId, version: u32, now: Millis) {
+        match self.known.iter_mut().find(|e| e.id == id) {
+            Some(e) => {
+                e.unconfirmed = Some((e.version, now));
+                e.version = version;
+            }
             None => self.known.push(Seen {
-                id,
-                version,
-                answered: 0,
+                unconfirmed: Some((0, now)),
+                ..Seen::new(id, version)
             }),
+        }
+    }
+
+    /// Offers to an owner unconfirmed for [`REOFFER_MS`] are forgotten, to
+    /// be made again (a few times).
+    fn expire_offers(&mut self, now: Millis) {
+        for e in &mut self.known {
+            if let Some((before, at)) = e.unconfirmed
+                && now.since(at) >= REOFFER_MS
+            {
+                e.unconfirmed = None;
+                if e.reoffers < OWNER_REOFFERS {
+                    e.reoffers += 1;
+                    e.version = before;
+                }
+            }
         }
     }
 }
@@ -364,6 +436,7 @@ impl Peer {
             // again when they come back.
             h.known
                 .retain(|Seen { id, .. }| within(id, 2.0 * buffer - FORGET_MARGIN));
+            h.expire_offers(now);
             // Peers known to hold this version. Each peer that should see
             // it is offered it by the one of them nearest to it that
             // surely keeps it (it lies well within that one's radius), and
@@ -374,8 +447,16 @@ impl Peer {
                 .filter(|(id, _, _)| h.has(id, version))
                 .copied()
                 .collect();
-            for (id, q, _) in &peers {
+            let presume = h.presume && !owner;
+            for (id, q, r) in &peers {
                 if !wants(id) || h.has(id, version) {
+                    continue;
+                }
+                if presume
+                    && !holders.contains(&Some(*id))
+                    && world.distance(*q, pos) <= f64::from(*r) - buffer
+                {
+                    h.note(*id, version);
                     continue;
                 }
                 let d = world.distance(self.me.pos, *q);
@@ -386,7 +467,11 @@ impl Peer {
                 if deferred {
                     continue;
                 }
-                h.note(*id, version);
+                if holders.first() == Some(&Some(*id)) {
+                    h.offered_to_owner(*id, version, now);
+                } else {
+                    h.note(*id, version);
+                }
                 if holders.contains(&Some(*id)) {
                     self.stats.objects_handed += 1;
                 }
@@ -484,14 +569,11 @@ impl Peer {
                 expires,
                 mine,
                 signed_at,
-                known: vec![Seen {
-                    id: from,
-                    version,
-                    answered: 0,
-                }],
+                known: vec![Seen::new(from, version)],
                 refreshed: now,
                 handed: 0,
                 passing: d_me > my_reach,
+                presume: !known && d_me <= my_reach && age >= PRESUMED_AFTER_MS,
             });
         }
         self.spread_objects(now, &taken);

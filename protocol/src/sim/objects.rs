@@ -11,7 +11,8 @@
 //! - `objects_lost` (at the end): live objects no live peer holds at all.
 //!
 //! A version younger than [`OBJECT_GRACE_MS`] is still on its way: until
-//! then the previous version counts too.
+//! then the previous version counts too (and so on back: the newest
+//! version at least that old, or the first, is the one due).
 
 use super::{Sim, Slot};
 use crate::Millis;
@@ -36,8 +37,19 @@ struct Truth {
     author: usize,
     pos: Point,
     version: u32,
-    /// When the latest version was made.
-    changed: Millis,
+    /// Each version, and when it was made.
+    made: Vec<(u32, Millis)>,
+}
+
+impl Truth {
+    /// The oldest version a holder may have at `now`: the newest one made
+    /// at least [`OBJECT_GRACE_MS`] ago, or the first.
+    fn due(&self, now: Millis) -> u32 {
+        (self.made.iter().rev())
+            .find(|(_, at)| now.since(*at) >= OBJECT_GRACE_MS)
+            .or(self.made.first())
+            .map_or(self.version, |(v, _)| *v)
+    }
 }
 
 /// The objects placed, and the sums the report averages.
@@ -104,7 +116,7 @@ impl Sim {
                         author: i,
                         pos,
                         version: 1,
-                        changed: now,
+                        made: vec![(1, now)],
                     });
                 }
                 self.flush(i);
@@ -123,7 +135,7 @@ impl Sim {
             if let Ok(v) = self.slots[i].peer.edit_object(now, key, &text) {
                 let truth = &mut self.objects.truths[t];
                 truth.version = v;
-                truth.changed = now;
+                truth.made.push((v, now));
                 self.objects.edits += 1;
                 self.flush(i);
             }
@@ -132,10 +144,8 @@ impl Sim {
 
     /// Whether `slot` holds `t` at a version that counts now.
     fn holds_current(&self, slot: &Slot, t: &Truth) -> bool {
-        let fresh = self.now.since(t.changed) < OBJECT_GRACE_MS;
-        slot.peer
-            .object(&t.key)
-            .is_some_and(|o| o.version == t.version || (fresh && o.version + 1 == t.version))
+        let due = t.due(self.now);
+        slot.peer.object(&t.key).is_some_and(|o| o.version >= due)
     }
 
     /// On a measured tick every [`OBJECT_SAMPLE_TICKS`]: readability and
@@ -213,5 +223,26 @@ impl Sim {
             lost: self.objects_lost(),
             edits: self.objects.edits,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_version_due_is_the_newest_one_past_the_grace() {
+        let t = Truth {
+            key: ObjectKey::of(&SeededSigner::new(1).author(), 1),
+            author: 0,
+            pos: Point::new(0.0, 0.0),
+            version: 3,
+            made: vec![(1, Millis(0)), (2, Millis(5_000)), (3, Millis(6_000))],
+        };
+        assert_eq!(t.due(Millis(1_000)), 1, "the first is due from the start");
+        // Two edits within the grace: the one before both is still due.
+        assert_eq!(t.due(Millis(6_500)), 1);
+        assert_eq!(t.due(Millis(5_000 + OBJECT_GRACE_MS)), 2);
+        assert_eq!(t.due(Millis(6_000 + OBJECT_GRACE_MS)), 3);
     }
 }

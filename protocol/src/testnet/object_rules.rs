@@ -436,3 +436,77 @@ fn a_stranger_cannot_push_copies_without_end() {
         "a kept peer's copies are all taken"
     );
 }
+
+#[test]
+fn a_joiner_near_an_old_sign_does_not_offer_it_to_those_who_have_it() {
+    let mut offered = 0;
+    for seed in [17, 3, 5, 8] {
+        let (mut net, author, at, key) = placed(200, 600.0, seed, 60, "old news");
+        // Long enough for everyone around to have fetched it. The joiner
+        // takes it from its acceptor, and offers it only to its holders
+        // and to those coming near (before, it offered it to 2–9 peers
+        // well within their radius of it per seed here).
+        net.drive(6_000);
+        let world = net.config.world;
+        let buffer = f64::from(net.config.buffer);
+        let had: Vec<PeerId> = net
+            .peers
+            .iter()
+            .filter(|(id, p)| {
+                version_at(&net, **id, key) == 1
+                    && world.distance(p.info().pos, at) <= f64::from(p.info().radius) - buffer
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let joiner = net.add_joining(900 + seed, at.x + 40.0, at.y + 30.0, author);
+        net.drive(4_000);
+        assert_eq!(version_at(&net, joiner, key), 1);
+        let holders = nearest(&net, at, OBJECT_HOLDERS);
+        let n: usize = had
+            .iter()
+            .filter(|id| !holders.contains(id))
+            .map(|id| net.sent(joiner, *id, "object_offer"))
+            .sum();
+        offered += n;
+    }
+    assert_eq!(offered, 0, "{offered} offers to peers that had it");
+}
+
+#[test]
+fn an_offer_to_the_owner_is_made_again_until_it_asks() {
+    use crate::Millis;
+    use crate::peer::{OWNER_REOFFERS, REOFFER_MS};
+    // p holds a sign whose owner, in its view, is q (nearer its point); q
+    // stays alive but never asks for it (its request was lost, say).
+    let count_offers = |answer: bool| -> usize {
+        let mut p = super::rules::lone(1, 500.0, 500.0, super::rules::config());
+        p.set_signer(Box::new(SeededSigner::new(1)));
+        let q = PeerId::from_seed(2);
+        p.handle(Millis(1), q, super::hello(1, 520.0, 500.0));
+        let key = p
+            .place_object(Millis(2), Point::new(530.0, 500.0), "x", [0; 3], 3_600)
+            .unwrap();
+        let mut offers = 0;
+        let mut now = 2;
+        for seq in 2..12u32 {
+            let mut sent: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
+            sent.extend(super::rules::run(&mut p, now + 1_000));
+            for t in sent {
+                let to_q = t.to == q
+                    && matches!(&t.msg, Message::ObjectOffer { offers } if offers.iter().any(|o| o.0 == key));
+                if to_q {
+                    offers += 1;
+                    if answer {
+                        p.handle(Millis(now), q, Message::ObjectWant { keys: vec![key] });
+                    }
+                }
+            }
+            now += 1_000;
+            p.handle(Millis(now), q, super::hello(seq, 520.0, 500.0));
+        }
+        assert!(now > REOFFER_MS * u64::from(OWNER_REOFFERS + 3));
+        offers
+    };
+    assert_eq!(count_offers(false), 1 + usize::from(OWNER_REOFFERS));
+    assert_eq!(count_offers(true), 1, "offered again after it asked");
+}

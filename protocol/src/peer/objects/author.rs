@@ -75,6 +75,7 @@ impl Peer {
             refreshed: now,
             handed: 0,
             passing: false,
+            presume: false,
         });
         self.spread_objects(now, &[key]);
         Ok(key)

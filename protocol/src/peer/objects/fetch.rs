@@ -114,6 +114,9 @@ impl Peer {
                 continue;
             }
             e.answered = version;
+            e.version = e.version.max(version);
+            e.unconfirmed = None;
+            e.reoffers = 0;
             copies.push(h.copy(now));
         }
         if !copies.is_empty() {
