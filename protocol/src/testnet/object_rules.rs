@@ -49,6 +49,22 @@ fn placed(
     placed_for((n, size, seed), author, text, 3_600)
 }
 
+/// A settled world where a peer placed a sign across the world from
+/// itself 3 s ago: (net, author, the place, the key).
+fn placed_across() -> (Net, PeerId, Point, ObjectKey) {
+    let mut net = world(200, 600.0, 4);
+    let author = PeerId::from_seed(7);
+    let mine = net.peer(author).info().pos;
+    let at = Point::new((mine.x + 300.0) % 600.0, (mine.y + 300.0) % 600.0);
+    let now = net.now;
+    let key = net
+        .peer(author)
+        .place_object(now, at, "over there", [10, 200, 10], 3_600)
+        .unwrap();
+    net.drive(3_000);
+    (net, author, at, key)
+}
+
 /// The peer nearest `at` other than `author`.
 fn a_holder(net: &Net, at: Point, author: PeerId) -> PeerId {
     nearest(net, at, 2)
@@ -116,16 +132,7 @@ fn a_sign_reaches_its_holders_and_everyone_within_radius() {
 
 #[test]
 fn a_sign_placed_far_away_travels_to_its_point() {
-    let mut net = world(200, 600.0, 4);
-    let author = PeerId::from_seed(7);
-    let mine = net.peer(author).info().pos;
-    let at = Point::new((mine.x + 300.0) % 600.0, (mine.y + 300.0) % 600.0);
-    let now = net.now;
-    let key = net
-        .peer(author)
-        .place_object(now, at, "over there", [10, 200, 10], 3_600)
-        .unwrap();
-    net.drive(3_000);
+    let (mut net, author, at, key) = placed_across();
     assert_everywhere(&net, key, at, 1, "routed");
     // The author keeps its own, to edit it later; those on the way do not.
     assert_eq!(version_at(&net, author, key), 1);
@@ -148,16 +155,7 @@ fn a_sign_placed_far_away_travels_to_its_point() {
 
 #[test]
 fn a_new_version_from_afar_reaches_the_owner_without_waiting_rounds() {
-    let mut net = world(200, 600.0, 4);
-    let author = PeerId::from_seed(7);
-    let mine = net.peer(author).info().pos;
-    let at = Point::new((mine.x + 300.0) % 600.0, (mine.y + 300.0) % 600.0);
-    let now = net.now;
-    let key = net
-        .peer(author)
-        .place_object(now, at, "over there", [10, 200, 10], 3_600)
-        .unwrap();
-    net.drive(3_000);
+    let (mut net, author, at, key) = placed_across();
     let owner = nearest(&net, at, 1)[0];
     assert_eq!(version_at(&net, owner, key), 1);
     let now = net.now;
