@@ -79,8 +79,9 @@ pub struct SimArgs {
     /// World objects placed at random points by random peers once all
     /// have joined, each edited by its author about once a minute. The
     /// report adds `objects_readable` (at their owner), `objects_visible`
-    /// (by every peer within radius), `objects_lost`, `object_edits` and
-    /// `object_handovers_per_tick`.
+    /// (by every peer within radius), `objects_lost`, `object_edits`,
+    /// `object_handovers_per_tick`, `object_copies_per_peer_per_tick` and
+    /// `object_copies_stale_share`.
     #[arg(long, default_value_t = 0)]
     objects: usize,
     /// Two worlds in the same coordinates until tick T (newcomers join

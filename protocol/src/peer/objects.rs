@@ -510,6 +510,7 @@ impl Peer {
                 && h.obj.version >= obj.version
             {
                 // Same or older: it has at least that one.
+                self.stats.objects_stale += 1;
                 h.note(from, obj.version);
                 continue;
             }

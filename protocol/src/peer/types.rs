@@ -257,6 +257,9 @@ pub struct Stats {
     pub objects_sent: u64,
     /// Object copies sent to a holder that lacked them (hand-overs).
     pub objects_handed: u64,
+    /// Object copies taken no further: this peer held that version or a
+    /// newer one already (a copy sent twice, or crossing a newer one).
+    pub objects_stale: u64,
     /// Object copies refused: bad signature or key, over a quota, or not
     /// wanted here (far from this peer and not on their way to their point).
     pub objects_refused: u64,
@@ -265,7 +268,7 @@ pub struct Stats {
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 21] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 22] {
         [
             (
                 "rejected",
@@ -357,6 +360,11 @@ impl Stats {
                 "objects_sent",
                 "World object copies sent to other nodes.",
                 self.objects_sent,
+            ),
+            (
+                "objects_stale",
+                "World object copies received at a version already held.",
+                self.objects_stale,
             ),
             (
                 "objects_handed",

@@ -192,6 +192,12 @@ pub struct Report {
     /// With `--objects`: object copies handed to a holder that lacked them,
     /// per tick (all peers together), over the measured window.
     pub object_handovers_per_tick: Option<f64>,
+    /// With `--objects`: object copies sent per peer per tick, over the
+    /// measured window.
+    pub object_copies_per_peer_per_tick: Option<f64>,
+    /// With `--objects`: the share of copies received that the receiver
+    /// held already at that version or a newer one (wasted).
+    pub object_copies_stale_share: Option<f64>,
     /// Bytes per peer per tick by message kind (measured ticks).
     pub bytes_by_kind: BTreeMap<&'static str, f64>,
     /// Wall time in seconds (filled by the caller; 0 inside the simulator).

@@ -127,6 +127,13 @@ impl Sim {
             object_handovers_per_tick: objects
                 .and(self.window_base)
                 .map(|_| (now.handed - base.handed) as f64 / window_ticks),
+            object_copies_per_peer_per_tick: objects
+                .and(self.window_base)
+                .map(|_| (now.copies_sent - base.copies_sent) as f64 / peer_ticks),
+            object_copies_stale_share: objects.and(self.window_base).map(|_| {
+                (now.copies_stale - base.copies_stale) as f64
+                    / (now.copies_sent - base.copies_sent).max(1) as f64
+            }),
             bytes_by_kind: self
                 .window_by_kind
                 .iter()

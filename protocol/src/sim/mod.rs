@@ -130,6 +130,8 @@ pub struct Sim {
 pub(crate) struct Counters {
     pub moves: u64,
     pub handed: u64,
+    pub copies_sent: u64,
+    pub copies_stale: u64,
     pub discover_records: u64,
     pub discover_known: u64,
 }
@@ -537,6 +539,8 @@ impl Sim {
             let st = s.peer.stats();
             c.moves += st.moves_announced;
             c.handed += st.objects_handed;
+            c.copies_sent += st.objects_sent;
+            c.copies_stale += st.objects_stale;
             c.discover_records += st.discover_records;
             c.discover_known += st.discover_known;
         }

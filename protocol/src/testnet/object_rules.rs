@@ -508,3 +508,32 @@ fn an_offer_to_the_owner_is_made_again_until_it_asks() {
     assert_eq!(count_offers(false), 1 + usize::from(OWNER_REOFFERS));
     assert_eq!(count_offers(true), 1, "offered again after it asked");
 }
+
+#[test]
+fn a_copy_received_twice_is_counted_stale_once() {
+    use crate::Millis;
+    let mut p = super::rules::lone(1, 500.0, 500.0, super::rules::config());
+    let q = PeerId::from_seed(2);
+    p.handle(Millis(1), q, super::hello(1, 520.0, 500.0));
+    let signer = SeededSigner::new(9);
+    let mut object = WorldObject {
+        key: ObjectKey::of(&signer.author(), 1),
+        nonce: 1,
+        author_key: Vec::new(),
+        version: 1,
+        pos: Point::new(510.0, 500.0),
+        colour: [1, 2, 3],
+        text: "twice".into(),
+        ttl_s: 600,
+        removed: false,
+        sig: Vec::new(),
+    };
+    object.sign(&signer);
+    let copy = Message::Objects {
+        objects: vec![ObjectCopy { object, age_ms: 0 }],
+    };
+    p.handle(Millis(10), q, copy.clone());
+    assert_eq!((p.stats().objects_taken, p.stats().objects_stale), (1, 0));
+    p.handle(Millis(20), q, copy);
+    assert_eq!((p.stats().objects_taken, p.stats().objects_stale), (1, 1));
+}
