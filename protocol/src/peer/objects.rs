@@ -27,7 +27,9 @@
 //!   or a new version of our own while we are not one of its holders, is
 //!   handed as a full copy, once per version, to the holders in view, each
 //!   nearer the point than we are: an object placed far away travels there
-//!   greedily. A copy we held while near the point is dropped once we are
+//!   greedily; a relay keeps the copy [`PASSING_KEPT_MS`] after taking it,
+//!   so the same version coming again by another path goes no further. A
+//!   copy we held while near the point is dropped once we are
 //!   beyond our radius plus twice the buffer: the peers near it have it. A
 //!   join's acceptor sends the joiner, behind its reply, the objects it
 //!   should hold or see.
@@ -101,6 +103,9 @@ const PRESUMED_AFTER_MS: u64 = 3_000;
 pub(crate) const REOFFER_MS: u64 = 2_000;
 /// How many times an unconfirmed offer to an owner is made again.
 pub(crate) const OWNER_REOFFERS: u8 = 2;
+/// How long a copy on its way is kept after it was taken (see
+/// `spread_objects`).
+const PASSING_KEPT_MS: u64 = 2_000;
 /// Other offerers remembered per copy asked for.
 const ASK_ALTERNATIVES: usize = 3;
 /// How long a removal is remembered at most.
@@ -119,6 +124,8 @@ struct Held {
     known: Vec<Seen>,
     /// When the owner last sent it to everyone again.
     refreshed: Millis,
+    /// When this version was taken here.
+    taken: Millis,
     /// The last version this peer handed on while far from the point.
     handed: u32,
     /// Taken while far from its point, to pass it on toward it.
@@ -426,7 +433,12 @@ impl Peer {
                 }
             }
             if far && !me_holder {
-                if !h.mine {
+                // A copy on its way is kept a little after it was handed
+                // on, so the same version coming again by another path is
+                // known and goes no further (dropped at once, every copy
+                // of it was taken and handed on anew: a flood).
+                let passed = !h.passing || now.since(h.taken) >= PASSING_KEPT_MS;
+                if !h.mine && passed {
                     gone.push(key);
                 }
                 continue;
@@ -572,6 +584,7 @@ impl Peer {
                 signed_at,
                 known: vec![Seen::new(from, version)],
                 refreshed: now,
+                taken: now,
                 handed: 0,
                 passing: d_me > my_reach,
                 presume: !known && d_me <= my_reach && age >= PRESUMED_AFTER_MS,

@@ -151,6 +151,13 @@ fn a_sign_placed_far_away_travels_to_its_point() {
         .map(|(id, _)| *id)
         .collect();
     assert!(strays.is_empty(), "copies left on the way: {strays:?}");
+    // Each peer took each of the two versions once at most: a copy on its
+    // way that came again by another path went no further.
+    let most = net.peers.values().map(|p| p.stats().objects_taken).max();
+    assert!(
+        most <= Some(2),
+        "a peer took {most:?} copies of two versions"
+    );
 }
 
 #[test]

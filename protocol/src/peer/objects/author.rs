@@ -73,6 +73,7 @@ impl Peer {
             signed_at: now,
             known: Vec::new(),
             refreshed: now,
+            taken: now,
             handed: 0,
             passing: false,
             presume: false,
