@@ -163,6 +163,15 @@ impl Seen {
             reoffers: 0,
         }
     }
+
+    /// It has `version`: an offer to it made unconfirmed is confirmed.
+    fn confirm(&mut self, version: u32) {
+        if version >= self.version {
+            self.unconfirmed = None;
+            self.reoffers = 0;
+        }
+        self.version = self.version.max(version);
+    }
 }
 
 impl Held {
@@ -183,13 +192,7 @@ impl Held {
     /// `id` has `version` (it sent it, offered it, or we sent it a copy).
     fn note(&mut self, id: PeerId, version: u32) {
         match self.known.iter_mut().find(|e| e.id == id) {
-            Some(e) => {
-                if version >= e.version {
-                    e.unconfirmed = None;
-                    e.reoffers = 0;
-                }
-                e.version = e.version.max(version);
-            }
+            Some(e) => e.confirm(version),
             None => self.known.push(Seen::new(id, version)),
         }
     }
@@ -371,10 +374,15 @@ impl Peer {
         if keys.is_empty() {
             return;
         }
-        let world = self.config.world;
-        let buffer = f64::from(self.config.buffer);
         let mut peers = self.object_peers(now);
         peers.sort_unstable_by_key(|p| p.0);
+        self.spread_among(now, keys, &peers);
+    }
+
+    /// [`Peer::spread_objects`] with the confirmed kept peers given, by id.
+    fn spread_among(&mut self, now: Millis, keys: &[ObjectKey], peers: &[(PeerId, Point, f32)]) {
+        let world = self.config.world;
+        let buffer = f64::from(self.config.buffer);
         let my_reach = f64::from(self.me.radius) + 2.0 * buffer;
         let mut out: BTreeMap<PeerId, Vec<ObjectCopy>> = BTreeMap::new();
         let mut offers: BTreeMap<PeerId, Vec<(ObjectKey, u32)>> = BTreeMap::new();
@@ -389,7 +397,7 @@ impl Peer {
                 gone.push(key);
                 continue;
             }
-            let holders = self.holders_of(pos, &peers);
+            let holders = self.holders_of(pos, peers);
             let owner = holders.first() == Some(&None);
             let me_holder = holders.contains(&None);
             // A holder in our view, or within its radius plus `extra` of
@@ -460,7 +468,7 @@ impl Peer {
                 .copied()
                 .collect();
             let presume = h.presume && !owner;
-            for (id, q, r) in &peers {
+            for (id, q, r) in peers {
                 if !wants(id) || h.has(id, version) {
                     continue;
                 }
@@ -511,7 +519,7 @@ impl Peer {
 
     /// Copies from any peer: verified, taken if new and wanted here.
     pub(super) fn on_objects(&mut self, now: Millis, from: PeerId, copies: Vec<ObjectCopy>) {
-        let peers = self.object_peers(now);
+        let mut peers = self.object_peers(now);
         let world = self.config.world;
         let my_reach = f64::from(self.me.radius) + 2.0 * f64::from(self.config.buffer);
         let from_pos = self.kept.get(&from).map(|k| self.believed(k, now));
@@ -590,6 +598,10 @@ impl Peer {
                 presume: !known && d_me <= my_reach && age >= PRESUMED_AFTER_MS,
             });
         }
-        self.spread_objects(now, &taken);
+        if !taken.is_empty() {
+            // The same kept peers: handed on and offered at once.
+            peers.sort_unstable_by_key(|p| p.0);
+            self.spread_among(now, &taken, &peers);
+        }
     }
 }

@@ -36,8 +36,7 @@ struct Truth {
     key: ObjectKey,
     author: usize,
     pos: Point,
-    version: u32,
-    /// Each version, and when it was made.
+    /// Each version, and when it was made (never empty).
     made: Vec<(u32, Millis)>,
 }
 
@@ -47,8 +46,8 @@ impl Truth {
     fn due(&self, now: Millis) -> u32 {
         (self.made.iter().rev())
             .find(|(_, at)| now.since(*at) >= OBJECT_GRACE_MS)
-            .or(self.made.first())
-            .map_or(self.version, |(v, _)| *v)
+            .unwrap_or(&self.made[0])
+            .0
     }
 }
 
@@ -115,7 +114,6 @@ impl Sim {
                         key,
                         author: i,
                         pos,
-                        version: 1,
                         made: vec![(1, now)],
                     });
                 }
@@ -134,7 +132,6 @@ impl Sim {
             let text = format!("edited at {}", self.tick);
             if let Ok(v) = self.slots[i].peer.edit_object(now, key, &text) {
                 let truth = &mut self.objects.truths[t];
-                truth.version = v;
                 truth.made.push((v, now));
                 self.objects.edits += 1;
                 self.flush(i);
@@ -236,7 +233,6 @@ mod tests {
             key: ObjectKey::of(&SeededSigner::new(1).author(), 1),
             author: 0,
             pos: Point::new(0.0, 0.0),
-            version: 3,
             made: vec![(1, Millis(0)), (2, Millis(5_000)), (3, Millis(6_000))],
         };
         assert_eq!(t.due(Millis(1_000)), 1, "the first is due from the start");

@@ -65,6 +65,25 @@ fn placed_across() -> (Net, PeerId, Point, ObjectKey) {
     (net, author, at, key)
 }
 
+/// Version 1 of `signer`'s object number `nonce` at `pos`, signed, as
+/// just sent (age 0).
+fn signed_copy(signer: &SeededSigner, nonce: u64, pos: Point, text: String) -> ObjectCopy {
+    let mut object = WorldObject {
+        key: ObjectKey::of(&signer.author(), nonce),
+        nonce,
+        author_key: Vec::new(),
+        version: 1,
+        pos,
+        colour: [1, 2, 3],
+        text,
+        ttl_s: 600,
+        removed: false,
+        sig: Vec::new(),
+    };
+    object.sign(signer);
+    ObjectCopy { object, age_ms: 0 }
+}
+
 /// The peer nearest `at` other than `author`.
 fn a_holder(net: &Net, at: Point, author: PeerId) -> PeerId {
     nearest(net, at, 2)
@@ -397,21 +416,8 @@ fn a_stranger_cannot_push_copies_without_end() {
     // per-author quota), in messages of 30.
     let copies: Vec<ObjectCopy> = (0..300u64)
         .map(|i| {
-            let signer = SeededSigner::new(100 + i % 5);
-            let mut object = WorldObject {
-                key: ObjectKey::of(&signer.author(), i),
-                nonce: i,
-                author_key: Vec::new(),
-                version: 1,
-                pos: Point::new(500.0 + (i % 20) as f32, 500.0 + (i / 20) as f32),
-                colour: [1, 2, 3],
-                text: format!("n{i}"),
-                ttl_s: 600,
-                removed: false,
-                sig: Vec::new(),
-            };
-            object.sign(&signer);
-            ObjectCopy { object, age_ms: 0 }
+            let pos = Point::new(500.0 + (i % 20) as f32, 500.0 + (i / 20) as f32);
+            signed_copy(&SeededSigner::new(100 + i % 5), i, pos, format!("n{i}"))
         })
         .collect();
     let taken_from = |kept: bool| {
@@ -522,22 +528,9 @@ fn a_copy_received_twice_is_counted_stale_once() {
     let mut p = super::rules::lone(1, 500.0, 500.0, super::rules::config());
     let q = PeerId::from_seed(2);
     p.handle(Millis(1), q, super::hello(1, 520.0, 500.0));
-    let signer = SeededSigner::new(9);
-    let mut object = WorldObject {
-        key: ObjectKey::of(&signer.author(), 1),
-        nonce: 1,
-        author_key: Vec::new(),
-        version: 1,
-        pos: Point::new(510.0, 500.0),
-        colour: [1, 2, 3],
-        text: "twice".into(),
-        ttl_s: 600,
-        removed: false,
-        sig: Vec::new(),
-    };
-    object.sign(&signer);
+    let at = Point::new(510.0, 500.0);
     let copy = Message::Objects {
-        objects: vec![ObjectCopy { object, age_ms: 0 }],
+        objects: vec![signed_copy(&SeededSigner::new(9), 1, at, "twice".into())],
     };
     p.handle(Millis(10), q, copy.clone());
     assert_eq!((p.stats().objects_taken, p.stats().objects_stale), (1, 0));

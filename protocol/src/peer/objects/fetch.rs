@@ -114,9 +114,7 @@ impl Peer {
                 continue;
             }
             e.answered = version;
-            e.version = e.version.max(version);
-            e.unconfirmed = None;
-            e.reoffers = 0;
+            e.confirm(version);
             copies.push(h.copy(now));
         }
         if !copies.is_empty() {
