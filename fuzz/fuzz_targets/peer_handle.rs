@@ -118,13 +118,13 @@ fn message(kind: u8, b: &mut Bytes, sent: u64) -> Option<Message> {
     Some(match kind {
         0 => Message::Join {
             joiner: b.info(),
-            hops: b.u8() % 4,
+            hops: u16::from(b.u8() % 4),
             attempt: b.u8() % 4,
             token: u64::from(b.u8() % 4),
             pad: vec![0; usize::from(b.u8()) * 8],
         },
         1 => Message::JoinReply {
-            hops: b.u8(),
+            hops: u16::from(b.u8()),
             at: b.point(),
             peers: b.infos(),
             observed_addr: if b.u8() % 2 == 0 {
@@ -164,7 +164,7 @@ fn message(kind: u8, b: &mut Bytes, sent: u64) -> Option<Message> {
             origin: b.id(),
             centre: b.point(),
             radius: f32::from(b.u8()) * 4.0,
-            hops: b.u8() % 4,
+            hops: u16::from(b.u8() % 4),
             stage: [AreaStage::Direct, AreaStage::Route, AreaStage::Flood][usize::from(b.u8() % 3)],
             payload: (0..b.u8() % 16).map(|_| b.u8()).collect(),
         },

@@ -63,6 +63,10 @@ pub struct RunArgs {
     /// [default: 8..40].
     #[arg(long, env = "PEERWORLD_NEIGHBOURS", value_parser = parse_neighbours)]
     neighbours: Option<(usize, usize)>,
+    /// Long-range links kept (Kleinberg/VoroNet: far routes take about
+    /// log N hops instead of about √N) [default: 4].
+    #[arg(long, env = "PEERWORLD_LONG_LINKS")]
+    long_links: Option<usize>,
     /// Dead reckoning tolerance in world units: the node announces its
     /// motion again when its position leaves what the neighbours
     /// extrapolate by more than this; 0 announces every step [default: 2].
@@ -114,6 +118,7 @@ struct FileConfig {
     radius: Option<f32>,
     radius_mode: Option<RadiusModeArg>,
     neighbours: Option<String>,
+    long_links: Option<usize>,
     epsilon: Option<f32>,
     name: Option<String>,
     status: Option<SocketAddr>,
@@ -225,6 +230,7 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         radius_mode: radius_mode.into(),
         neighbours,
         epsilon,
+        long_links: args.long_links.or(file.long_links).unwrap_or(4),
         ..Config::default()
     };
     node.walk = walk;

@@ -84,6 +84,17 @@ pub struct SimArgs {
     /// `object_copies_stale_share`.
     #[arg(long, default_value_t = 0)]
     objects: usize,
+    /// Long-range links per peer (0, the default: none, as VON). The report
+    /// adds `long_links_mean`, `long_links_dead`, `incoming_links_max` and
+    /// `long_link_len_log_ks`.
+    #[arg(long, default_value_t = 0)]
+    long_links: usize,
+    /// Per peer per tick probability of routing to a random point (in the
+    /// measured window). The report adds `route_hops_mean`,
+    /// `route_hops_p99` and `lookup_success` (the share that ended at the
+    /// point's true owner).
+    #[arg(long, default_value_t = 0.0)]
+    lookups: f64,
     /// Two worlds in the same coordinates until tick T (newcomers join
     /// their own, alternately); at T one peer of the first is given a peer
     /// of the second and probes through it then and every 30 s. The report
@@ -170,12 +181,14 @@ fn parse_ticks(s: &str) -> Result<(u64, u64), String> {
 
 /// Runs the simulator as the arguments say.
 pub fn run(a: SimArgs) -> anyhow::Result<()> {
-    if ![a.churn, a.loss, a.teleport, a.crowd, a.liars, a.chat]
-        .iter()
-        .all(|p| (0.0..=1.0).contains(p))
+    if ![
+        a.churn, a.loss, a.teleport, a.crowd, a.liars, a.chat, a.lookups,
+    ]
+    .iter()
+    .all(|p| (0.0..=1.0).contains(p))
     {
         bail!(
-            "--churn, --loss, --teleport, --crowd, --liars and --chat are probabilities in [0, 1]"
+            "--churn, --loss, --teleport, --crowd, --liars, --chat and --lookups are probabilities in [0, 1]"
         );
     }
     if !(a.radius.is_finite()
@@ -216,6 +229,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         liars: a.liars,
         chat: a.chat,
         objects: a.objects,
+        lookups: a.lookups,
         latency_ms: a.latency_ms,
         jitter_ms: a.jitter_ms.unwrap_or((a.latency_ms / 2).min(3)),
         loss: a.loss,
@@ -237,6 +251,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
     cfg.peer.epsilon = a.epsilon;
     cfg.peer.radius_mode = a.radius_mode.into();
     cfg.peer.neighbours = a.neighbours;
+    cfg.peer.long_links = a.long_links;
 
     let mut series = a
         .series
@@ -395,6 +410,18 @@ fn print_table(r: &Report, sample_s: f64, step_s: f64) {
     }
     if let Some(t) = r.merged_after_s {
         rows.push(("merged (1 component, 99.9 %) after", format!("{t:.1} s")));
+    }
+    if let (Some(m), Some(p), Some(ok)) = (r.route_hops_mean, r.route_hops_p99, r.lookup_success) {
+        rows.push((
+            "route hops mean / p99 (success)",
+            format!("{m:.2} / {p:.0} ({:.3} %)", ok * 100.0),
+        ));
+    }
+    if let (Some(m), Some(inc)) = (r.long_links_mean, r.incoming_links_max) {
+        rows.push((
+            "long links per peer (most incoming)",
+            format!("{m:.2} ({inc})"),
+        ));
     }
     for (k, v) in rows {
         println!("{k:<32} {v}");

@@ -179,7 +179,7 @@ impl Swarm {
 
     /// Mean join hops of the live nodes that joined through forwarding.
     pub fn join_hops_mean(&self) -> f64 {
-        let hops: Vec<u8> = self.live().filter_map(|n| n.snapshot().join_hops).collect();
+        let hops: Vec<u16> = self.live().filter_map(|n| n.snapshot().join_hops).collect();
         if hops.is_empty() {
             0.0
         } else {

@@ -18,11 +18,12 @@ use crate::id::PeerInfo;
 /// Version 3 added `ask` to `Hello` and `at` to `JoinReply`; version 4 the
 /// velocity to `Move` (dead reckoning: an older peer's moves would be
 /// extrapolated wrongly); version 5 the attempt to `Join`; version 6 the
-/// join tokens; version 7 world objects (`Objects`). Older versions are
-/// refused.
-pub const PROTOCOL_VERSION: u16 = 8;
+/// join tokens; version 7 world objects (`Objects`); version 9 hop
+/// counters of 16 bits, routed messages and long links (`Route`,
+/// `RouteReply`, `LinkKeep`, `LinkAt`). Older versions are refused.
+pub const PROTOCOL_VERSION: u16 = 9;
 /// The oldest protocol version this build still accepts.
-pub const OLDEST_SUPPORTED_VERSION: u16 = 8;
+pub const OLDEST_SUPPORTED_VERSION: u16 = 9;
 /// Fastest velocity a `Move` may announce, in world units per second.
 pub const MAX_SPEED: f32 = 100_000.0;
 /// Largest awareness radius a peer may declare, in world units. A larger
@@ -48,6 +49,30 @@ pub const MAX_OBJECT_OFFERS: usize = 256;
 pub const MAX_JOIN_PAD: usize = 4_096;
 /// Largest radius of an area message's disk, in world units.
 pub const MAX_AREA_RADIUS: f32 = 4_000.0;
+/// Most forwards of a routed message (join, area message, `Route`): a
+/// world of a million peers needs more than 255 without long links.
+pub const MAX_ROUTE_HOPS: u16 = 4_096;
+
+/// What a routed message asks of the peer it ends at (see `peer/links.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteAsk {
+    /// To become one of the origin's long links (refused beyond twice
+    /// `Config::long_links` incoming links).
+    Link,
+    /// Only who owns the point (`GET /route`).
+    Find,
+}
+
+/// The answer of the peer a routed message ended at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RouteAnswer {
+    /// It is now the origin's long link.
+    Linked,
+    /// It has as many incoming links as it takes.
+    Refused,
+    /// It owns the point (the answer to [`RouteAsk::Find`]).
+    Found,
+}
 
 /// How far an area message has gone (see `peer/area.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,7 +97,7 @@ pub enum Message {
         /// The newcomer.
         joiner: PeerInfo,
         /// Hops travelled so far.
-        hops: u8,
+        hops: u16,
         /// The joiner's attempt (0 first; each retry one more): a forwarder
         /// that already passed this joiner's join on avoids the peers it
         /// chose before, so a retry takes another path round a black hole.
@@ -89,7 +114,7 @@ pub enum Message {
     /// know, and the address the joiner's connection came from (if known).
     JoinReply {
         /// Hops the join travelled.
-        hops: u8,
+        hops: u16,
         /// Where the join placed the joiner (the position it asked for): a
         /// joiner that has jumped elsewhere since ignores the reply.
         at: Point,
@@ -170,7 +195,7 @@ pub enum Message {
         /// The disk's radius (at most [`MAX_AREA_RADIUS`]).
         radius: f32,
         /// Forwards so far.
-        hops: u8,
+        hops: u16,
         /// How far it has gone.
         stage: AreaStage,
         /// The application's bytes (at most [`MAX_AREA_PAYLOAD`]).
@@ -191,6 +216,46 @@ pub enum Message {
     ObjectWant {
         /// The keys (at most [`MAX_OBJECT_OFFERS`]).
         keys: Vec<crate::object::ObjectKey>,
+    },
+    /// Forwarded greedily toward `target` over kept peers and long links
+    /// until the peer nearest to it (the owner), which answers the origin
+    /// straight with a `RouteReply`.
+    Route {
+        /// The peer that sent it first (the sender itself when `hops` is 0).
+        origin: PeerInfo,
+        /// The point it goes to.
+        target: Point,
+        /// Forwards so far (at most [`MAX_ROUTE_HOPS`]).
+        hops: u16,
+        /// The origin's token, echoed in the reply.
+        token: u64,
+        /// What it asks of the owner.
+        ask: RouteAsk,
+    },
+    /// The owner's answer to a `Route`, sent straight to its origin.
+    RouteReply {
+        /// The route's token.
+        token: u64,
+        /// Forwards the route took.
+        hops: u16,
+        /// The owner's position.
+        pos: Point,
+        /// The answer.
+        answer: RouteAnswer,
+    },
+    /// From a peer whose long link the receiver is: still in use (or, with
+    /// `stop`, no longer). Answered with `LinkAt`.
+    LinkKeep {
+        /// The link is dropped.
+        stop: bool,
+    },
+    /// The far end of a long link: where it is, and whether it still takes
+    /// the link.
+    LinkAt {
+        /// Its position.
+        pos: Point,
+        /// It keeps counting the link (false: it has too many).
+        kept: bool,
     },
 }
 
@@ -228,6 +293,10 @@ impl Message {
             }
             Message::ObjectOffer { offers } => 1 + 17 * offers.len(),
             Message::ObjectWant { keys } => 1 + 16 * keys.len(),
+            Message::Route { origin, .. } => info(origin) + 11,
+            Message::RouteReply { .. } => 11,
+            Message::LinkKeep { .. } => 1,
+            Message::LinkAt { .. } => 9,
         }
     }
 
@@ -247,6 +316,14 @@ impl Message {
             Message::Objects { .. } => "objects",
             Message::ObjectOffer { .. } => "object_offer",
             Message::ObjectWant { .. } => "object_want",
+            Message::Route {
+                ask: RouteAsk::Link,
+                ..
+            } => "link_probe",
+            Message::Route { .. } => "route",
+            Message::RouteReply { .. } => "route_reply",
+            Message::LinkKeep { .. } => "link_keep",
+            Message::LinkAt { .. } => "link_at",
         }
     }
 
@@ -324,7 +401,28 @@ impl Message {
                     Ok(())
                 }
             }
-            Message::Ping | Message::Leave | Message::Forget => Ok(()),
+            Message::Ping | Message::Leave | Message::Forget | Message::LinkKeep { .. } => Ok(()),
+            Message::Route {
+                origin,
+                target,
+                hops,
+                ..
+            } => {
+                if !target.is_finite() {
+                    Err(DecodeError::BadPosition)
+                } else if *hops > MAX_ROUTE_HOPS {
+                    Err(DecodeError::TooLong)
+                } else {
+                    info(origin)
+                }
+            }
+            Message::RouteReply { pos, .. } | Message::LinkAt { pos, .. } => {
+                if pos.is_finite() {
+                    Ok(())
+                } else {
+                    Err(DecodeError::BadPosition)
+                }
+            }
             Message::ObjectOffer { offers } => {
                 if offers.len() > MAX_OBJECT_OFFERS {
                     Err(DecodeError::TooLong)

@@ -505,3 +505,31 @@ fn chat_lines_reach_everyone_within_the_speakers_radius_while_everyone_walks() {
         assert!(r.chat_duplicates.unwrap_or(0.0) <= 0.01, "{r:?}");
     }
 }
+
+#[test]
+fn a_settled_world_of_ten_thousand_routes_every_lookup_to_its_owner_within_log2_n_hops() {
+    // 10 000 still peers at the density of 1 000 in 1200², 4 long links
+    // each; one route in 500 peer-ticks to a random point for 60 ticks.
+    let peers = 10_000;
+    let side = 1200.0 * 10f32.sqrt();
+    let mut cfg = config(peers, side, Mobility::Still, 0);
+    cfg.joins_per_tick = 200;
+    cfg.latency_ms = 100;
+    cfg.peer.long_links = 4;
+    cfg.lookups = 0.002;
+    let from = join_ticks(&cfg) + 50;
+    cfg.ticks = from + 60;
+    cfg.measure_from = Some(from);
+    cfg.voronoi = false;
+    cfg.sample_every = 60;
+    let r = Sim::new(cfg).run();
+    let hops = r.route_hops_mean.expect("routes were sent");
+    assert!(hops <= (peers as f64).log2(), "{hops:.2} hops: {r:?}");
+    assert_eq!(r.lookup_success, Some(1.0), "{r:?}");
+    let links = r.long_links_mean.expect("links");
+    assert!(links >= 3.99, "{links} long links per peer: {r:?}");
+    assert_eq!(r.long_links_dead, Some(0));
+    assert!(r.incoming_links_max.is_some_and(|m| m <= 8), "{r:?}");
+    // Log-uniform lengths.
+    assert!(r.long_link_len_log_ks.is_some_and(|d| d < 0.1), "{r:?}");
+}

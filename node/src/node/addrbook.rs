@@ -161,6 +161,10 @@ impl AddressBook {
                 }
             }
             Message::Hello { addr, .. } => learn(self, from, addr, true),
+            // A route's origin is answered straight by the route's end.
+            Message::Route { origin, .. } => {
+                learn(self, origin.id, &origin.addr, origin.id == from)
+            }
             _ => {}
         }
         refused

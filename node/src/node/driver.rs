@@ -65,7 +65,7 @@ pub(super) struct Driver {
     pub(super) rng: Rng,
     pub(super) view_tx: watch::Sender<Arc<Snapshot>>,
     pub(super) dirty: bool,
-    pub(super) join_hops: Option<u8>,
+    pub(super) join_hops: Option<u16>,
     /// When to try the next rejoin while lost, and the backoff after it.
     pub(super) rejoin: Rejoin,
     pub(super) links_open: Arc<AtomicUsize>,
@@ -267,7 +267,7 @@ impl Driver {
         }
         if self.links.get(&id).is_none() && self.links.is_full() {
             let peer = &self.peer;
-            match self.links.make_room(|p| peer.keeps(p)) {
+            match self.links.make_room(|p| peer.needs_link(p)) {
                 Some(old) => {
                     Metrics::add(&self.metrics.links_evicted, 1);
                     old.close(close_code::BUSY.into(), b"slot given to another peer");
@@ -351,7 +351,7 @@ impl Driver {
             .handle_from_addr(now, from, remote.as_deref(), msg);
         // Only a peer the overlay keeps refreshes its link: a stranger that
         // pings keeps no slot.
-        if self.peer.keeps(&from)
+        if self.peer.needs_link(&from)
             && let Some(link) = self.links.get_mut(&from)
         {
             link.last_used = Instant::now();
@@ -382,6 +382,11 @@ impl Driver {
                     payload,
                     ..
                 } => self.chat.hear(&self.peer, origin, centre, &payload),
+                Event::Routed {
+                    token, hops, owner, ..
+                } => {
+                    debug!(token, hops, owner = %owner.short(), "route answered");
+                }
                 Event::NeighbourAdded(id) => debug!(peer = %id.short(), "neighbour added"),
                 Event::NeighbourRemoved(id, why) => {
                     debug!(peer = %id.short(), ?why, "neighbour removed");
@@ -399,7 +404,7 @@ impl Driver {
             }
         };
         let len = frame.len();
-        let kept = self.peer.keeps(&to);
+        let kept = self.peer.needs_link(&to);
         if let Some(link) = self.links.get_mut(&to) {
             if kept {
                 link.last_used = Instant::now();
@@ -427,7 +432,7 @@ impl Driver {
         let addr = self.book.get(&to);
         if addr.is_some() && self.links.is_full() {
             let peer = &self.peer;
-            if let Some(old) = self.links.make_room(|p| peer.keeps(p)) {
+            if let Some(old) = self.links.make_room(|p| peer.needs_link(p)) {
                 Metrics::add(&self.metrics.links_evicted, 1);
                 old.close(close_code::BUSY.into(), b"slot given to another peer");
                 self.links_open.store(self.links.len(), Ordering::Relaxed);
@@ -483,7 +488,7 @@ impl Driver {
             self.refresh_cache();
         }
         let peer = &self.peer;
-        let reaped = self.links.reap(Instant::now(), |id| peer.keeps(id));
+        let reaped = self.links.reap(Instant::now(), |id| peer.needs_link(id));
         for conn in reaped.duplicates {
             conn.close(close_code::NORMAL.into(), b"duplicate");
         }
@@ -491,7 +496,7 @@ impl Driver {
             conn.close(close_code::NORMAL.into(), b"not a neighbour");
         }
         self.links_open.store(self.links.len(), Ordering::Relaxed);
-        self.book.prune(|id| peer.keeps(id));
+        self.book.prune(|id| peer.needs_link(id));
         self.publish(false);
     }
 

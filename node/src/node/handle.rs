@@ -124,7 +124,7 @@ pub struct Snapshot {
     /// Open connections.
     pub links: usize,
     /// Forwarding hops of this node's last completed join.
-    pub join_hops: Option<u8>,
+    pub join_hops: Option<u16>,
     /// Bytes sent and received on the wire so far (frames, both ways).
     pub bytes: u64,
     /// The live world objects this node holds (every one within its

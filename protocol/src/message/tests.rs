@@ -25,7 +25,7 @@ fn message_strategy() -> impl Strategy<Value = Message> {
     prop_oneof![
         (
             info_strategy(),
-            any::<u8>(),
+            any::<u16>(),
             any::<u8>(),
             any::<u64>(),
             0..64usize
@@ -40,7 +40,7 @@ fn message_strategy() -> impl Strategy<Value = Message> {
                 }
             }),
         (
-            any::<u8>(),
+            any::<u16>(),
             info_strategy(),
             prop::collection::vec(info_strategy(), 0..8),
             "[0-9.:]{0,21}",
@@ -90,7 +90,7 @@ fn message_strategy() -> impl Strategy<Value = Message> {
             any::<[u8; 32]>(),
             -1e4f32..1e4,
             0f32..MAX_AREA_RADIUS,
-            any::<u8>(),
+            any::<u16>(),
             prop::collection::vec(any::<u8>(), 0..64),
         )
             .prop_map(|(id, origin, c, radius, hops, payload)| Message::AreaCast {
@@ -142,6 +142,37 @@ fn message_strategy() -> impl Strategy<Value = Message> {
         }),
         prop::collection::vec(any::<[u8; 16]>(), 0..20).prop_map(|v| Message::ObjectWant {
             keys: v.into_iter().map(crate::object::ObjectKey).collect(),
+        }),
+        (
+            info_strategy(),
+            -1e4f32..1e4,
+            0..=MAX_ROUTE_HOPS,
+            any::<u64>(),
+            any::<bool>()
+        )
+            .prop_map(|(origin, c, hops, token, link)| Message::Route {
+                origin,
+                target: Point::new(c, c / 3.0),
+                hops,
+                token,
+                ask: if link { RouteAsk::Link } else { RouteAsk::Find },
+            }),
+        (any::<u64>(), any::<u16>(), -1e4f32..1e4, 0..3u8).prop_map(|(token, hops, c, a)| {
+            Message::RouteReply {
+                token,
+                hops,
+                pos: Point::new(c, -c),
+                answer: [
+                    RouteAnswer::Linked,
+                    RouteAnswer::Refused,
+                    RouteAnswer::Found,
+                ][usize::from(a)],
+            }
+        }),
+        any::<bool>().prop_map(|stop| Message::LinkKeep { stop }),
+        (-1e4f32..1e4, any::<bool>()).prop_map(|(c, kept)| Message::LinkAt {
+            pos: Point::new(c, c),
+            kept
         }),
     ]
 }
@@ -304,4 +335,28 @@ fn too_fast_a_velocity_is_rejected() {
         vel: Point::new(MAX_SPEED, MAX_SPEED),
     };
     assert_eq!(decode(&encode(&m).unwrap()), Err(DecodeError::BadVelocity));
+}
+
+#[test]
+fn routes_beyond_the_hop_limit_or_to_nowhere_are_refused() {
+    let origin = PeerInfo::new(PeerId::from_seed(1), Point::new(1.0, 2.0), 100.0, "o");
+    let route = |target: Point, hops: u16| Message::Route {
+        origin: origin.clone(),
+        target,
+        hops,
+        token: 7,
+        ask: RouteAsk::Find,
+    };
+    let ok = route(Point::new(5.0, 5.0), MAX_ROUTE_HOPS);
+    assert_eq!(decode(&encode(&ok).unwrap()).unwrap(), ok);
+    let far = encode(&route(Point::new(5.0, 5.0), MAX_ROUTE_HOPS + 1)).unwrap();
+    assert_eq!(decode(&far), Err(DecodeError::TooLong));
+    let nowhere = encode(&route(Point::new(f32::NAN, 5.0), 0)).unwrap();
+    assert_eq!(decode(&nowhere), Err(DecodeError::BadPosition));
+    let at = encode(&Message::LinkAt {
+        pos: Point::new(f32::INFINITY, 0.0),
+        kept: true,
+    })
+    .unwrap();
+    assert_eq!(decode(&at), Err(DecodeError::BadPosition));
 }

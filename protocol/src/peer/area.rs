@@ -33,7 +33,7 @@ use super::{Event, Peer, RejectReason};
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::PeerId;
-use crate::message::{AreaStage, MAX_AREA_PAYLOAD, MAX_AREA_RADIUS, Message};
+use crate::message::{AreaStage, MAX_AREA_PAYLOAD, MAX_AREA_RADIUS, MAX_ROUTE_HOPS, Message};
 
 /// Area messages a second that one direct sender may send us (and that
 /// we may send), sustained.
@@ -142,7 +142,7 @@ struct Cast {
     origin: PeerId,
     centre: Point,
     radius: f32,
-    hops: u8,
+    hops: u16,
     payload: Vec<u8>,
 }
 
@@ -211,7 +211,7 @@ impl Peer {
         now: Millis,
         from: PeerId,
         (id, origin, centre): (u64, PeerId, Point),
-        (radius, hops, stage): (f32, u8, AreaStage),
+        (radius, hops, stage): (f32, u16, AreaStage),
         payload: Vec<u8>,
     ) {
         if hops == 0 && origin != from {
@@ -247,17 +247,9 @@ impl Peer {
     /// Passes `cast` on toward its centre, or floods it from here when
     /// nobody we keep is nearer.
     fn route_or_flood(&mut self, cast: &Cast, from: Option<PeerId>, now: Millis) {
-        let world = self.config.world;
-        let mine = world.distance_sq(self.me.pos, cast.centre);
-        let next = self
-            .kept
-            .iter()
-            .filter(|(id, k)| k.confirmed && Some(**id) != from)
-            .map(|(id, k)| (world.distance_sq(k.info.pos, cast.centre), *id))
-            .filter(|(d, _)| *d < mine)
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let next = self.next_hop(now, cast.centre, |id| Some(*id) == from);
         match next {
-            Some((_, to)) if cast.hops < u8::MAX => {
+            Some((_, to)) if cast.hops < MAX_ROUTE_HOPS => {
                 if cast.origin != self.me.id && !self.area.forward_allowed(now) {
                     self.stats.area_refused += 1;
                     return;
@@ -276,7 +268,7 @@ impl Peer {
     /// Delaunay neighbour whose cell may meet the disk.
     fn flood(&mut self, cast: &Cast, from: Option<PeerId>, now: Millis) {
         self.deliver_if_inside(cast);
-        if cast.hops == u8::MAX {
+        if cast.hops >= MAX_ROUTE_HOPS {
             return;
         }
         let world = self.config.world;

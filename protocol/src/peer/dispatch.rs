@@ -116,6 +116,21 @@ impl Peer {
                 (radius, hops, stage),
                 payload,
             ),
+            Message::Route {
+                origin,
+                target,
+                hops,
+                token,
+                ask,
+            } => self.on_route(now, from, origin, (target, hops, token), ask),
+            Message::RouteReply {
+                token,
+                hops,
+                pos,
+                answer,
+            } => self.on_route_reply(now, from, (token, hops, pos), answer),
+            Message::LinkKeep { stop } => self.on_link_keep(now, from, stop),
+            Message::LinkAt { pos, kept } => self.on_link_at(now, from, pos, kept),
         }
         if self.is_joined() && self.kept.get(&from).is_some_and(|k| k.confirmed) {
             self.ever_connected = true;

@@ -55,7 +55,7 @@ pub const PROBE_PAD: usize = 256;
 
 /// A join as received, past its joiner.
 pub(super) struct Join {
-    pub(super) hops: u8,
+    pub(super) hops: u16,
     pub(super) attempt: u8,
     pub(super) token: u64,
     pub(super) pad: Vec<u8>,
@@ -197,12 +197,7 @@ impl Peer {
         } else {
             Vec::new()
         };
-        let best = self
-            .kept
-            .iter()
-            .filter(|(id, k)| k.confirmed && **id != joiner.id && !tried.contains(id))
-            .map(|(id, k)| (world.distance_sq(k.info.pos, target), *id))
-            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        let best = self.nearest_known(now, target, |id| *id == joiner.id || tried.contains(id));
         let can_accept = matches!(self.state, State::Alone | State::Joined);
         match best {
             Some((d, next)) if (d < my_d || !can_accept) && hops < self.config.max_join_hops => {
@@ -255,7 +250,7 @@ impl Peer {
         &mut self,
         now: Millis,
         from: PeerId,
-        (hops, at, token): (u8, Point, u64),
+        (hops, at, token): (u16, Point, u64),
         peers: Vec<PeerInfo>,
         observed: String,
     ) {

@@ -18,6 +18,7 @@
 //! | `radius.rs` | who is in range (radius and detection buffer), the adaptive radius |
 //! | `motion.rs` | dead reckoning: announcing motion, extrapolating beliefs |
 //! | `area.rs` | area messages and chat |
+//! | `links.rs` | long-range links, greedy routing toward a point (`Route`) |
 //! | `objects.rs` | world objects: holders, hand-over, versions |
 //! | `budget.rs` | token buckets per sender (area messages, routed object copies) |
 //! | `dispatch.rs` | every received message checked and handed to its rule |
@@ -37,6 +38,7 @@ mod budget;
 mod discovery;
 mod dispatch;
 mod join;
+mod links;
 mod liveness;
 mod motion;
 mod objects;
@@ -52,6 +54,7 @@ pub use area::{
 };
 pub use discovery::HINTS_PER_SENDER;
 pub use join::{JOIN_PAD, PROBE_PAD};
+pub use links::{LINK_LIFETIME_MS, ROUTE_BURST, ROUTE_RATE_PER_S, ROUTE_REPLY_WINDOW_MS};
 #[cfg(test)]
 pub(crate) use objects::{ASK_AGAIN_MS, OWNER_REOFFERS, REOFFER_MS};
 pub use objects::{
@@ -125,6 +128,8 @@ pub struct Peer {
     area: area::AreaState,
     /// World objects held here, and the key that signs ours.
     objects: objects::ObjectState,
+    /// Long links, incoming links, routes of ours in flight.
+    links: links::LinkState,
     stats: Stats,
 }
 
@@ -193,6 +198,7 @@ impl Peer {
             own: motion::OwnMotion::default(),
             area: area::AreaState::default(),
             objects: objects::ObjectState::default(),
+            links: links::LinkState::default(),
             stats: Stats::default(),
         }
     }

@@ -125,6 +125,7 @@ impl Peer {
         self.probe_silenced(now);
         self.adapt_radius(now);
         self.objects_round(now);
+        self.links_round(now);
     }
 
     /// When [`Peer::handle_timeout`] should be called next.

@@ -5,6 +5,7 @@ use super::RadiusMode;
 use crate::Millis;
 use crate::geometry::World;
 use crate::id::{PeerId, PeerInfo};
+use crate::message::MAX_ROUTE_HOPS;
 use crate::message::{DecodeError, Message};
 
 /// Tunables of the overlay.
@@ -54,7 +55,7 @@ pub struct Config {
     /// A join not answered within this time is sent again.
     pub join_retry_ms: u64,
     /// Join forwarding stops after this many hops (loop guard).
-    pub max_join_hops: u8,
+    pub max_join_hops: u16,
     /// A move longer than this in one step is a teleport: a join at the new
     /// place (walking discovery only follows moves shorter than the
     /// detection buffer per exchange).
@@ -65,6 +66,9 @@ pub struct Config {
     /// with a higher one than its previous life, so that others replace
     /// what they knew of it at once (the node uses the wall clock).
     pub incarnation: u32,
+    /// Long-range links kept (`links.rs`; 0: none, as VON). Nodes and the
+    /// client keep 4.
+    pub long_links: usize,
 }
 
 impl Default for Config {
@@ -85,10 +89,11 @@ impl Default for Config {
             recompute_delay_ms: 10,
             repair_interval_ms: 500,
             join_retry_ms: 1_000,
-            max_join_hops: 128,
+            max_join_hops: MAX_ROUTE_HOPS,
             teleport_distance: 100.0,
             max_kept: 1_024,
             incarnation: 0,
+            long_links: 0,
         }
     }
 }
@@ -146,6 +151,12 @@ pub enum RejectReason {
     /// edit of someone else's object among them).
     #[error("bad object: {0}")]
     BadObject(crate::object::ObjectError),
+    /// A first-hop routed message naming another peer as its origin.
+    #[error("a first-hop routed message names another peer as its origin")]
+    RouteClaimsAnotherOrigin,
+    /// A route reply, or a long link's answer, nobody asked for.
+    #[error("unsolicited route reply")]
+    UnsolicitedRouteReply,
     /// Anything else the validator refuses.
     #[error("invalid message")]
     Invalid,
@@ -171,7 +182,7 @@ pub enum Event {
         /// The peer whose Voronoi cell held the joiner.
         acceptor: PeerId,
         /// Join forwarding hops.
-        hops: u8,
+        hops: u16,
     },
     /// A peer is now kept.
     NeighbourAdded(PeerId),
@@ -191,9 +202,24 @@ pub enum Event {
         /// The disk's radius.
         radius: f32,
         /// Forwards it took.
-        hops: u8,
+        hops: u16,
         /// The application's bytes ([`crate::peer::chat_text`] reads a chat line).
         payload: Vec<u8>,
+    },
+    /// A route of ours (`Peer::route`, or a long link's probe) was answered.
+    Routed {
+        /// The token `Peer::route` returned.
+        token: u64,
+        /// What it asked.
+        ask: crate::message::RouteAsk,
+        /// The point it went to.
+        target: crate::geometry::Point,
+        /// Forwards it took (0: we own the point ourselves).
+        hops: u16,
+        /// The peer it ended at, and where that peer is.
+        owner: PeerId,
+        /// The owner's position.
+        pos: crate::geometry::Point,
     },
     /// A message was refused; counted in [`Stats::rejected`].
     Rejected {
@@ -263,12 +289,23 @@ pub struct Stats {
     /// Object copies refused: bad signature or key, over a quota, or not
     /// wanted here (far from this peer and not on their way to their point).
     pub objects_refused: u64,
+    /// Routed messages (`Route`) passed on.
+    pub routes_forwarded: u64,
+    /// Routed messages that ended here and were answered.
+    pub routes_answered: u64,
+    /// Routed messages refused: their sender was over its budget.
+    pub routes_refused: u64,
+    /// Long links made (a far end took our probe).
+    pub links_made: u64,
+    /// Long links dropped and drawn again (far end silent or refusing,
+    /// length out of bounds, lifetime over).
+    pub links_redrawn: u64,
 }
 
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 22] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 27] {
         [
             (
                 "rejected",
@@ -375,6 +412,27 @@ impl Stats {
                 "objects_refused",
                 "World object copies refused (bad signature or key, quota, or not wanted here).",
                 self.objects_refused,
+            ),
+            (
+                "routes_forwarded",
+                "Routed messages (long-link probes, route queries) passed on.",
+                self.routes_forwarded,
+            ),
+            (
+                "routes_answered",
+                "Routed messages that ended at this node and were answered.",
+                self.routes_answered,
+            ),
+            (
+                "routes_refused",
+                "Routed messages refused (their sender over its budget).",
+                self.routes_refused,
+            ),
+            ("links_made", "Long links made.", self.links_made),
+            (
+                "links_redrawn",
+                "Long links dropped and drawn again (far end gone or refusing, length, lifetime).",
+                self.links_redrawn,
             ),
         ]
     }

@@ -71,6 +71,10 @@ pub struct SimConfig {
     /// has joined, each edited by its author about once a minute
     /// (`sim/objects.rs`).
     pub objects: usize,
+    /// Per counted peer per tick probability of routing to a random point
+    /// (a `Route` asking who owns it), in the measured window; long links
+    /// are `peer.long_links`.
+    pub lookups: f64,
     /// Base one-way latency in milliseconds.
     pub latency_ms: u64,
     /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
@@ -106,6 +110,7 @@ impl Default for SimConfig {
             teleport: 0.0,
             chat: 0.0,
             objects: 0,
+            lookups: 0.0,
             partition: None,
             merge_at: None,
             crowd: 0.0,
@@ -198,6 +203,22 @@ pub struct Report {
     /// With `--objects`: the share of copies received that the receiver
     /// held already at that version or a newer one (wasted).
     pub object_copies_stale_share: Option<f64>,
+    /// With `--lookups`: mean forwards of the routes answered.
+    pub route_hops_mean: Option<f64>,
+    /// With `--lookups`: the 99th percentile of the same.
+    pub route_hops_p99: Option<f64>,
+    /// With `--lookups`: the share of the routes sent (and judged) that
+    /// ended at the true owner of their point.
+    pub lookup_success: Option<f64>,
+    /// With `--long-links`: live long links per live peer at the end.
+    pub long_links_mean: Option<f64>,
+    /// With `--long-links`: long links whose far end is gone, at the end.
+    pub long_links_dead: Option<u64>,
+    /// With `--long-links`: the most incoming links one peer takes, at the end.
+    pub incoming_links_max: Option<usize>,
+    /// With `--long-links`: the Kolmogorov–Smirnov distance of the links'
+    /// log lengths (between the radius and half the world) from uniform.
+    pub long_link_len_log_ks: Option<f64>,
     /// Bytes per peer per tick by message kind (measured ticks).
     pub bytes_by_kind: BTreeMap<&'static str, f64>,
     /// Wall time in seconds (filled by the caller; 0 inside the simulator).

@@ -77,6 +77,8 @@ impl Sim {
         let (chat_delivery, chat_duplicates) = self.chat_log.figures();
         let peer_ticks = self.window_peer_ticks.max(1) as f64;
         let objects = self.object_figures();
+        let routes = self.route_figures();
+        let links = self.cfg.peer.long_links > 0;
         let window_ticks = self.tick.saturating_sub(self.measure_from()).max(1) as f64;
         let secs_per_tick = TICK_MS as f64 / 1000.0;
         let now = self.counters();
@@ -134,6 +136,13 @@ impl Sim {
                 (now.copies_stale - base.copies_stale) as f64
                     / (now.copies_sent - base.copies_sent).max(1) as f64
             }),
+            route_hops_mean: routes.hops_mean,
+            route_hops_p99: routes.hops_p99,
+            lookup_success: routes.success,
+            long_links_mean: links.then_some(routes.links_mean),
+            long_links_dead: links.then_some(routes.links_dead),
+            incoming_links_max: links.then_some(routes.incoming_max),
+            long_link_len_log_ks: routes.len_log_ks,
             bytes_by_kind: self
                 .window_by_kind
                 .iter()

@@ -32,6 +32,7 @@ mod liars;
 mod measure;
 mod objects;
 mod rng;
+mod routes;
 mod trace;
 
 pub use config::{Bootstrap, MERGE_PROBE_TICKS, PLAZA_RADIUS, Report, SimConfig};
@@ -123,6 +124,8 @@ pub struct Sim {
     chat_log: chat::ChatLog,
     /// Objects placed (`objects`) and how they were seen.
     objects: objects::ObjectLog,
+    /// Routes sent (`lookups`) and their answers.
+    routes: routes::RouteLog,
 }
 
 /// Peer counters the report takes over the measured window.
@@ -183,6 +186,7 @@ impl Sim {
             merged_tick: None,
             chat_log: chat::ChatLog::default(),
             objects: objects::ObjectLog::default(),
+            routes: routes::RouteLog::default(),
             cfg,
         }
     }
@@ -413,6 +417,9 @@ impl Sim {
                     self.window_crowd_bytes += size;
                 }
             }
+            if let Message::RouteReply { token, .. } = t.msg {
+                self.route_ended(from, t.to, token);
+            }
             let Some(&to) = self.by_id.get(&t.to) else {
                 continue;
             };
@@ -442,6 +449,16 @@ impl Sim {
             if let Event::AreaMessage { origin, id, .. } = e {
                 let to = self.slots[slot].peer.id();
                 self.chat_log.delivered(to, (origin, id));
+            }
+            if let Event::Routed {
+                token,
+                ask,
+                hops,
+                owner,
+                ..
+            } = e
+            {
+                self.routed(from, token, ask, hops, owner);
             }
             if let Event::Joined { hops, .. } = e {
                 self.slots[slot].counts_from = Some(self.now.plus(2 * self.cfg.latency_ms));
@@ -511,6 +528,7 @@ impl Sim {
             self.merge_probe();
         }
         self.chat();
+        self.lookups();
         self.objects_step();
         self.run_until(Millis((self.tick + 1) * TICK_MS));
         self.check_teleports();

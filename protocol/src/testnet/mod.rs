@@ -33,6 +33,8 @@ pub(crate) struct Net {
     pub(crate) log: Vec<(PeerId, PeerId, Message)>,
     /// Area messages delivered: (receiver, origin, id, payload).
     pub(crate) area: Vec<(PeerId, PeerId, u64, Vec<u8>)>,
+    /// Routes answered: (origin, token, owner, hops).
+    pub(crate) routed: Vec<(PeerId, u64, PeerId, u16)>,
 }
 
 impl Net {
@@ -61,6 +63,7 @@ impl Net {
             swallow: BTreeSet::new(),
             log: Vec::new(),
             area: Vec::new(),
+            routed: Vec::new(),
         }
     }
 
@@ -182,14 +185,17 @@ impl Net {
                 out.push((*id, t.to, t.msg));
             }
             while let Some(e) = p.poll_event() {
-                if let crate::peer::Event::AreaMessage {
-                    origin,
-                    id: n,
-                    payload,
-                    ..
-                } = e
-                {
-                    self.area.push((*id, origin, n, payload));
+                match e {
+                    crate::peer::Event::AreaMessage {
+                        origin,
+                        id: n,
+                        payload,
+                        ..
+                    } => self.area.push((*id, origin, n, payload)),
+                    crate::peer::Event::Routed {
+                        token, owner, hops, ..
+                    } => self.routed.push((*id, token, owner, hops)),
+                    _ => {}
                 }
             }
         }
@@ -304,7 +310,17 @@ impl Net {
 /// A settled world of `n` peers at random places in size², joined one by
 /// one through the first (seed 1, at the centre); the invariants hold.
 pub(crate) fn settled(n: u64, size: f32, seed: u64) -> Net {
-    let mut net = Net::new(World::new(size, size), 20);
+    let config = Config {
+        world: World::new(size, size),
+        ..Config::default()
+    };
+    settled_with(config, n, seed)
+}
+
+/// [`settled`] with every peer on `config` (its world square).
+pub(crate) fn settled_with(config: Config, n: u64, seed: u64) -> Net {
+    let size = config.world.width;
+    let mut net = Net::with_config(config, 20);
     let mut rng = crate::sim::Rng::new(seed);
     let entry = net.add(1, size / 2.0, size / 2.0);
     for s in 2..=n {
@@ -333,6 +349,7 @@ mod area_rules;
 mod crowd_rules;
 mod discovery_rules;
 mod hostile_rules;
+mod link_rules;
 mod model;
 mod motion_rules;
 mod object_rules;
