@@ -95,6 +95,12 @@ pub struct SimArgs {
     /// point's true owner).
     #[arg(long, default_value_t = 0.0)]
     lookups: f64,
+    /// Key records put by random peers as the measured window opens; the
+    /// lookups then ask for them by name (`lookup_success`: the newest
+    /// version came back). The report adds `records_stored` and
+    /// `records_lost` (stored, and held by no live peer at the end).
+    #[arg(long, default_value_t = 0)]
+    records: usize,
     /// Two worlds in the same coordinates until tick T (newcomers join
     /// their own, alternately); at T one peer of the first is given a peer
     /// of the second and probes through it then and every 30 s. The report
@@ -230,6 +236,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         chat: a.chat,
         objects: a.objects,
         lookups: a.lookups,
+        records: a.records,
         latency_ms: a.latency_ms,
         jitter_ms: a.jitter_ms.unwrap_or((a.latency_ms / 2).min(3)),
         loss: a.loss,

@@ -13,6 +13,7 @@ pub mod message;
 pub mod mobility;
 pub mod object;
 pub mod peer;
+pub mod record;
 pub mod sim;
 pub mod voronoi;
 

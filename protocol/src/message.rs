@@ -20,7 +20,8 @@ use crate::id::PeerInfo;
 /// extrapolated wrongly); version 5 the attempt to `Join`; version 6 the
 /// join tokens; version 7 world objects (`Objects`); version 9 hop
 /// counters of 16 bits, routed messages and long links (`Route`,
-/// `RouteReply`, `LinkKeep`, `LinkAt`). Older versions are refused.
+/// `RouteReply`, `LinkKeep`, `LinkAt`) and key records (`Records`). Older
+/// versions are refused.
 pub const PROTOCOL_VERSION: u16 = 9;
 /// The oldest protocol version this build still accepts.
 pub const OLDEST_SUPPORTED_VERSION: u16 = 9;
@@ -52,26 +53,59 @@ pub const MAX_AREA_RADIUS: f32 = 4_000.0;
 /// Most forwards of a routed message (join, area message, `Route`): a
 /// world of a million peers needs more than 255 without long links.
 pub const MAX_ROUTE_HOPS: u16 = 4_096;
+/// Most holders a lookup asks after the end of its route.
+pub const MAX_GET_DETOURS: u8 = 2;
+/// Most key records in one `Records` message.
+pub const MAX_RECORDS_PER_MESSAGE: usize = 32;
 
-/// What a routed message asks of the peer it ends at (see `peer/links.rs`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What a routed message asks of the peer it ends at (see `peer/links.rs`
+/// and `peer/records.rs`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RouteAsk {
     /// To become one of the origin's long links (refused beyond twice
     /// `Config::long_links` incoming links).
     Link,
     /// Only who owns the point (`GET /route`).
     Find,
+    /// The record under this key (answered by the first holder on the way;
+    /// the end, lacking it, asks the next holder in its view, `detour`
+    /// counting those steps, at most [`MAX_GET_DETOURS`]).
+    Get {
+        /// The record's key.
+        key: crate::record::RecordKey,
+        /// Holders asked after the end of the route.
+        detour: u8,
+    },
+    /// Store this record version (at the owner of its key's point).
+    Put(Box<crate::record::RecordCopy>),
+}
+
+impl RouteAsk {
+    /// A short name for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RouteAsk::Link => "link_probe",
+            RouteAsk::Find => "route",
+            RouteAsk::Get { .. } => "record_get",
+            RouteAsk::Put(_) => "record_put",
+        }
+    }
 }
 
 /// The answer of the peer a routed message ended at.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum RouteAnswer {
     /// It is now the origin's long link.
     Linked,
-    /// It has as many incoming links as it takes.
+    /// It has as many incoming links as it takes, or refuses the record
+    /// (another writer's name, a bad signature, an older version).
     Refused,
     /// It owns the point (the answer to [`RouteAsk::Find`]).
     Found,
+    /// The record, or none (the answer to [`RouteAsk::Get`]).
+    Record(Option<Box<crate::record::RecordCopy>>),
+    /// Stored: by how many holders (itself, and those it handed copies to).
+    Stored(u8),
 }
 
 /// How far an area message has gone (see `peer/area.rs`).
@@ -243,6 +277,22 @@ pub enum Message {
         /// The answer.
         answer: RouteAnswer,
     },
+    /// Key records the receiver should hold (see `peer/records.rs`).
+    Records {
+        /// The copies (at most [`MAX_RECORDS_PER_MESSAGE`]).
+        records: Vec<crate::record::RecordCopy>,
+    },
+    /// The sender keeps these record versions and takes it the receiver
+    /// should too: the receiver asks for those it lacks.
+    RecordOffer {
+        /// (key, version) pairs (at most [`MAX_OBJECT_OFFERS`]).
+        offers: Vec<(crate::record::RecordKey, u64)>,
+    },
+    /// Asks for the copies of records the receiver offered.
+    RecordWant {
+        /// The keys (at most [`MAX_OBJECT_OFFERS`]).
+        keys: Vec<crate::record::RecordKey>,
+    },
     /// From a peer whose long link the receiver is: still in use (or, with
     /// `stop`, no longer). Answered with `LinkAt`.
     LinkKeep {
@@ -273,6 +323,17 @@ impl Message {
         fn info(i: &PeerInfo) -> usize {
             46 + i.name.len() + i.addr.len()
         }
+        // key 16, five lengths or numbers, the flag; then the bytes.
+        fn record_len(r: &crate::record::Record) -> usize {
+            22 + r.name.len() + r.author_key.len() + r.value.len() + r.sig.len()
+        }
+        fn ask_len(a: &RouteAsk) -> usize {
+            match a {
+                RouteAsk::Get { .. } => 17,
+                RouteAsk::Put(c) => record_len(&c.record),
+                _ => 0,
+            }
+        }
         3 + match self {
             Message::Join { joiner, pad, .. } => info(joiner) + 4 + pad.len(),
             Message::JoinReply { peers, .. } => 12 + peers.iter().map(info).sum::<usize>(),
@@ -293,8 +354,18 @@ impl Message {
             }
             Message::ObjectOffer { offers } => 1 + 17 * offers.len(),
             Message::ObjectWant { keys } => 1 + 16 * keys.len(),
-            Message::Route { origin, .. } => info(origin) + 11,
-            Message::RouteReply { .. } => 11,
+            Message::Route { origin, ask, .. } => info(origin) + 11 + ask_len(ask),
+            Message::RouteReply { answer, .. } => {
+                11 + match answer {
+                    RouteAnswer::Record(Some(c)) => record_len(&c.record),
+                    _ => 0,
+                }
+            }
+            Message::Records { records } => {
+                1 + records.iter().map(|c| record_len(&c.record)).sum::<usize>()
+            }
+            Message::RecordOffer { offers } => 1 + 17 * offers.len(),
+            Message::RecordWant { keys } => 1 + 16 * keys.len(),
             Message::LinkKeep { .. } => 1,
             Message::LinkAt { .. } => 9,
         }
@@ -316,11 +387,10 @@ impl Message {
             Message::Objects { .. } => "objects",
             Message::ObjectOffer { .. } => "object_offer",
             Message::ObjectWant { .. } => "object_want",
-            Message::Route {
-                ask: RouteAsk::Link,
-                ..
-            } => "link_probe",
-            Message::Route { .. } => "route",
+            Message::Route { ask, .. } => ask.kind(),
+            Message::Records { .. } => "records",
+            Message::RecordOffer { .. } => "record_offer",
+            Message::RecordWant { .. } => "record_want",
             Message::RouteReply { .. } => "route_reply",
             Message::LinkKeep { .. } => "link_keep",
             Message::LinkAt { .. } => "link_at",
@@ -329,6 +399,9 @@ impl Message {
 
     /// Checks the contents a well-formed encoding can still get wrong.
     pub fn validate(&self) -> Result<(), DecodeError> {
+        fn record_shape(r: &crate::record::Record) -> Result<(), DecodeError> {
+            r.check_shape().map_err(|_| DecodeError::TooLong)
+        }
         fn info(i: &PeerInfo) -> Result<(), DecodeError> {
             if !i.pos.is_finite() {
                 return Err(DecodeError::BadPosition);
@@ -406,22 +479,55 @@ impl Message {
                 origin,
                 target,
                 hops,
+                ask,
                 ..
             } => {
                 if !target.is_finite() {
                     Err(DecodeError::BadPosition)
                 } else if *hops > MAX_ROUTE_HOPS {
                     Err(DecodeError::TooLong)
+                } else if let RouteAsk::Put(c) = ask {
+                    info(origin)?;
+                    record_shape(&c.record)
                 } else {
                     info(origin)
                 }
             }
-            Message::RouteReply { pos, .. } | Message::LinkAt { pos, .. } => {
+            Message::RouteReply { pos, answer, .. } => {
+                if !pos.is_finite() {
+                    Err(DecodeError::BadPosition)
+                } else if let RouteAnswer::Record(Some(c)) = answer {
+                    record_shape(&c.record)
+                } else {
+                    Ok(())
+                }
+            }
+            Message::LinkAt { pos, .. } => {
                 if pos.is_finite() {
                     Ok(())
                 } else {
                     Err(DecodeError::BadPosition)
                 }
+            }
+            Message::RecordOffer { offers } => {
+                if offers.len() > MAX_OBJECT_OFFERS {
+                    Err(DecodeError::TooLong)
+                } else {
+                    Ok(())
+                }
+            }
+            Message::RecordWant { keys } => {
+                if keys.len() > MAX_OBJECT_OFFERS {
+                    Err(DecodeError::TooLong)
+                } else {
+                    Ok(())
+                }
+            }
+            Message::Records { records } => {
+                if records.len() > MAX_RECORDS_PER_MESSAGE {
+                    return Err(DecodeError::TooLong);
+                }
+                records.iter().try_for_each(|c| record_shape(&c.record))
             }
             Message::ObjectOffer { offers } => {
                 if offers.len() > MAX_OBJECT_OFFERS {

@@ -137,6 +137,9 @@ pub enum ObjectError {
     /// The object is someone else's.
     #[error("only the author may change an object")]
     NotAuthor,
+    /// A record's value is longer than [`crate::record::MAX_RECORD_VALUE`].
+    #[error("record value of {0} bytes exceeds the limit")]
+    ValueTooLong(usize),
     /// The author (or this store) holds too many objects.
     #[error("too many objects: at most {0} per author")]
     Quota(usize),

@@ -21,6 +21,32 @@ fn info_strategy() -> impl Strategy<Value = PeerInfo> {
         })
 }
 
+fn record_strategy() -> impl Strategy<Value = crate::record::RecordCopy> {
+    (
+        "[a-z ]{0,40}",
+        prop::collection::vec(any::<u8>(), 0..100),
+        prop::collection::vec(any::<u8>(), 0..300),
+        any::<u64>(),
+        1..=crate::object::MAX_OBJECT_TTL_S,
+        any::<(bool, u64)>(),
+    )
+        .prop_map(|(name, key, value, version, ttl_s, (removed, age_ms))| {
+            crate::record::RecordCopy {
+                record: crate::record::Record {
+                    key: crate::record::RecordKey::of(&name),
+                    name,
+                    author_key: key.clone(),
+                    version,
+                    value,
+                    ttl_s,
+                    removed,
+                    sig: key,
+                },
+                age_ms,
+            }
+        })
+}
+
 fn message_strategy() -> impl Strategy<Value = Message> {
     prop_oneof![
         (
@@ -157,17 +183,57 @@ fn message_strategy() -> impl Strategy<Value = Message> {
                 token,
                 ask: if link { RouteAsk::Link } else { RouteAsk::Find },
             }),
-        (any::<u64>(), any::<u16>(), -1e4f32..1e4, 0..3u8).prop_map(|(token, hops, c, a)| {
-            Message::RouteReply {
+        (
+            any::<u64>(),
+            any::<u16>(),
+            -1e4f32..1e4,
+            0..5u8,
+            record_strategy()
+        )
+            .prop_map(|(token, hops, c, a, r)| Message::RouteReply {
                 token,
                 hops,
                 pos: Point::new(c, -c),
-                answer: [
-                    RouteAnswer::Linked,
-                    RouteAnswer::Refused,
-                    RouteAnswer::Found,
-                ][usize::from(a)],
+                answer: match a {
+                    0 => RouteAnswer::Linked,
+                    1 => RouteAnswer::Refused,
+                    2 => RouteAnswer::Found,
+                    3 => RouteAnswer::Stored(hops as u8),
+                    _ => RouteAnswer::Record(Some(Box::new(r))),
+                },
+            }),
+        (
+            info_strategy(),
+            record_strategy(),
+            any::<bool>(),
+            any::<u8>()
+        )
+            .prop_map(|(origin, r, put, detour)| Message::Route {
+                target: origin.pos,
+                origin,
+                hops: 1,
+                token: 2,
+                ask: if put {
+                    RouteAsk::Put(Box::new(r))
+                } else {
+                    RouteAsk::Get {
+                        key: r.record.key,
+                        detour,
+                    }
+                },
+            }),
+        prop::collection::vec(record_strategy(), 0..4)
+            .prop_map(|records| Message::Records { records }),
+        prop::collection::vec((any::<[u8; 16]>(), any::<u64>()), 0..20).prop_map(|v| {
+            Message::RecordOffer {
+                offers: v
+                    .into_iter()
+                    .map(|(k, n)| (crate::record::RecordKey(k), n))
+                    .collect(),
             }
+        }),
+        prop::collection::vec(any::<[u8; 16]>(), 0..20).prop_map(|v| Message::RecordWant {
+            keys: v.into_iter().map(crate::record::RecordKey).collect(),
         }),
         any::<bool>().prop_map(|stop| Message::LinkKeep { stop }),
         (-1e4f32..1e4, any::<bool>()).prop_map(|(c, kept)| Message::LinkAt {

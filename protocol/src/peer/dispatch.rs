@@ -129,6 +129,9 @@ impl Peer {
                 pos,
                 answer,
             } => self.on_route_reply(now, from, (token, hops, pos), answer),
+            Message::Records { records } => self.on_records(now, from, records),
+            Message::RecordOffer { offers } => self.on_record_offer(now, from, &offers),
+            Message::RecordWant { keys } => self.on_record_want(now, from, &keys),
             Message::LinkKeep { stop } => self.on_link_keep(now, from, stop),
             Message::LinkAt { pos, kept } => self.on_link_at(now, from, pos, kept),
         }

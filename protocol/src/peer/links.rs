@@ -10,7 +10,8 @@
 //! - The holder sends `LinkKeep` every [`keep_every`] to each far end, which
 //!   answers `LinkAt` with its position. A link is drawn again when its far
 //!   end is silent for the failure timeout, says it no longer takes it, is
-//!   no longer between half and twice the drawn length away, or after
+//!   no longer between half and twice the drawn length away, says goodbye
+//!   (a leaving peer tells the holders of its incoming links), or after
 //!   [`LINK_LIFETIME_MS`] plus up to [`LINK_JITTER_MS`]. A far end forgets
 //!   an incoming link not kept alive for three keep intervals.
 //! - Every routed message (joins and probes, area messages to a far centre,
@@ -33,7 +34,7 @@ use super::{Event, Peer, RejectReason};
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::{IdMap, PeerId, PeerInfo};
-use crate::message::{MAX_ROUTE_HOPS, Message, RouteAnswer, RouteAsk};
+use crate::message::{MAX_GET_DETOURS, MAX_ROUTE_HOPS, Message, RouteAnswer, RouteAsk};
 
 /// A long link is drawn again after this long (plus up to
 /// [`LINK_JITTER_MS`], so that links made together do not end together).
@@ -80,7 +81,7 @@ enum Link {
 }
 
 /// A route of ours awaiting its answer.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct Awaited {
     token: u64,
     until: Millis,
@@ -184,7 +185,7 @@ impl Peer {
     }
 
     /// Routes from here: answers at once when we own the point.
-    fn start_route(
+    pub(super) fn start_route(
         &mut self,
         now: Millis,
         target: Point,
@@ -202,7 +203,7 @@ impl Peer {
                 self.links.awaited.push(Awaited {
                     token,
                     until: now.plus(ROUTE_REPLY_WINDOW_MS),
-                    ask,
+                    ask: ask.clone(),
                     target,
                     link,
                     sent: now,
@@ -221,18 +222,21 @@ impl Peer {
             }
             None => {
                 // We own the point: no link to ourselves.
-                if let Some((slot, _)) = link {
+                let answer = if let Some((slot, _)) = link {
                     self.links.out[slot] = Link::Idle {
                         at: now.plus(REDRAW_AFTER_MS),
                     };
-                }
+                    RouteAnswer::Refused
+                } else {
+                    self.end_route(now, me.id, ask)
+                };
                 self.events.push_back(Event::Routed {
                     token,
-                    ask,
                     target,
                     hops: 0,
                     owner: me.id,
                     pos: me.pos,
+                    answer,
                 });
             }
         }
@@ -265,7 +269,15 @@ impl Peer {
         if origin.id == self.me.id {
             return; // our own route came back round a loop
         }
-        if let Some((_, next)) = self.next_hop(now, target, |id| *id == from || *id == origin.id)
+        // A holder of the record asked for answers on the way.
+        let (held, detour) = match &ask {
+            RouteAsk::Get { key, detour } => (self.held_record(now, key), *detour),
+            _ => (None, 0),
+        };
+        if held.is_none()
+            && detour == 0
+            && let Some((_, next)) =
+                self.next_hop(now, target, |id| *id == from || *id == origin.id)
             && hops < MAX_ROUTE_HOPS
         {
             self.stats.routes_forwarded += 1;
@@ -279,10 +291,32 @@ impl Peer {
             self.send(next, msg, now);
             return;
         }
+        // The end (or a holder asked after it) lacks the record: a holder
+        // in our view that has not been asked may have it (holders change
+        // hands as peers walk).
+        if held.is_none()
+            && let RouteAsk::Get { key, detour } = ask
+            && detour < MAX_GET_DETOURS
+            && let Some(next) = self.other_holder(now, &key, &[from, origin.id])
+        {
+            self.stats.routes_forwarded += 1;
+            let msg = Message::Route {
+                origin,
+                target,
+                hops: hops.saturating_add(1),
+                token,
+                ask: RouteAsk::Get {
+                    key,
+                    detour: detour + 1,
+                },
+            };
+            self.send(next, msg, now);
+            return;
+        }
         self.stats.routes_answered += 1;
-        let answer = match ask {
-            RouteAsk::Find => RouteAnswer::Found,
-            RouteAsk::Link => self.take_incoming(now, origin.id),
+        let answer = match held {
+            Some(copy) => RouteAnswer::Record(Some(Box::new(copy))),
+            None => self.end_route(now, origin.id, ask),
         };
         let msg = Message::RouteReply {
             token,
@@ -291,6 +325,18 @@ impl Peer {
             answer,
         };
         self.send(origin.id, msg, now);
+    }
+
+    /// What the end of a route answers `origin`.
+    fn end_route(&mut self, now: Millis, origin: PeerId, ask: RouteAsk) -> RouteAnswer {
+        match ask {
+            RouteAsk::Find => RouteAnswer::Found,
+            RouteAsk::Link => self.take_incoming(now, origin),
+            RouteAsk::Get { key, .. } => {
+                RouteAnswer::Record(self.held_record(now, &key).map(Box::new))
+            }
+            RouteAsk::Put(copy) => self.store_put(now, origin, *copy),
+        }
     }
 
     /// Takes `holder`'s link unless we already take as many as we may.
@@ -323,12 +369,12 @@ impl Peer {
             return; // the answer to our retry, or the retry's to the first
         }
         a.answered = true;
-        let a = *a;
+        let a = a.clone();
         let pos = self.config.world.wrap(pos);
         if let Some((slot, drawn)) = a.link
             && matches!(self.links.out.get(slot), Some(Link::Probing { token: t }) if *t == token)
         {
-            self.links.out[slot] = if answer == RouteAnswer::Linked {
+            self.links.out[slot] = if matches!(answer, RouteAnswer::Linked) {
                 self.stats.links_made += 1;
                 let life = LINK_LIFETIME_MS + (self.unit() * LINK_JITTER_MS as f64) as u64;
                 Link::Up {
@@ -347,11 +393,11 @@ impl Peer {
         }
         self.events.push_back(Event::Routed {
             token,
-            ask: a.ask,
             target: a.target,
             hops,
             owner: from,
             pos,
+            answer,
         });
     }
 
@@ -361,7 +407,7 @@ impl Peer {
             self.links.incoming.remove(&from);
             return;
         }
-        let kept = self.take_incoming(now, from) == RouteAnswer::Linked;
+        let kept = matches!(self.take_incoming(now, from), RouteAnswer::Linked);
         let msg = Message::LinkAt {
             pos: self.me.pos,
             kept,
@@ -390,6 +436,31 @@ impl Peer {
         }
     }
 
+    /// We leave: the holders of links to us that we do not keep hear it
+    /// too (the others hear our `Leave` anyway).
+    pub(super) fn links_leaving(&mut self, now: Millis) {
+        let mut holders: Vec<PeerId> = self.links.incoming.keys().copied().collect();
+        holders.sort();
+        for id in holders {
+            if !self.kept.contains_key(&id) {
+                self.send(id, Message::Leave, now);
+            }
+        }
+    }
+
+    /// `from` left: a link to it is drawn again at once.
+    pub(super) fn link_end_left(&mut self, now: Millis, from: PeerId) {
+        self.links.incoming.remove(&from);
+        if let Some(slot) = self
+            .links
+            .out
+            .iter()
+            .position(|l| matches!(l, Link::Up { peer, .. } if *peer == from))
+        {
+            self.redraw(slot, now, false);
+        }
+    }
+
     /// Drops link `slot` (telling its far end unless it is gone) and draws
     /// again soon.
     fn redraw(&mut self, slot: usize, now: Millis, tell: bool) {
@@ -407,7 +478,7 @@ impl Peer {
     /// it took.
     fn retry_routes(&mut self, now: Millis) {
         for i in 0..self.links.awaited.len() {
-            let a = self.links.awaited[i];
+            let a = self.links.awaited[i].clone();
             if a.answered || a.retried || now.since(a.sent) < ROUTE_RETRY_MS || now > a.until {
                 continue;
             }

@@ -25,6 +25,8 @@ use crate::message::Message;
 impl Peer {
     /// Says goodbye to every kept peer and forgets them.
     pub fn leave(&mut self, now: Millis) {
+        self.records_leaving(now);
+        self.links_leaving(now);
         self.broadcast(&Message::Leave, now);
         self.kept.clear();
         self.enclosing.clear();
@@ -33,6 +35,7 @@ impl Peer {
     }
 
     pub(super) fn on_leave(&mut self, now: Millis, from: PeerId) {
+        self.link_end_left(now, from);
         if self.remove(&from, RemoveReason::Left) {
             self.after_loss(now);
         }

@@ -19,6 +19,7 @@
 //! | `motion.rs` | dead reckoning: announcing motion, extrapolating beliefs |
 //! | `area.rs` | area messages and chat |
 //! | `links.rs` | long-range links, greedy routing toward a point (`Route`) |
+//! | `records.rs` | key records: put, get, holders, hand-off |
 //! | `objects.rs` | world objects: holders, hand-over, versions |
 //! | `budget.rs` | token buckets per sender (area messages, routed object copies) |
 //! | `dispatch.rs` | every received message checked and handed to its rule |
@@ -43,6 +44,7 @@ mod liveness;
 mod motion;
 mod objects;
 mod radius;
+mod records;
 mod repair;
 mod table;
 mod timers;
@@ -62,6 +64,7 @@ pub use objects::{
     ROUTED_COPIES_PER_S,
 };
 pub use radius::RadiusMode;
+pub use records::MAX_RECORDS_HELD;
 use repair::Silenced;
 pub use repair::{FIRST_REPLY_CREDIT, REPLY_MULTIPLE, short4};
 use table::Table;
@@ -130,6 +133,8 @@ pub struct Peer {
     objects: objects::ObjectState,
     /// Long links, incoming links, routes of ours in flight.
     links: links::LinkState,
+    /// Key records held here.
+    records: records::RecordState,
     stats: Stats,
 }
 
@@ -199,6 +204,7 @@ impl Peer {
             area: area::AreaState::default(),
             objects: objects::ObjectState::default(),
             links: links::LinkState::default(),
+            records: records::RecordState::default(),
             stats: Stats::default(),
         }
     }

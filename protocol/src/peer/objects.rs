@@ -296,14 +296,29 @@ fn expiry(obj: &WorldObject, signed_at: Millis) -> Millis {
 impl Peer {
     /// The [`OBJECT_HOLDERS`] nearest to `pos` among this peer (`None`) and
     /// the given peers.
-    fn holders_of(&self, pos: Point, peers: &[(PeerId, Point, f32)]) -> Vec<Option<PeerId>> {
+    pub(super) fn holders_of(
+        &self,
+        pos: Point,
+        peers: &[(PeerId, Point, f32)],
+    ) -> Vec<Option<PeerId>> {
+        self.nearest_of(pos, peers, OBJECT_HOLDERS)
+    }
+
+    /// The `n` nearest to `pos` among this peer (`None`) and the given
+    /// peers, nearest first.
+    pub(super) fn nearest_of(
+        &self,
+        pos: Point,
+        peers: &[(PeerId, Point, f32)],
+        n: usize,
+    ) -> Vec<Option<PeerId>> {
         let world = self.config.world;
-        let mut best: Vec<(f64, Option<PeerId>)> = Vec::with_capacity(OBJECT_HOLDERS + 1);
+        let mut best: Vec<(f64, Option<PeerId>)> = Vec::with_capacity(n + 1);
         let mut consider = |d: f64, who: Option<PeerId>| {
-            if best.len() < OBJECT_HOLDERS || d < best[best.len() - 1].0 {
+            if best.len() < n || d < best[best.len() - 1].0 {
                 let at = best.partition_point(|(e, _)| *e <= d);
                 best.insert(at, (d, who));
-                best.truncate(OBJECT_HOLDERS);
+                best.truncate(n);
             }
         };
         consider(world.distance(self.me.pos, pos), None);
@@ -314,7 +329,7 @@ impl Peer {
     }
 
     /// Confirmed kept peers as (id, believed position, radius), by id.
-    fn object_peers(&self, now: Millis) -> Vec<(PeerId, Point, f32)> {
+    pub(super) fn object_peers(&self, now: Millis) -> Vec<(PeerId, Point, f32)> {
         self.kept
             .iter()
             .filter(|(_, k)| k.confirmed)

@@ -126,6 +126,7 @@ impl Peer {
         self.adapt_radius(now);
         self.objects_round(now);
         self.links_round(now);
+        self.records_round(now);
     }
 
     /// When [`Peer::handle_timeout`] should be called next.

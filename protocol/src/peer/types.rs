@@ -206,12 +206,13 @@ pub enum Event {
         /// The application's bytes ([`crate::peer::chat_text`] reads a chat line).
         payload: Vec<u8>,
     },
-    /// A route of ours (`Peer::route`, or a long link's probe) was answered.
+    /// A route of ours (`Peer::route`, `get_record`, `put_record`, or a
+    /// long link's probe) was answered.
     Routed {
-        /// The token `Peer::route` returned.
+        /// The token `Peer::route` (or `get_record`, `put_record`) returned.
         token: u64,
-        /// What it asked.
-        ask: crate::message::RouteAsk,
+        /// The answer.
+        answer: crate::message::RouteAnswer,
         /// The point it went to.
         target: crate::geometry::Point,
         /// Forwards it took (0: we own the point ourselves).
@@ -295,6 +296,11 @@ pub struct Stats {
     pub routes_answered: u64,
     /// Routed messages refused: their sender was over its budget.
     pub routes_refused: u64,
+    /// Key record versions taken (puts that ended here, hand-offs).
+    pub records_taken: u64,
+    /// Key record copies refused (bad signature or name, another writer's
+    /// name, quota, not wanted here).
+    pub records_refused: u64,
     /// Long links made (a far end took our probe).
     pub links_made: u64,
     /// Long links dropped and drawn again (far end silent or refusing,
@@ -305,7 +311,7 @@ pub struct Stats {
 impl Stats {
     /// `(name, help, value)` of the counters a node exports (the message
     /// totals are counted by the transport instead).
-    pub fn fields(&self) -> [(&'static str, &'static str, u64); 27] {
+    pub fn fields(&self) -> [(&'static str, &'static str, u64); 29] {
         [
             (
                 "rejected",
@@ -427,6 +433,16 @@ impl Stats {
                 "routes_refused",
                 "Routed messages refused (their sender over its budget).",
                 self.routes_refused,
+            ),
+            (
+                "records_taken",
+                "Key record versions taken (puts and hand-offs).",
+                self.records_taken,
+            ),
+            (
+                "records_refused",
+                "Key record copies refused (bad signature or name, another writer's name, quota, not wanted here).",
+                self.records_refused,
             ),
             ("links_made", "Long links made.", self.links_made),
             (

@@ -75,6 +75,9 @@ pub struct SimConfig {
     /// (a `Route` asking who owns it), in the measured window; long links
     /// are `peer.long_links`.
     pub lookups: f64,
+    /// Key records put by random peers as the measured window opens;
+    /// lookups then ask for them by name.
+    pub records: usize,
     /// Base one-way latency in milliseconds.
     pub latency_ms: u64,
     /// Latency spread: each link adds a fixed 0..=jitter, each datagram a
@@ -111,6 +114,7 @@ impl Default for SimConfig {
             chat: 0.0,
             objects: 0,
             lookups: 0.0,
+            records: 0,
             partition: None,
             merge_at: None,
             crowd: 0.0,
@@ -207,9 +211,17 @@ pub struct Report {
     pub route_hops_mean: Option<f64>,
     /// With `--lookups`: the 99th percentile of the same.
     pub route_hops_p99: Option<f64>,
-    /// With `--lookups`: the share of the routes sent (and judged) that
-    /// ended at the true owner of their point.
+    /// With `--lookups`: the share of the lookups judged that returned the
+    /// newest stored version of their record (with `--records`), or of
+    /// the routes that ended at one of the three peers nearest their point
+    /// (the holders of a record there) as they ended. A lookup not
+    /// answered within the reply window fails (its origin retries once);
+    /// those of an origin that left are not judged.
     pub lookup_success: Option<f64>,
+    /// With `--records`: records whose put was answered `Stored`.
+    pub records_stored: Option<u64>,
+    /// With `--records`: of those, the ones no live peer holds at the end.
+    pub records_lost: Option<u64>,
     /// With `--long-links`: live long links per live peer at the end.
     pub long_links_mean: Option<f64>,
     /// With `--long-links`: long links whose far end is gone, at the end.

@@ -139,6 +139,8 @@ impl Sim {
             route_hops_mean: routes.hops_mean,
             route_hops_p99: routes.hops_p99,
             lookup_success: routes.success,
+            records_stored: routes.records_stored,
+            records_lost: routes.records_lost,
             long_links_mean: links.then_some(routes.links_mean),
             long_links_dead: links.then_some(routes.links_dead),
             incoming_links_max: links.then_some(routes.incoming_max),

@@ -446,27 +446,27 @@ impl Sim {
             );
         }
         while let Some(e) = self.slots[slot].peer.poll_event() {
-            if let Event::AreaMessage { origin, id, .. } = e {
-                let to = self.slots[slot].peer.id();
-                self.chat_log.delivered(to, (origin, id));
-            }
-            if let Event::Routed {
-                token,
-                ask,
-                hops,
-                owner,
-                ..
-            } = e
-            {
-                self.routed(from, token, ask, hops, owner);
-            }
-            if let Event::Joined { hops, .. } = e {
-                self.slots[slot].counts_from = Some(self.now.plus(2 * self.cfg.latency_ms));
-                self.joins += 1;
-                self.join_hops += u64::from(hops);
-                if let Some(t0) = self.slots[slot].join_started.take() {
-                    self.join_time += self.now.since(t0);
+            match e {
+                Event::AreaMessage { origin, id, .. } => {
+                    let to = self.slots[slot].peer.id();
+                    self.chat_log.delivered(to, (origin, id));
                 }
+                Event::Routed {
+                    token,
+                    hops,
+                    owner,
+                    answer,
+                    ..
+                } => self.routed(from, token, hops, owner, &answer),
+                Event::Joined { hops, .. } => {
+                    self.slots[slot].counts_from = Some(self.now.plus(2 * self.cfg.latency_ms));
+                    self.joins += 1;
+                    self.join_hops += u64::from(hops);
+                    if let Some(t0) = self.slots[slot].join_started.take() {
+                        self.join_time += self.now.since(t0);
+                    }
+                }
+                _ => {}
             }
         }
         if let Some(t) = self.slots[slot].peer.poll_timeout() {

@@ -1,5 +1,8 @@
-//! Routes and long links in the simulator (`--lookups P`, `--long-links K`):
-//! each counted peer routes to a random point with probability P per tick;
+//! Routes, records and long links in the simulator (`--lookups P`,
+//! `--records N`, `--long-links K`): N records are put by random peers as
+//! the window opens; each counted peer looks up a random stored record
+//! (without records: routes to a random point) with probability P per
+//! tick; a lookup succeeds when it returns the newest version stored;
 //! the report says how many hops the routes took, what share ended at one
 //! of the point's true holders (the [`OBJECT_HOLDERS`] live peers nearest
 //! to it as the route ends: any of them can answer for a record there), and
@@ -11,24 +14,49 @@ use super::Sim;
 use crate::Millis;
 use crate::geometry::Point;
 use crate::id::PeerId;
-use crate::message::RouteAsk;
+use crate::message::RouteAnswer;
 use crate::mobility::random_point;
+use crate::object::SeededSigner;
 use crate::peer::{OBJECT_HOLDERS, ROUTE_REPLY_WINDOW_MS};
+use crate::record::RecordKey;
 
-/// The routes sent in the measured window.
+/// A route of ours in flight.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    target: Point,
+    at: Millis,
+    /// It reached its end (judged then, for a route to a point).
+    ended: bool,
+    /// A lookup of this record (index into `records`), not a route to a point.
+    record: Option<usize>,
+}
+
+/// A record put by the simulator (`records`).
+#[derive(Debug)]
+struct SimRecord {
+    name: String,
+    /// Its writer's slot.
+    writer: usize,
+    /// Its newest version, once a put was answered `Stored`.
+    stored: Option<u64>,
+}
+
+/// The routes sent in the measured window, and the records.
 #[derive(Debug, Default)]
 pub(super) struct RouteLog {
-    /// (origin, token) of each route sent and not yet answered: its point
-    /// and when it was sent.
-    out: HashMap<(PeerId, u64), (Point, Millis, bool)>,
+    out: HashMap<(PeerId, u64), Pending>,
     /// Routes answered.
     answered: u64,
-    /// Routes that reached their end (answered or not).
+    /// Routes that reached their end (answered or not), and lookups answered.
     ended: u64,
     /// Hops of each answered route.
     hops: Vec<u16>,
-    /// Answers that named the true owner.
+    /// Ended at a holder of the point, or found the newest version.
     right: u64,
+    records: Vec<SimRecord>,
+    /// Puts in flight: (writer, token) to the record.
+    puts: HashMap<(PeerId, u64), usize>,
+    put: bool,
 }
 
 /// What the report says of routes and links.
@@ -37,29 +65,88 @@ pub(super) struct RouteFigures {
     pub hops_mean: Option<f64>,
     pub hops_p99: Option<f64>,
     pub success: Option<f64>,
+    pub records_lost: Option<u64>,
+    pub records_stored: Option<u64>,
     pub links_mean: f64,
     pub links_dead: u64,
     pub incoming_max: usize,
     pub len_log_ks: Option<f64>,
 }
 
+/// Records live this long (the simulated runs are shorter).
+const SIM_RECORD_TTL_S: u32 = 3_600;
+
 impl Sim {
-    /// This tick's routes.
+    /// This tick's puts (once, at the window's start) and lookups.
     pub(super) fn lookups(&mut self) {
-        if self.cfg.lookups <= 0.0 || self.tick < self.measure_from() {
+        if self.tick < self.measure_from() {
             return;
         }
         let now = self.now;
+        if self.cfg.records > 0 && !self.routes.put {
+            self.routes.put = true;
+            let writers: Vec<usize> = (0..self.slots.len())
+                .filter(|&i| self.slots[i].counted(now))
+                .collect();
+            for n in 0..self.cfg.records {
+                let Some(&i) = writers.get(self.rng.below(writers.len().max(1) as u64) as usize)
+                else {
+                    break;
+                };
+                let slot = &mut self.slots[i];
+                if slot.peer.author_id().is_none() {
+                    slot.peer
+                        .set_signer(Box::new(SeededSigner::new(slot.peer.id().short_u64())));
+                }
+                let name = format!("record {n}");
+                let value = format!("value of record {n}").into_bytes();
+                if let Ok(token) = slot.peer.put_record(now, &name, value, SIM_RECORD_TTL_S) {
+                    let id = slot.peer.id();
+                    self.routes
+                        .puts
+                        .insert((id, token), self.routes.records.len());
+                    self.routes.records.push(SimRecord {
+                        name,
+                        writer: i,
+                        stored: None,
+                    });
+                }
+                self.flush(i);
+            }
+        }
+        if self.cfg.lookups <= 0.0 {
+            return;
+        }
         for i in 0..self.slots.len() {
             if !self.slots[i].counted(now) || self.rng.f64() >= self.cfg.lookups {
                 continue;
             }
-            let target = random_point(self.world, &mut self.rng);
-            let token = self.slots[i].peer.route(now, target);
             let origin = self.slots[i].peer.id();
-            self.routes
-                .out
-                .insert((origin, token), (target, now, false));
+            let (token, target, record) = if self.cfg.records > 0 {
+                // A record whose put was answered, at random.
+                let stored: Vec<usize> = (0..self.routes.records.len())
+                    .filter(|&r| self.routes.records[r].stored.is_some())
+                    .collect();
+                if stored.is_empty() {
+                    continue;
+                }
+                let r = stored[self.rng.below(stored.len() as u64) as usize];
+                let name = self.routes.records[r].name.clone();
+                let target = RecordKey::of(&name).point(self.world);
+                (self.slots[i].peer.get_record(now, &name), target, Some(r))
+            } else {
+                let target = random_point(self.world, &mut self.rng);
+                (self.slots[i].peer.route(now, target), target, None)
+            };
+            self.routes.out.insert(
+                (origin, token),
+                Pending {
+                    target,
+                    at: now,
+                    ended: false,
+                    record,
+                },
+            );
             self.flush(i);
         }
     }
@@ -67,14 +154,14 @@ impl Sim {
     /// `end` answers a route of `origin`'s: judged now, where the peers
     /// are as the route ends (not a latency later, when the answer lands).
     pub(super) fn route_ended(&mut self, end: PeerId, origin: PeerId, token: u64) {
-        let Some((target, _, judged)) = self.routes.out.get_mut(&(origin, token)) else {
+        let Some(p) = self.routes.out.get_mut(&(origin, token)) else {
             return;
         };
-        if *judged {
+        if p.ended || p.record.is_some() {
             return;
         }
-        *judged = true;
-        let target = *target;
+        p.ended = true;
+        let target = p.target;
         self.routes.ended += 1;
         if self.among_nearest(target, end, OBJECT_HOLDERS) {
             self.routes.right += 1;
@@ -86,24 +173,47 @@ impl Sim {
         &mut self,
         origin: PeerId,
         token: u64,
-        ask: RouteAsk,
         hops: u16,
         owner: PeerId,
+        answer: &RouteAnswer,
     ) {
-        if ask != RouteAsk::Find {
+        if let Some(r) = self.routes.puts.remove(&(origin, token)) {
+            if let RouteAnswer::Stored(_) = answer {
+                let writer = self.routes.records[r].writer;
+                let name = &self.routes.records[r].name;
+                let version = self.slots[writer]
+                    .peer
+                    .records()
+                    .find(|x| &x.name == name)
+                    .map_or(1, |x| x.version);
+                self.routes.records[r].stored = Some(version);
+            }
             return;
         }
-        let Some((target, _, judged)) = self.routes.out.remove(&(origin, token)) else {
+        let Some(p) = self.routes.out.remove(&(origin, token)) else {
             return;
         };
         self.routes.answered += 1;
         self.routes.hops.push(hops);
-        // Answered at once by its origin (0 hops): judged here.
-        if !judged {
-            self.routes.ended += 1;
-            if self.among_nearest(target, owner, OBJECT_HOLDERS) {
-                self.routes.right += 1;
+        match p.record {
+            Some(r) => {
+                self.routes.ended += 1;
+                let want = self.routes.records[r].stored;
+                if let RouteAnswer::Record(Some(c)) = answer
+                    && !c.record.removed
+                    && Some(c.record.version) >= want
+                {
+                    self.routes.right += 1;
+                }
             }
+            // Answered at once by its origin (0 hops): judged here.
+            None if !p.ended => {
+                self.routes.ended += 1;
+                if self.among_nearest(p.target, owner, OBJECT_HOLDERS) {
+                    self.routes.right += 1;
+                }
+            }
+            None => {}
         }
     }
 
@@ -135,9 +245,9 @@ impl Sim {
         let lost = log
             .out
             .iter()
-            .filter(|((origin, _), (_, at, ended))| {
-                !ended
-                    && self.now.since(*at) > ROUTE_REPLY_WINDOW_MS
+            .filter(|((origin, _), p)| {
+                !p.ended
+                    && self.now.since(p.at) > ROUTE_REPLY_WINDOW_MS
                     && self.by_id.get(origin).is_some_and(|&i| self.slots[i].alive)
             })
             .count() as u64;
@@ -151,6 +261,27 @@ impl Sim {
                 f.hops_p99 = Some(f64::from(h[at]));
             }
             f.success = Some(log.right as f64 / judged as f64);
+        }
+        if !self.routes.records.is_empty() {
+            let stored: Vec<&SimRecord> = self
+                .routes
+                .records
+                .iter()
+                .filter(|r| r.stored.is_some())
+                .collect();
+            f.records_stored = Some(stored.len() as u64);
+            let held: std::collections::HashSet<RecordKey> = self
+                .slots
+                .iter()
+                .filter(|s| s.alive)
+                .flat_map(|s| s.peer.records().map(|r| r.key))
+                .collect();
+            f.records_lost = Some(
+                stored
+                    .iter()
+                    .filter(|r| !held.contains(&RecordKey::of(&r.name)))
+                    .count() as u64,
+            );
         }
         let cfg = &self.cfg.peer;
         if cfg.long_links == 0 {

@@ -33,8 +33,8 @@ pub(crate) struct Net {
     pub(crate) log: Vec<(PeerId, PeerId, Message)>,
     /// Area messages delivered: (receiver, origin, id, payload).
     pub(crate) area: Vec<(PeerId, PeerId, u64, Vec<u8>)>,
-    /// Routes answered: (origin, token, owner, hops).
-    pub(crate) routed: Vec<(PeerId, u64, PeerId, u16)>,
+    /// Routes answered: (origin, token, owner, hops, answer).
+    pub(crate) routed: Vec<(PeerId, u64, PeerId, u16, crate::message::RouteAnswer)>,
 }
 
 impl Net {
@@ -193,8 +193,12 @@ impl Net {
                         ..
                     } => self.area.push((*id, origin, n, payload)),
                     crate::peer::Event::Routed {
-                        token, owner, hops, ..
-                    } => self.routed.push((*id, token, owner, hops)),
+                        token,
+                        owner,
+                        hops,
+                        answer,
+                        ..
+                    } => self.routed.push((*id, token, owner, hops, answer)),
                     _ => {}
                 }
             }
@@ -353,5 +357,6 @@ mod link_rules;
 mod model;
 mod motion_rules;
 mod object_rules;
+mod record_rules;
 mod repair_rules;
 mod rules;

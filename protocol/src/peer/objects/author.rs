@@ -17,6 +17,11 @@ impl Peer {
         self.objects.signer = Some(signer);
     }
 
+    /// The key objects and records are signed with here, if any.
+    pub(in crate::peer) fn object_signer(&self) -> Option<&dyn Signer> {
+        self.objects.signer.as_deref()
+    }
+
     /// The id objects placed here are signed as (`None` without a key).
     pub fn author_id(&self) -> Option<PeerId> {
         self.objects
