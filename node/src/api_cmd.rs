@@ -1,6 +1,7 @@
-//! `peerworld-node say|messages|objects|place|remove`: a small client of a
-//! running node's API (`POST /say`, `GET /messages`, `GET /objects`,
-//! `POST /objects`, `DELETE /objects/{key}`).
+//! `peerworld-node say|messages|objects|place|remove|put|get`: a small
+//! client of a running node's API (`POST /say`, `GET /messages`,
+//! `GET /objects`, `POST /objects`, `DELETE /objects/{key}`,
+//! `PUT /records/{key}`, `GET /records/{key}`).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -198,4 +199,73 @@ pub fn remove(a: RemoveArgs) -> anyhow::Result<()> {
     let answer = call(a.status, ("DELETE", &path, ""), 200, "the node refused")?;
     println!("{}", answer.trim());
     Ok(())
+}
+
+/// `put` arguments.
+#[derive(Args, Debug)]
+pub struct PutArgs {
+    /// The node's status address (its `run --status`).
+    #[arg(long)]
+    status: SocketAddr,
+    /// Lifetime in seconds (at most 86 400).
+    #[arg(long, default_value_t = peerworld_node::status_records::DEFAULT_RECORD_TTL_S)]
+    ttl_s: u32,
+    /// The record's key (any text up to 128 bytes).
+    key: String,
+    /// The value (at most 1 KiB).
+    value: String,
+}
+
+/// `get` arguments.
+#[derive(Args, Debug)]
+pub struct GetArgs {
+    /// The node's status address (its `run --status`).
+    #[arg(long)]
+    status: SocketAddr,
+    /// The record's key.
+    key: String,
+}
+
+/// `key` as one URL path segment (every byte but unreserved ones escaped).
+fn path_segment(key: &str) -> String {
+    key.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+pub fn put(a: PutArgs) -> anyhow::Result<()> {
+    let path = format!("/records/{}?ttl_s={}", path_segment(&a.key), a.ttl_s);
+    let answer = call(
+        a.status,
+        ("PUT", &path, &a.value),
+        200,
+        "the record was not stored",
+    )?;
+    println!("{}", answer.trim());
+    Ok(())
+}
+
+pub fn get(a: GetArgs) -> anyhow::Result<()> {
+    let path = format!("/records/{}", path_segment(&a.key));
+    let answer = call(a.status, ("GET", &path, ""), 200, "no value")?;
+    println!("{answer}");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_segment;
+
+    #[test]
+    fn keys_are_escaped_into_one_path_segment() {
+        assert_eq!(path_segment("a-b_c.d~e"), "a-b_c.d~e");
+        assert_eq!(path_segment("a b/c?d"), "a%20b%2Fc%3Fd");
+        assert_eq!(path_segment("é"), "%C3%A9");
+    }
 }

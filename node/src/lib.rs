@@ -15,14 +15,15 @@ mod node;
 mod socket;
 pub mod status;
 pub mod status_objects;
+pub mod status_records;
 pub mod swarm;
 
 pub use identity::Identity;
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use node::{
     CHAT_KEPT, ChatFeed, ChatLine, Command, MAX_HANDSHAKES, MAX_LINKS, MAX_LINKS_PER_IP,
-    MAX_PENDING_DIALS, NewObject, Node, NodeConfig, NodeHandle, ObjectCommandError, SayError,
-    Snapshot, Walk,
+    MAX_PENDING_DIALS, NewObject, Node, NodeConfig, NodeHandle, ObjectCommandError, ROUTE_WAIT,
+    RecordError, RouteRequest, Routed, SayError, Snapshot, Walk,
 };
 pub use peerworld_protocol::{Neighbour, PeerState};
 

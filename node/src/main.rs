@@ -37,6 +37,10 @@ enum Command {
     Place(api_cmd::PlaceArgs),
     /// Remove a sign the running node placed.
     Remove(api_cmd::RemoveArgs),
+    /// Store a value under a key in the world, through a running node.
+    Put(api_cmd::PutArgs),
+    /// Read the value stored under a key, through a running node.
+    Get(api_cmd::GetArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,5 +54,7 @@ fn main() -> anyhow::Result<()> {
         Command::Objects(args) => api_cmd::objects(args),
         Command::Place(args) => api_cmd::place(args),
         Command::Remove(args) => api_cmd::remove(args),
+        Command::Put(args) => api_cmd::put(args),
+        Command::Get(args) => api_cmd::get(args),
     }
 }

@@ -227,6 +227,7 @@ pub async fn serve(addr: SocketAddr, node: NodeHandle) -> Result<SocketAddr, Err
         .route("/say", axum::routing::post(say))
         .route("/messages", get(messages))
         .merge(crate::status_objects::routes())
+        .merge(crate::status_records::routes())
         .layer(axum::extract::DefaultBodyLimit::max(4096))
         .with_state(node.clone());
     tokio::spawn(async move {

@@ -129,7 +129,7 @@ async fn list(
     axum::Json(json!({ "objects": objects })).into_response()
 }
 
-fn parse_point(s: &str) -> Option<Point> {
+pub(crate) fn parse_point(s: &str) -> Option<Point> {
     let (x, y) = s.split_once(',')?;
     let p = Point::new(x.trim().parse().ok()?, y.trim().parse().ok()?);
     p.is_finite().then_some(p)

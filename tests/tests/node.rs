@@ -16,6 +16,8 @@ use quinn::crypto::rustls::QuicClientConfig;
 
 #[path = "node/objects.rs"]
 mod objects;
+#[path = "node/records.rs"]
+mod records;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

@@ -25,7 +25,7 @@ use tracing::{Instrument, debug, info, warn};
 use super::addrbook::AddressBook;
 use super::cache::PeerCache;
 use super::entry::{CACHE_EVERY_TICKS, Rejoin};
-use super::handle::{Command, Snapshot};
+use super::handle::{Command, RouteRequest, Routed, Snapshot};
 use super::links::{LinkTable, Queued};
 use super::transport::Dialer;
 use crate::close_code;
@@ -66,6 +66,11 @@ pub(super) struct Driver {
     pub(super) view_tx: watch::Sender<Arc<Snapshot>>,
     pub(super) dirty: bool,
     pub(super) join_hops: Option<u16>,
+    /// Routed requests awaiting their answer, by token.
+    pub(super) routes: std::collections::HashMap<
+        u64,
+        tokio::sync::oneshot::Sender<Result<Routed, peerworld_protocol::object::ObjectError>>,
+    >,
     /// When to try the next rejoin while lost, and the backoff after it.
     pub(super) rejoin: Rejoin,
     pub(super) links_open: Arc<AtomicUsize>,
@@ -154,6 +159,26 @@ impl Driver {
                         self.dirty = true;
                         self.publish(false);
                         let _ = answer.send(removed);
+                    }
+                    Some(Command::Route(req, answer)) => {
+                        let now = self.now();
+                        let token = match req {
+                            RouteRequest::Put { name, value, ttl_s } => {
+                                self.peer.put_record(now, &name, value, ttl_s)
+                            }
+                            RouteRequest::Get(name) => Ok(self.peer.get_record(now, &name)),
+                            RouteRequest::Find(p) => Ok(self.peer.route(now, p)),
+                        };
+                        match token {
+                            Ok(token) => {
+                                self.routes.retain(|_, w| !w.is_closed());
+                                self.routes.insert(token, answer);
+                            }
+                            Err(e) => {
+                                let _ = answer.send(Err(e));
+                            }
+                        }
+                        self.dirty = true;
                     }
                     Some(Command::Suspend(d)) => {
                         info!(secs = d.as_secs_f64(), "suspended");
@@ -383,9 +408,20 @@ impl Driver {
                     ..
                 } => self.chat.hear(&self.peer, origin, centre, &payload),
                 Event::Routed {
-                    token, hops, owner, ..
+                    token,
+                    hops,
+                    owner,
+                    answer,
+                    ..
                 } => {
                     debug!(token, hops, owner = %owner.short(), "route answered");
+                    if let Some(waiter) = self.routes.remove(&token) {
+                        let _ = waiter.send(Ok(Routed {
+                            hops,
+                            owner,
+                            answer,
+                        }));
+                    }
                 }
                 Event::NeighbourAdded(id) => debug!(peer = %id.short(), "neighbour added"),
                 Event::NeighbourRemoved(id, why) => {

@@ -170,7 +170,66 @@ pub enum Command {
         ObjectKey,
         tokio::sync::oneshot::Sender<Result<(), ObjectError>>,
     ),
+    /// A routed request (a record put or get, or who owns a point); the
+    /// answer comes when the route's end answers.
+    Route(
+        RouteRequest,
+        tokio::sync::oneshot::Sender<Result<Routed, ObjectError>>,
+    ),
 }
+
+/// A request routed through the world (see [`NodeHandle::put_record`],
+/// [`NodeHandle::get_record`], [`NodeHandle::route`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RouteRequest {
+    /// Store `value` under `name` for `ttl_s` seconds.
+    Put {
+        /// The record's name.
+        name: String,
+        /// At most 1 KiB.
+        value: Vec<u8>,
+        /// Its lifetime in seconds (1..=86 400).
+        ttl_s: u32,
+    },
+    /// Read the record under `name`.
+    Get(String),
+    /// Who owns this point.
+    Find(Point),
+}
+
+/// The answer to a routed request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Routed {
+    /// Forwards the route took.
+    pub hops: u16,
+    /// The peer that answered.
+    pub owner: PeerId,
+    /// Its answer.
+    pub answer: peerworld_protocol::message::RouteAnswer,
+}
+
+/// Why a record request failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RecordError {
+    /// Refused here (value too large, bad lifetime, no key to sign with).
+    #[error(transparent)]
+    Invalid(#[from] ObjectError),
+    /// The holders refused it: the name is another writer's (or a newer
+    /// version is held).
+    #[error("the record's holders refused it (the name is another writer's)")]
+    NotYours,
+    /// No answer came within [`ROUTE_WAIT`].
+    #[error("no answer from the world within {} s", ROUTE_WAIT.as_secs())]
+    NoAnswer,
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// How long a routed request waits for its answer (the route is sent once
+/// more after 1.5 s, and answers are taken for 10 s).
+pub const ROUTE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A world object to place (see [`NodeHandle::place_object`]).
 #[derive(Clone, Debug, PartialEq)]
@@ -233,6 +292,61 @@ impl NodeHandle {
             .await
             .map_err(|_| ObjectCommandError::Stopped)?;
         Ok(rx.await.map_err(|_| ObjectCommandError::Stopped)??)
+    }
+
+    /// Sends a routed request and waits for its answer.
+    async fn routed(&self, req: RouteRequest) -> Result<Routed, RecordError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.commands
+            .send(Command::Route(req, tx))
+            .await
+            .map_err(|_| RecordError::Stopped)?;
+        match tokio::time::timeout(ROUTE_WAIT, rx).await {
+            Ok(Ok(answer)) => Ok(answer?),
+            Ok(Err(_)) => Err(RecordError::Stopped),
+            Err(_) => Err(RecordError::NoAnswer),
+        }
+    }
+
+    /// Stores `value` (at most 1 KiB) under `name` for `ttl_s` seconds,
+    /// signed with this node's key; returns once the peers nearest the
+    /// name's point have it, with how many hold it (the owner and the
+    /// holders it handed a copy to).
+    pub async fn put_record(
+        &self,
+        name: &str,
+        value: Vec<u8>,
+        ttl_s: u32,
+    ) -> Result<u8, RecordError> {
+        use peerworld_protocol::message::RouteAnswer;
+        let req = RouteRequest::Put {
+            name: name.to_string(),
+            value,
+            ttl_s,
+        };
+        match self.routed(req).await?.answer {
+            RouteAnswer::Stored(n) => Ok(n),
+            _ => Err(RecordError::NotYours),
+        }
+    }
+
+    /// The newest value stored under `name`, or `None`.
+    pub async fn get_record(&self, name: &str) -> Result<Option<Vec<u8>>, RecordError> {
+        use peerworld_protocol::message::RouteAnswer;
+        match self
+            .routed(RouteRequest::Get(name.to_string()))
+            .await?
+            .answer
+        {
+            RouteAnswer::Record(Some(c)) if !c.record.removed => Ok(Some(c.record.value)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Routes to `to` and returns the hops taken and the peer that owns it.
+    pub async fn route(&self, to: Point) -> Result<(u16, PeerId), RecordError> {
+        let r = self.routed(RouteRequest::Find(to)).await?;
+        Ok((r.hops, r.owner))
     }
 
     /// The live objects this node knows within `r` of `centre`, nearest first.

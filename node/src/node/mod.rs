@@ -39,7 +39,10 @@ mod transport;
 
 pub use admission::{MAX_HANDSHAKES, MAX_LINKS_PER_IP};
 pub use chat::{CHAT_KEPT, ChatFeed, ChatLine, ObjectCommandError, SayError};
-pub use handle::{Command, NewObject, NodeConfig, NodeHandle, Snapshot, Walk};
+pub use handle::{
+    Command, NewObject, NodeConfig, NodeHandle, ROUTE_WAIT, RecordError, RouteRequest, Routed,
+    Snapshot, Walk,
+};
 pub use links::{MAX_LINKS, MAX_PENDING_DIALS};
 
 use crate::Error;
@@ -218,6 +221,7 @@ impl Node {
             view_tx,
             dirty: true,
             join_hops: None,
+            routes: std::collections::HashMap::new(),
             rejoin: entry::Rejoin::default(),
             links_open: links_open.clone(),
             tasks: JoinSet::new(),
