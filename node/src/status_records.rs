@@ -38,14 +38,14 @@ fn refused(e: RecordError) -> Response {
     error(code, e)
 }
 
-fn check_key(key: &str) -> Result<(), Response> {
-    if key.is_empty() || key.len() > MAX_RECORD_NAME {
-        return Err(error(
+/// A 400 for a key that is empty or too long.
+fn bad_key(key: &str) -> Option<Response> {
+    (key.is_empty() || key.len() > MAX_RECORD_NAME).then(|| {
+        error(
             StatusCode::BAD_REQUEST,
             format!("a record key is 1 to {MAX_RECORD_NAME} bytes"),
-        ));
-    }
-    Ok(())
+        )
+    })
 }
 
 #[derive(serde::Deserialize)]
@@ -62,7 +62,7 @@ async fn put(
     query: Result<Query<Ttl>, axum::extract::rejection::QueryRejection>,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = check_key(&key) {
+    if let Some(r) = bad_key(&key) {
         return r;
     }
     let ttl_s = match query {
@@ -80,7 +80,7 @@ async fn put(
 
 /// `GET /records/{key}` → the value (`application/octet-stream`), or 404.
 async fn get(State(node): State<NodeHandle>, Path(key): Path<String>) -> Response {
-    if let Err(r) = check_key(&key) {
+    if let Some(r) = bad_key(&key) {
         return r;
     }
     match node.get_record(&key).await {
