@@ -9,7 +9,7 @@ use peerworld_protocol::{Config, PeerId, Point};
 use super::{WORLD, api, converged, http_get, http_request, real_time};
 
 /// The live nodes nearest to `p`, nearest first.
-fn nearest<'a>(nodes: &'a [NodeHandle], p: Point) -> Vec<&'a NodeHandle> {
+fn nearest(nodes: &[NodeHandle], p: Point) -> Vec<&NodeHandle> {
     let mut live: Vec<&NodeHandle> = nodes.iter().filter(|n| !n.is_closed()).collect();
     live.sort_by(|a, b| {
         let da = WORLD.distance(a.snapshot().view.me.pos, p);
