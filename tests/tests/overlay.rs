@@ -533,3 +533,54 @@ fn a_settled_world_of_ten_thousand_routes_every_lookup_to_its_owner_within_log2_
     // Log-uniform lengths.
     assert!(r.long_link_len_log_ks.is_some_and(|d| d < 0.1), "{r:?}");
 }
+
+#[test]
+fn lookups_find_every_record_while_everyone_walks_and_churns() {
+    let mut cfg = walkers(1000, 1200.0, 3, 200, 50);
+    cfg.churn = 0.002;
+    cfg.peer.long_links = 4;
+    cfg.records = 300;
+    cfg.lookups = 0.01;
+    let r = Sim::new(cfg).run();
+    let ok = r.lookup_success.expect("lookups were made");
+    assert!(ok >= 0.999, "lookup success {ok}: {r:?}");
+    assert!(r.records_stored.is_some_and(|n| n >= 280), "{r:?}");
+    assert_eq!(r.records_lost, Some(0), "{r:?}");
+}
+
+#[test]
+fn records_keep_three_holders_when_a_tenth_of_the_peers_crash_at_once() {
+    use peerworld_protocol::record::RecordKey;
+    let mut cfg = config(1000, 1200.0, Mobility::Still, 0);
+    cfg.latency_ms = 100;
+    cfg.peer.long_links = 4;
+    cfg.records = 300;
+    cfg.voronoi = false;
+    let from = join_ticks(&cfg) + 50;
+    cfg.measure_from = Some(from);
+    cfg.ticks = from + 200;
+    let timeout_ticks = cfg.peer.failure_timeout_ms / 100;
+    let world = cfg.peer.world;
+    let mut sim = Sim::new(cfg);
+    sim.run_ticks(from + 30);
+    assert_eq!(sim.crash_random(100).len(), 100);
+    // The failure timeout, then three seconds.
+    sim.run_ticks(timeout_ticks + 30);
+    let peers: Vec<_> = sim.peers().collect();
+    let (mut full, mut owned) = (0, 0);
+    for n in 0..300 {
+        let key = RecordKey::of(&format!("record {n}"));
+        let p = key.point(world);
+        let mut near: Vec<_> = peers
+            .iter()
+            .map(|q| (world.distance(q.info().pos, p), q))
+            .collect();
+        near.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let holds = |q: &&peerworld_protocol::peer::Peer| q.records().any(|r| r.key == key);
+        let held: Vec<bool> = near.iter().take(3).map(|(_, q)| holds(q)).collect();
+        full += usize::from(held.iter().all(|h| *h));
+        owned += usize::from(held[0]);
+    }
+    assert!(owned >= 299, "the owner holds {owned} of 300");
+    assert!(full >= 299, "the three nearest hold {full} of 300");
+}

@@ -24,7 +24,8 @@
 //! - The end of a `Route` answers its origin straight (`RouteReply`), and
 //!   the origin takes an answer only for a token of its own, once, within
 //!   [`ROUTE_REPLY_WINDOW_MS`]. A route unanswered for [`ROUTE_RETRY_MS`]
-//!   is sent once more through another first hop. A first-hop route must come from its
+//!   is sent once more, through the two best other first hops (a crashed
+//!   neighbour is handed routes until its silence shows). A first-hop route must come from its
 //!   origin. Each sender gets [`ROUTE_RATE_PER_S`] routes a second, in
 //!   bursts of [`ROUTE_BURST`]; beyond that they are refused and counted
 //!   (`routes_refused`).
@@ -474,8 +475,8 @@ impl Peer {
     }
 
     /// Sends once more each route of ours unanswered for
-    /// [`ROUTE_RETRY_MS`], through the best first hop other than the one
-    /// it took.
+    /// [`ROUTE_RETRY_MS`], through the two best first hops other than the
+    /// one it took (or that one, if it is the only one nearer).
     fn retry_routes(&mut self, now: Millis) {
         for i in 0..self.links.awaited.len() {
             let a = self.links.awaited[i].clone();
@@ -483,13 +484,28 @@ impl Peer {
                 continue;
             }
             self.links.awaited[i].retried = true;
-            if let Some((_, next)) = self.next_hop(now, a.target, |id| *id == a.first) {
+            // Through the two best first hops other than the first (it may
+            // have crashed; so may one more), else through the same (a loss
+            // further on). The first answer is taken.
+            let one = self.next_hop(now, a.target, |id| *id == a.first);
+            let two = one
+                .and_then(|(_, o)| self.next_hop(now, a.target, |id| *id == a.first || *id == o));
+            let via: Vec<PeerId> = match (one, two) {
+                (Some((_, o)), Some((_, t))) => vec![o, t],
+                (Some((_, o)), None) => vec![o],
+                _ => self
+                    .next_hop(now, a.target, |_| false)
+                    .map(|(_, f)| f)
+                    .into_iter()
+                    .collect(),
+            };
+            for next in via {
                 let msg = Message::Route {
                     origin: self.me.clone(),
                     target: a.target,
                     hops: 0,
                     token: a.token,
-                    ask: a.ask,
+                    ask: a.ask.clone(),
                 };
                 self.send(next, msg, now);
             }
