@@ -6,12 +6,15 @@
 //! would) or a message built from the next bytes (kind < 16; 14 moves the
 //! peer, 15 is an area message, received or our own, or a world object:
 //! our own placed, edited or removed, or a copy signed by one of three
-//! authors, sometimes tampered with, an offer or a request), so the fuzzer
+//! authors, sometimes tampered with, an offer or a request; or a route or
+//! a key record: our own put, get or route, or a route, answer, record
+//! copy, offer, request or long-link message received), so the fuzzer
 //! reaches deep states without having to learn the encoding first.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use peerworld_protocol::message::{AreaStage, Message, decode};
+use peerworld_protocol::message::{AreaStage, Message, RouteAnswer, RouteAsk, decode};
+use peerworld_protocol::record::{Record, RecordCopy, RecordKey};
 use peerworld_protocol::object::{ObjectCopy, ObjectKey, SeededSigner, WorldObject};
 use peerworld_protocol::{Config, Millis, Peer, PeerId, PeerInfo, Point, RadiusMode, World};
 
@@ -112,6 +115,91 @@ fn object_step(
     }
 }
 
+/// A route or record step (kind 15, sub-kinds 8 and 9): `Some` message to
+/// receive, or `None` after acting on the peer itself.
+fn route_step(b: &mut Bytes, p: &mut Peer, now: Millis, authors: &[SeededSigner; 3]) -> Option<Message> {
+    let author = &authors[usize::from(b.u8() % 3)];
+    let name = ["a", "b", "c", "d"][usize::from(b.u8() % 4)];
+    let copy = |b: &mut Bytes| {
+        let mut record = Record::signed(
+            author,
+            name,
+            vec![b.u8(); usize::from(b.u8()) * 5],
+            u64::from(b.u8() % 5),
+            u32::from(b.u8()),
+            b.u8() % 4 == 0,
+        );
+        if b.u8() % 4 == 0 {
+            record.value.push(1);
+        }
+        RecordCopy {
+            record,
+            age_ms: u64::from(b.u8()) * 100,
+        }
+    };
+    match b.u8() % 10 {
+        0 => {
+            let _ = p.put_record(now, name, vec![1; usize::from(b.u8()) * 5], u32::from(b.u8()));
+            None
+        }
+        1 => {
+            p.get_record(now, name);
+            None
+        }
+        2 => {
+            p.route(now, b.point());
+            None
+        }
+        3 => {
+            let ask = match b.u8() % 4 {
+                0 => RouteAsk::Link,
+                1 => RouteAsk::Find,
+                2 => RouteAsk::Get {
+                    key: RecordKey::of(name),
+                    detour: b.u8() % 4,
+                },
+                _ => RouteAsk::Put(Box::new(copy(b))),
+            };
+            Some(Message::Route {
+                origin: b.info(),
+                target: b.point(),
+                hops: u16::from(b.u8() % 4),
+                token: u64::from(b.u8() % 4),
+                ask,
+            })
+        }
+        4 => Some(Message::RouteReply {
+            token: u64::from(b.u8() % 4),
+            hops: u16::from(b.u8()),
+            pos: b.point(),
+            answer: match b.u8() % 4 {
+                0 => RouteAnswer::Linked,
+                1 => RouteAnswer::Refused,
+                2 => RouteAnswer::Stored(b.u8()),
+                _ => RouteAnswer::Record(Some(Box::new(copy(b)))),
+            },
+        }),
+        5 => Some(Message::Records {
+            records: (0..b.u8() % 3).map(|_| copy(b)).collect(),
+        }),
+        6 => Some(Message::RecordOffer {
+            offers: (0..b.u8() % 4)
+                .map(|_| (RecordKey::of(name), u64::from(b.u8() % 5)))
+                .collect(),
+        }),
+        7 => Some(Message::RecordWant {
+            keys: vec![RecordKey::of(name)],
+        }),
+        8 => Some(Message::LinkKeep {
+            stop: b.u8() % 2 == 0,
+        }),
+        _ => Some(Message::LinkAt {
+            pos: b.point(),
+            kept: b.u8() % 2 == 0,
+        }),
+    }
+}
+
 /// `sent` is the token of the last join the peer sent, which a reply
 /// echoes half of the time (a reply must echo it to be taken).
 fn message(kind: u8, b: &mut Bytes, sent: u64) -> Option<Message> {
@@ -183,6 +271,7 @@ fuzz_target!(|data: &[u8]| {
             RadiusMode::Fixed
         },
         max_kept: 8,
+        long_links: 2,
         ..Config::default()
     };
     let me = PeerInfo::new(PeerId::from_seed(0), Point::new(500.0, 500.0), 100.0, "me");
@@ -211,7 +300,7 @@ fuzz_target!(|data: &[u8]| {
             p.move_to(b.point(), Millis(now));
             None
         } else if kind == 15 {
-            match b.u8() % 8 {
+            match b.u8() % 10 {
                 0 | 4 => {
                     // Our own area message or chat line (errors are fine, panics not).
                     let (centre, radius) = (b.point(), f32::from(b.u8()) * 4.0);
@@ -220,6 +309,7 @@ fuzz_target!(|data: &[u8]| {
                     None
                 }
                 sub @ (1 | 2 | 3 | 5) => object_step(sub, &mut b, &mut p, Millis(now), &authors),
+                8 | 9 => route_step(&mut b, &mut p, Millis(now), &authors),
                 _ => message(kind, &mut b, sent),
             }
         } else {
