@@ -14,8 +14,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use peerworld_protocol::message::{AreaStage, Message, RouteAnswer, RouteAsk, decode};
-use peerworld_protocol::record::{Record, RecordCopy, RecordKey};
 use peerworld_protocol::object::{ObjectCopy, ObjectKey, SeededSigner, WorldObject};
+use peerworld_protocol::record::{Record, RecordCopy, RecordKey};
 use peerworld_protocol::{Config, Millis, Peer, PeerId, PeerInfo, Point, RadiusMode, World};
 
 /// Reads bytes from the front of the input, zeros once it is used up.
@@ -117,7 +117,12 @@ fn object_step(
 
 /// A route or record step (kind 15, sub-kinds 8 and 9): `Some` message to
 /// receive, or `None` after acting on the peer itself.
-fn route_step(b: &mut Bytes, p: &mut Peer, now: Millis, authors: &[SeededSigner; 3]) -> Option<Message> {
+fn route_step(
+    b: &mut Bytes,
+    p: &mut Peer,
+    now: Millis,
+    authors: &[SeededSigner; 3],
+) -> Option<Message> {
     let author = &authors[usize::from(b.u8() % 3)];
     let name = ["a", "b", "c", "d"][usize::from(b.u8() % 4)];
     let copy = |b: &mut Bytes| {
@@ -139,7 +144,12 @@ fn route_step(b: &mut Bytes, p: &mut Peer, now: Millis, authors: &[SeededSigner;
     };
     match b.u8() % 10 {
         0 => {
-            let _ = p.put_record(now, name, vec![1; usize::from(b.u8()) * 5], u32::from(b.u8()));
+            let _ = p.put_record(
+                now,
+                name,
+                vec![1; usize::from(b.u8()) * 5],
+                u32::from(b.u8()),
+            );
             None
         }
         1 => {
