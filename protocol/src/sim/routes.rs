@@ -73,6 +73,9 @@ pub(super) struct RouteFigures {
     pub len_log_ks: Option<f64>,
 }
 
+/// Lookups stop this many ticks before the end of the run (5 s: a route
+/// across 100 000 peers without long links takes about 4 s).
+pub const LOOKUP_QUIET_TICKS: u64 = 50;
 /// Records live this long (the simulated runs are shorter).
 const SIM_RECORD_TTL_S: u32 = 3_600;
 
@@ -114,7 +117,9 @@ impl Sim {
                 self.flush(i);
             }
         }
-        if self.cfg.lookups <= 0.0 {
+        // No new lookups near the end: a long route sent then would not be
+        // answered in time, and the hop figures would favour short ones.
+        if self.cfg.lookups <= 0.0 || self.tick + LOOKUP_QUIET_TICKS > self.cfg.ticks {
             return;
         }
         for i in 0..self.slots.len() {
