@@ -109,7 +109,7 @@ const PASSING_KEPT_MS: u64 = 2_000;
 /// Other offerers remembered per copy asked for.
 const ASK_ALTERNATIVES: usize = 3;
 /// How long a removal is remembered at most.
-const TOMBSTONE_MS: u64 = 600_000;
+pub(super) const TOMBSTONE_MS: u64 = 600_000;
 
 /// One object held here.
 #[derive(Debug)]
@@ -281,11 +281,17 @@ impl ObjectState {
     }
 }
 
-/// When `obj`, signed at `signed_at` (by our clock), expires: after its
-/// lifetime, or [`TOMBSTONE_MS`] for a removal if that is sooner.
+/// When `obj`, signed at `signed_at` (by our clock), expires.
 fn expiry(obj: &WorldObject, signed_at: Millis) -> Millis {
-    let life = u64::from(obj.ttl_s.min(MAX_OBJECT_TTL_S)) * 1000;
-    let life = if obj.removed {
+    version_expiry(obj.ttl_s, obj.removed, signed_at)
+}
+
+/// When a signed version (an object's or a record's) with this lifetime,
+/// signed at `signed_at` (by our clock), expires: after its lifetime, or
+/// [`TOMBSTONE_MS`] for a removal if that is sooner.
+pub(super) fn version_expiry(ttl_s: u32, removed: bool, signed_at: Millis) -> Millis {
+    let life = u64::from(ttl_s.min(MAX_OBJECT_TTL_S)) * 1000;
+    let life = if removed {
         life.min(TOMBSTONE_MS)
     } else {
         life

@@ -30,7 +30,7 @@
 //!   writer's signature); the first writer of a name owns it: a holder
 //!   refuses a version signed by another writer, and any version not newer
 //!   than the one it holds. A removal is a signed tombstone kept for its
-//!   lifetime (at most [`TOMBSTONE_MS`]). Versions expire `ttl_s` after
+//!   lifetime (at most [`super::objects::TOMBSTONE_MS`]). Versions expire `ttl_s` after
 //!   signing. Refusals are counted (`records_refused`, `rejected`).
 //! - **Bounded.** At most [`MAX_RECORDS_HELD`] records per peer; a copy is
 //!   taken only if we hold the record already, would hold it, or are nearer
@@ -41,6 +41,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::budget::Budgets;
+use super::objects::{ASK_AGAIN_MS, version_expiry};
 use super::{OBJECT_HOLDERS, Peer, ROUTED_COPIES_BURST, ROUTED_COPIES_PER_S, RejectReason};
 use crate::Millis;
 use crate::id::PeerId;
@@ -57,14 +58,9 @@ pub const MAX_RECORDS_HELD: usize = 4096;
 const KEEP_RANK: usize = 2 * OBJECT_HOLDERS;
 /// A peer no longer among a record's keepers keeps it this long at least.
 const DROP_AFTER_MS: u64 = 2_000;
-/// How long a request for an offered record waits for its copy before the
-/// next offerer is asked.
-const ASK_AGAIN_MS: u64 = 500;
 /// An offer not answered is trusted this long (the receiver may not keep
 /// the record in its own view; it is offered again after).
 const OFFER_TRUST_MS: u64 = 2_000;
-/// How long a removal is remembered at most.
-const TOMBSTONE_MS: u64 = 600_000;
 
 /// One record held here.
 #[derive(Debug)]
@@ -129,12 +125,7 @@ pub(super) struct RecordState {
 }
 
 fn expiry(r: &Record, signed_at: Millis) -> Millis {
-    let life = u64::from(r.ttl_s.min(MAX_OBJECT_TTL_S)) * 1000;
-    signed_at.plus(if r.removed {
-        life.min(TOMBSTONE_MS)
-    } else {
-        life
-    })
+    version_expiry(r.ttl_s, r.removed, signed_at)
 }
 
 impl Peer {

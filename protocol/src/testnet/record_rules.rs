@@ -17,6 +17,14 @@ fn world_with_signers(n: u64, size: f32, seed: u64) -> Net {
     net
 }
 
+/// `writer` puts `value` under `name` for 600 s; the route's token.
+fn put(net: &mut Net, writer: PeerId, name: &str, value: &[u8]) -> u64 {
+    let now = net.now;
+    net.peer(writer)
+        .put_record(now, name, value.to_vec(), 600)
+        .expect("a signed put")
+}
+
 /// The answer to `origin`'s route `token`.
 fn answer(net: &Net, origin: PeerId, token: u64) -> Option<RouteAnswer> {
     net.routed
@@ -62,11 +70,7 @@ fn holding(net: &Net, key: &RecordKey) -> Vec<PeerId> {
 fn a_record_put_at_one_peer_is_read_at_every_other_and_held_by_the_three_nearest() {
     let mut net = world_with_signers(120, 1200.0, 4);
     let writer = *net.peers.keys().next().expect("a peer");
-    let now = net.now;
-    let token = net
-        .peer(writer)
-        .put_record(now, "greeting", b"hello".to_vec(), 600)
-        .expect("a put");
+    let token = put(&mut net, writer, "greeting", b"hello");
     net.drive(2_000);
     assert!(
         matches!(answer(&net, writer, token), Some(RouteAnswer::Stored(n)) if n >= 2),
@@ -96,10 +100,7 @@ fn a_record_put_at_one_peer_is_read_at_every_other_and_held_by_the_three_nearest
 fn the_three_holders_are_back_within_the_failure_timeout_after_two_crash() {
     let mut net = world_with_signers(120, 1200.0, 6);
     let writer = *net.peers.keys().nth(3).expect("a peer");
-    let now = net.now;
-    net.peer(writer)
-        .put_record(now, "kept", b"v".to_vec(), 600)
-        .expect("a put");
+    put(&mut net, writer, "kept", b"v");
     net.drive(3_000);
     let key = RecordKey::of("kept");
     let first = nearest(&net, &key, 3);
@@ -122,10 +123,7 @@ fn holders_that_say_goodbye_one_after_another_lose_nothing() {
     let key = RecordKey::of("bye");
     // The writer far from the point: it keeps no copy.
     let writer = *nearest(&net, &key, 100).last().expect("a peer");
-    let now = net.now;
-    net.peer(writer)
-        .put_record(now, "bye", b"still here".to_vec(), 600)
-        .expect("a put");
+    put(&mut net, writer, "bye", b"still here");
     net.drive(3_000);
     for _ in 0..8 {
         let owner = nearest(&net, &key, 1)[0];
@@ -156,10 +154,7 @@ fn a_holder_that_leaves_hands_its_records_to_a_keeper_that_lacks_them() {
         (ids[1], ids[0])
     };
     net.partition(&[writer], &[other]);
-    let now = net.now;
-    net.peer(writer)
-        .put_record(now, "only copy", b"x".to_vec(), 600)
-        .expect("a put");
+    put(&mut net, writer, "only copy", b"x");
     net.drive(1_000);
     assert!(holding(&net, &key) == vec![writer]);
     net.heal();
@@ -173,16 +168,9 @@ fn only_the_writer_may_change_a_record_and_bad_ones_are_refused() {
     let mut net = world_with_signers(80, 1000.0, 8);
     let ids: Vec<PeerId> = net.peers.keys().copied().collect();
     let (writer, forger) = (ids[2], ids[40]);
-    let now = net.now;
-    net.peer(writer)
-        .put_record(now, "mine", b"original".to_vec(), 600)
-        .expect("a put");
+    put(&mut net, writer, "mine", b"original");
     net.drive(2_000);
-    let now = net.now;
-    let token = net
-        .peer(forger)
-        .put_record(now, "mine", b"forged".to_vec(), 600)
-        .expect("signed by the forger");
+    let token = put(&mut net, forger, "mine", b"forged");
     net.drive(2_000);
     assert_eq!(answer(&net, forger, token), Some(RouteAnswer::Refused));
     assert_eq!(
@@ -192,10 +180,7 @@ fn only_the_writer_may_change_a_record_and_bad_ones_are_refused() {
     let refused: u64 = net.peers.values().map(|p| p.stats().records_refused).sum();
     assert!(refused >= 1);
     // The writer may replace it.
-    let now = net.now;
-    net.peer(writer)
-        .put_record(now, "mine", b"second".to_vec(), 600)
-        .expect("a put");
+    put(&mut net, writer, "mine", b"second");
     net.drive(2_000);
     assert_eq!(
         read(&mut net, ids[10], "mine").as_deref(),
