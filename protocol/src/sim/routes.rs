@@ -45,8 +45,6 @@ struct SimRecord {
 #[derive(Debug, Default)]
 pub(super) struct RouteLog {
     out: HashMap<(PeerId, u64), Pending>,
-    /// Routes answered.
-    answered: u64,
     /// Routes that reached their end (answered or not), and lookups answered.
     ended: u64,
     /// Hops of each answered route.
@@ -198,7 +196,6 @@ impl Sim {
         let Some(p) = self.routes.out.remove(&(origin, token)) else {
             return;
         };
-        self.routes.answered += 1;
         self.routes.hops.push(hops);
         match p.record {
             Some(r) => {
