@@ -48,6 +48,8 @@ pub(super) struct PairViews {
     reach: Vec<f32>,
     /// Heard from directly (not a hint: a third party's claim).
     confirmed: Vec<bool>,
+    /// The rows whose belief did not move in this round, in order.
+    still: Vec<u32>,
 }
 
 impl PairViews {
@@ -60,6 +62,7 @@ impl PairViews {
             old_y: Vec::with_capacity(n),
             reach: Vec::with_capacity(n),
             confirmed: Vec::with_capacity(n),
+            still: Vec::new(),
         }
     }
 
@@ -71,12 +74,9 @@ impl PairViews {
         self.old_y.push(old.y);
         self.reach.push(reach);
         self.confirmed.push(confirmed);
-    }
-
-    /// Whether row `i`'s belief moved in this round too (then a pair is
-    /// told from its lower id's side only).
-    fn moved(&self, i: usize) -> bool {
-        self.x[i] != self.old_x[i] || self.y[i] != self.old_y[i]
+        if pos == old {
+            self.still.push(self.ids.len() as u32 - 1);
+        }
     }
 }
 
@@ -228,47 +228,64 @@ impl Peer {
             (self.me.pos.x, self.me.pos.y),
         );
         let mut tell_others = Vec::new();
-        // Rows are in id order: those before `lo` have lower ids.
+        // Are we among the few nearest the pair's midpoint? (Among the
+        // peers heard from directly: a liar's invented peers near the
+        // midpoint would silence every honest teller.)
+        let mut consider = |i: usize| {
+            if views.ids[i] == from {
+                return;
+            }
+            let mid = (
+                new.0 + axis_delta(new.0, views.x[i], size.0) / 2.0,
+                new.1 + axis_delta(new.1, views.y[i], size.1) / 2.0,
+            );
+            let mine = dist_sq(me, mid, size);
+            let nearer = (0..views.ids.len())
+                .filter(|&q| {
+                    views.confirmed[q]
+                        && dist_sq((views.x[q], views.y[q]), mid, size) < mine
+                        && views.ids[q] != from
+                        && q != i
+                })
+                .take(PAIR_TELLERS)
+                .count();
+            if nearer < PAIR_TELLERS {
+                tell_others.push(views.ids[i]);
+            }
+        };
+        let crossed = |j: usize| {
+            let r = reach.max(views.reach[j]);
+            (dist_sq(new, (views.x[j], views.y[j]), size) <= r * r)
+                & (dist_sq(old, (views.old_x[j], views.old_y[j]), size) > r * r)
+        };
+        // Rows are in id order: those before `lo` have lower ids, and the
+        // ones among them that moved judged this pair from their side.
         let lo = views.ids.partition_point(|id| *id < from);
+        let still_below = views.still.partition_point(|&i| (i as usize) < lo);
+        for &i in &views.still[..still_below] {
+            if crossed(i as usize) {
+                consider(i as usize);
+            }
+        }
+        // The rest, a chunk of pairs at a time (vectorized).
         let n = views.ids.len();
-        let mut start = 0;
+        let mut start = lo;
         while start < n {
             let end = (start + PAIR_CHUNK).min(n);
-            // The pairs that came within reach in this round, all at once.
-            let mut crossed = [false; PAIR_CHUNK];
             let m = end - start;
+            let mut flags = [false; PAIR_CHUNK];
             let (xs, ys) = (&views.x[start..end], &views.y[start..end]);
             let (oxs, oys) = (&views.old_x[start..end], &views.old_y[start..end]);
             let rs = &views.reach[start..end];
             let (xs, ys, oxs, oys, rs) = (&xs[..m], &ys[..m], &oxs[..m], &oys[..m], &rs[..m]);
             for j in 0..m {
                 let r = reach.max(rs[j]);
-                crossed[j] = (dist_sq(new, (xs[j], ys[j]), size) <= r * r)
+                flags[j] = (dist_sq(new, (xs[j], ys[j]), size) <= r * r)
                     & (dist_sq(old, (oxs[j], oys[j]), size) > r * r);
             }
-            for i in (start..end).filter(|&i| crossed[i - start]) {
-                if (i < lo && views.moved(i)) || views.ids[i] == from {
-                    continue;
-                }
-                // Are we among the few nearest the pair's midpoint? (Among
-                // the peers heard from directly: a liar's invented peers near
-                // the midpoint would silence every honest teller.)
-                let mid = (
-                    new.0 + axis_delta(new.0, views.x[i], size.0) / 2.0,
-                    new.1 + axis_delta(new.1, views.y[i], size.1) / 2.0,
-                );
-                let mine = dist_sq(me, mid, size);
-                let nearer = (0..n)
-                    .filter(|&q| {
-                        views.confirmed[q]
-                            && dist_sq((views.x[q], views.y[q]), mid, size) < mine
-                            && views.ids[q] != from
-                            && q != i
-                    })
-                    .take(PAIR_TELLERS)
-                    .count();
-                if nearer < PAIR_TELLERS {
-                    tell_others.push(views.ids[i]);
+            if flags[..m].iter().fold(false, |a, &f| a | f) {
+                for j in (0..m).filter(|&j| flags[j]) {
+                    consider(start + j);
                 }
             }
             start = end;
