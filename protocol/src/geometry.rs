@@ -143,6 +143,44 @@ pub(crate) fn max_gap_of_angles(angles: &mut [f64]) -> (f64, usize, usize) {
     best
 }
 
+/// A quick sufficient test that the origin lies strictly inside the convex
+/// hull of the offsets, without trigonometry: sorted by a monotone
+/// pseudo-angle, every turn from one direction to the next is strictly
+/// counter-clockwise and under a half turn. `false` means "not sure": ask
+/// [`origin_strictly_inside_hull`].
+pub fn origin_inside_by_turns(offsets: &[(f64, f64)]) -> bool {
+    // The "diamond angle": in [0, 4), increasing with the true angle.
+    fn pseudo_angle((x, y): (f64, f64)) -> f64 {
+        let p = y / (x.abs() + y.abs());
+        if x >= 0.0 {
+            if y >= 0.0 { p } else { 4.0 + p }
+        } else {
+            2.0 - p
+        }
+    }
+    let mut dirs: Vec<(f64, (f64, f64))> = offsets
+        .iter()
+        .filter(|&&(x, y)| x != 0.0 || y != 0.0)
+        .map(|&o| (pseudo_angle(o), o))
+        .collect();
+    if dirs.len() < 3 {
+        return false;
+    }
+    dirs.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut turned = false;
+    for (i, &(_, a)) in dirs.iter().enumerate() {
+        let b = dirs[(i + 1) % dirs.len()].1;
+        let cross = a.0 * b.1 - a.1 * b.0;
+        let dot = a.0 * b.0 + a.1 * b.1;
+        if cross > 0.0 {
+            turned = true;
+        } else if cross < 0.0 || dot <= 0.0 {
+            return false; // a half turn or more between two directions
+        }
+    }
+    turned
+}
+
 /// Whether the origin lies strictly inside the convex hull of the offsets,
 /// decided with exact orientation predicates (not angles).
 ///
@@ -265,6 +303,17 @@ mod tests {
             // Away from the π boundary the two must agree.
             if (gap - std::f64::consts::PI).abs() > 1e-9 {
                 prop_assert_eq!(inside, gap < std::f64::consts::PI);
+            }
+            // Whole-unit offsets: the quick test is exact too.
+            prop_assert_eq!(origin_inside_by_turns(&offs), inside);
+        }
+
+        #[test]
+        fn the_quick_hull_test_never_says_inside_wrongly(
+            pts in prop::collection::vec((-50.0f64..50.0, -50.0f64..50.0), 0..40),
+        ) {
+            if origin_inside_by_turns(&pts) {
+                prop_assert!(origin_strictly_inside_hull(&pts));
             }
         }
     }

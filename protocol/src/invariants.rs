@@ -11,7 +11,7 @@ use rstar::RTree;
 use rstar::primitives::GeomWithData;
 use serde::Serialize;
 
-use crate::geometry::{Point, World, max_angular_gap, origin_strictly_inside_hull};
+use crate::geometry::{Point, World, origin_inside_by_turns, origin_strictly_inside_hull};
 use crate::id::{IdMap, PeerId};
 use crate::voronoi;
 
@@ -212,7 +212,7 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
             match index.get(&k.id) {
                 Some(&j) => {
                     bs.push((j, k.pos));
-                    drift_sum += world.distance(k.pos, truth[j].pos);
+                    drift_sum += world.distance_sq(k.pos, truth[j].pos).sqrt();
                     drift_n += 1;
                 }
                 None => s.dead_kept += 1,
@@ -251,7 +251,7 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
             if let Ok(at) = bs.binary_search_by_key(&j, |b| b.0) {
                 kept_and_should_know += 1;
                 aware_pairs += 1;
-                if world.distance(bs[at].1, truth[j].pos) > opts.stale_tolerance {
+                if world.distance_sq(bs[at].1, truth[j].pos) > opts.stale_tolerance.powi(2) {
                     stale += 1;
                 }
             }
@@ -308,8 +308,7 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
                 .iter()
                 .map(|&j| world.delta(positions[i], positions[j]))
                 .collect();
-            if max_angular_gap(offs.iter().copied()) < std::f64::consts::PI - 1e-12
-                || origin_strictly_inside_hull(&offs)
+            if origin_inside_by_turns(&offs) || origin_strictly_inside_hull(&offs)
             {
                 continue;
             }

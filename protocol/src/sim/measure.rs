@@ -1,14 +1,16 @@
 //! Measuring: the invariants over the peers that count, and the report.
 
-use std::collections::HashSet;
 
 use super::{Report, Sim, Slot, TICK_MS};
 
 /// Two worlds count as merged from the first sample with one component and
 /// at least this consistency.
 pub const MERGED_CONSISTENCY: f64 = 0.999;
-use crate::id::PeerId;
+use crate::id::IdHasher;
 use crate::invariants::{self, Kept, Options, Sample, TruePeer};
+
+/// A set of ids hashed by their prefix (ids are hashes already).
+type IdSet = std::collections::HashSet<crate::id::PeerId, std::hash::BuildHasherDefault<IdHasher>>;
 
 impl Sim {
     /// The invariants now, over the peers that count (see the counting rule
@@ -19,7 +21,7 @@ impl Sim {
         // neither do others' entries about them.
         // Liars are not measured, nor others' entries about them.
         let counts = |s: &Slot| s.counted(self.now) && s.peer.is_joined();
-        let not_yet: HashSet<PeerId> = self
+        let not_yet: IdSet = self
             .slots
             .iter()
             .filter(|s| s.alive && !counts(s))
@@ -37,11 +39,14 @@ impl Sim {
         let views: Vec<Vec<Kept>> = live
             .iter()
             .map(|s| {
-                s.peer
-                    .kept_at(self.now)
-                    .filter(|(id, _, _)| !not_yet.contains(id))
-                    .map(|(id, pos, enclosing)| Kept { id, pos, enclosing })
-                    .collect()
+                let mut v = Vec::with_capacity(s.peer.kept_count());
+                v.extend(
+                    s.peer
+                        .kept_at(self.now)
+                        .filter(|(id, _, _)| not_yet.is_empty() || !not_yet.contains(id))
+                        .map(|(id, pos, enclosing)| Kept { id, pos, enclosing }),
+                );
+                v
             })
             .collect();
         let opts = Options {
