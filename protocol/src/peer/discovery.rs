@@ -37,9 +37,15 @@ use crate::message::{MAX_RECORDS, Message};
 
 /// The fresh kept peers as pair discovery sees them, column by column (the
 /// checks run over every pair of kept peers each motion round): where each
-/// is believed now and was believed before this round of moves, and how
-/// far it keeps others. Rows are in the table's (id) order.
+/// is believed now and was believed before this round of moves (as offsets
+/// from this peer), and how far it keeps others. Rows are in the table's
+/// (id) order.
 pub(super) struct PairViews {
+    /// This peer's position and the world's size.
+    me: Point,
+    size: (f32, f32),
+    /// The largest offset on either axis so far.
+    span: f32,
     ids: Vec<PeerId>,
     x: Vec<f32>,
     y: Vec<f32>,
@@ -53,8 +59,11 @@ pub(super) struct PairViews {
 }
 
 impl PairViews {
-    fn with_capacity(n: usize) -> Self {
+    fn new(me: Point, size: (f32, f32), n: usize) -> Self {
         Self {
+            me,
+            size,
+            span: 0.0,
             ids: Vec::with_capacity(n),
             x: Vec::with_capacity(n),
             y: Vec::with_capacity(n),
@@ -67,16 +76,34 @@ impl PairViews {
     }
 
     fn push(&mut self, id: PeerId, pos: Point, old: Point, reach: f32, confirmed: bool) {
+        if pos == old {
+            self.still.push(self.ids.len() as u32);
+        }
+        let (pos, old) = (self.offset(pos), self.offset(old));
         self.ids.push(id);
-        self.x.push(pos.x);
-        self.y.push(pos.y);
-        self.old_x.push(old.x);
-        self.old_y.push(old.y);
+        self.x.push(pos.0);
+        self.y.push(pos.1);
+        self.old_x.push(old.0);
+        self.old_y.push(old.1);
         self.reach.push(reach);
         self.confirmed.push(confirmed);
-        if pos == old {
-            self.still.push(self.ids.len() as u32 - 1);
-        }
+    }
+
+    /// `p` as an offset from this peer (the shortest way on the torus).
+    fn offset(&mut self, p: Point) -> (f32, f32) {
+        let d = (
+            axis_delta(self.me.x, p.x, self.size.0),
+            axis_delta(self.me.y, p.y, self.size.1),
+        );
+        self.span = self.span.max(d.0.abs()).max(d.1.abs());
+        d
+    }
+
+    /// Whether every offset so far lies within a quarter of the world of
+    /// this peer: then the difference of two offsets is their shortest
+    /// offset on the torus, and the pair checks need no wrapping.
+    fn local(&self) -> bool {
+        self.span < self.size.0.min(self.size.1) / 4.0
     }
 }
 
@@ -192,7 +219,9 @@ impl Peer {
     /// lists, sorted by id, the peers whose beliefs moved in this round,
     /// with their old positions.
     pub(super) fn pair_views(&self, now: Millis, moved: &[(PeerId, Point)]) -> PairViews {
-        let mut views = PairViews::with_capacity(self.kept.len());
+        let world = self.config.world;
+        let size = (world.width, world.height);
+        let mut views = PairViews::new(self.me.pos, size, self.kept.len());
         // Both the table and `moved` are in id order: one merge.
         let mut m = moved.iter().peekable();
         for k in self.kept.values() {
@@ -218,15 +247,12 @@ impl Peer {
         from: PeerId,
         (old, pos): (Point, Point),
         reach: f32,
-        views: &PairViews,
+        views: &mut PairViews,
     ) {
-        let world = self.config.world;
-        let size = (world.width, world.height);
-        let (new, old, me) = (
-            (pos.x, pos.y),
-            (old.x, old.y),
-            (self.me.pos.x, self.me.pos.y),
-        );
+        let size = views.size;
+        // Offsets from this peer, like the rows.
+        let (new, old, me) = (views.offset(pos), views.offset(old), (0.0, 0.0));
+        let views = &*views;
         let mut tell_others = Vec::new();
         // Are we among the few nearest the pair's midpoint? (Among the
         // peers heard from directly: a liar's invented peers near the
@@ -276,6 +302,7 @@ impl Peer {
             }
         }
         // The rest, a chunk of pairs at a time (vectorized).
+        let local = views.local();
         let n = views.ids.len();
         let mut start = lo;
         while start < n {
@@ -286,10 +313,18 @@ impl Peer {
             let (oxs, oys) = (&views.old_x[start..end], &views.old_y[start..end]);
             let rs = &views.reach[start..end];
             let (xs, ys, oxs, oys, rs) = (&xs[..m], &ys[..m], &oxs[..m], &oys[..m], &rs[..m]);
-            for j in 0..m {
-                let r = reach.max(rs[j]);
-                flags[j] = (dist_sq(new, (xs[j], ys[j]), size) <= r * r)
-                    & (dist_sq(old, (oxs[j], oys[j]), size) > r * r);
+            if local {
+                let d2 = |a: (f32, f32), b: (f32, f32)| (b.0 - a.0).powi(2) + (b.1 - a.1).powi(2);
+                for j in 0..m {
+                    let r = reach.max(rs[j]);
+                    flags[j] = (d2(new, (xs[j], ys[j])) <= r * r) & (d2(old, (oxs[j], oys[j])) > r * r);
+                }
+            } else {
+                for j in 0..m {
+                    let r = reach.max(rs[j]);
+                    flags[j] = (dist_sq(new, (xs[j], ys[j]), size) <= r * r)
+                        & (dist_sq(old, (oxs[j], oys[j]), size) > r * r);
+                }
             }
             if flags[..m].iter().fold(false, |a, &f| a | f) {
                 for j in (0..m).filter(|&j| flags[j]) {

@@ -260,9 +260,9 @@ impl Peer {
         self.mark_dirty(now);
         // The table iterates in id order: `moved` is sorted.
         let moved: Vec<(PeerId, Point)> = advanced.iter().map(|a| (a.0, a.1)).collect();
-        let views = self.pair_views(now, &moved);
+        let mut views = self.pair_views(now, &moved);
         for &(id, old, r, pos) in &advanced {
-            self.tell_pairs(now, id, (old, pos), self.reach(r), &views);
+            self.tell_pairs(now, id, (old, pos), self.reach(r), &mut views);
         }
     }
 
