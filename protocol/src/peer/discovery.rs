@@ -28,7 +28,7 @@
 //!   across our shared Delaunay edge (the fan), once per change.
 
 use super::motion::Motion;
-use super::table::Stamp;
+use super::table::{Known, Stamp};
 use super::{Peer, RemoveReason, State, Timer, sanitize};
 use crate::Millis;
 use crate::geometry::Point;
@@ -462,13 +462,25 @@ impl Peer {
         hints: bool,
         has: impl Fn(&PeerId) -> bool,
     ) -> Vec<PeerInfo> {
+        let vouched = |id: &PeerId, k: &Known| {
+            *id != to && self.fresh(k, now) && (hints || k.confirmed)
+        };
+        // Nothing it lacks, nothing to find (the usual answer to a digest).
+        if has(&self.me.id)
+            && self
+                .kept
+                .iter()
+                .all(|(id, k)| !vouched(id, k) || has(id))
+        {
+            return Vec::new();
+        }
         let mut ids: Vec<PeerId> = Vec::new();
         let mut pts = vec![pos, self.me.pos];
         let mut order = vec![self.me.id];
         for (id, k) in self.kept.iter() {
             // Only vouch for peers heard from lately: relaying the dead
             // would keep them alive as hints forever.
-            if *id == to || !self.fresh(k, now) || !(hints || k.confirmed) {
+            if !vouched(id, k) {
                 continue;
             }
             pts.push(k.info.pos);
