@@ -84,6 +84,9 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
     let mut killed: Vec<bool> = Vec::with_capacity(16);
     let mut next: Vec<u32> = Vec::with_capacity(16);
     let mut reach = f64::INFINITY;
+    // Per triangle of the star, a squared distance from us beyond which no
+    // point can lie in its circumcircle (which passes through us).
+    let mut beyond: Vec<f64> = vec![f64::INFINITY; star.len()];
     for &(bits, c) in &cands {
         let dist2 = f64::from_bits(bits);
         let pc = at(c);
@@ -96,6 +99,12 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
         let k = star.len();
         killed.clear();
         for i in 0..k {
+            // Candidates come nearest first: a triangle they have passed
+            // is never asked again.
+            if dist2 > beyond[i] {
+                killed.push(false);
+                continue;
+            }
             let (a, b) = (at(star[i]), at(star[(i + 1) % k]));
             let s = robust::incircle(coord(me), coord(a), coord(b), coord(pc));
             if s == 0.0 {
@@ -118,7 +127,7 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
         next.extend((0..=k - m).map(|j| star[(start + m + j) % k]));
         next.push(c);
         std::mem::swap(&mut star, &mut next);
-        reach = 2.0 * max_circumradius(me, &star, &at);
+        reach = 2.0 * circle_bounds(me, &star, &at, &mut beyond);
     }
     if star.iter().any(|&i| i >= first_virtual) {
         return Err(Retry); // the points do not surround us
@@ -186,12 +195,34 @@ fn circumcircle(me: (f64, f64), a: (f64, f64), b: (f64, f64)) -> (f64, f64, f64)
     (ux, uy, ux * ux + uy * uy)
 }
 
-fn max_circumradius(me: (f64, f64), star: &[u32], at: &impl Fn(u32) -> (f64, f64)) -> f64 {
+/// The largest circumradius of the star's triangles; and in `beyond`, per
+/// triangle, the squared distance from `me` past which a point is surely
+/// outside its circumcircle: the circle's diameter squared, with a margin,
+/// when the triangle is not too flat for the float circle to be trusted
+/// (else infinity: always ask the exact predicate).
+fn circle_bounds(
+    me: (f64, f64),
+    star: &[u32],
+    at: &impl Fn(u32) -> (f64, f64),
+    beyond: &mut Vec<f64>,
+) -> f64 {
     let k = star.len();
-    (0..k)
-        .map(|i| circumcircle(me, at(star[i]), at(star[(i + 1) % k])).2)
-        .fold(0.0, f64::max)
-        .sqrt()
+    beyond.clear();
+    let mut max_r2: f64 = 0.0;
+    for i in 0..k {
+        let (a, b) = (at(star[i]), at(star[(i + 1) % k]));
+        let (_, _, r2) = circumcircle(me, a, b);
+        max_r2 = max_r2.max(r2);
+        let (ax, ay) = (a.0 - me.0, a.1 - me.1);
+        let (bx, by) = (b.0 - me.0, b.1 - me.1);
+        let sine = (ax * by - ay * bx).abs() / ((ax * ax + ay * ay) * (bx * bx + by * by)).sqrt();
+        beyond.push(if sine > 1e-6 && r2.is_finite() {
+            4.0 * r2 * (1.0 + 1e-6)
+        } else {
+            f64::INFINITY
+        });
+    }
+    max_r2.sqrt()
 }
 
 #[cfg(test)]
