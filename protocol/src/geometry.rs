@@ -44,6 +44,9 @@ impl Default for World {
 
 /// Wraps a coordinate into `[0, size)` (never -0.0).
 pub(crate) fn wrap_coord(v: f64, size: f64) -> f64 {
+    if (0.0..size).contains(&v) {
+        return v + 0.0; // already inside (and -0 made +0)
+    }
     let w = v.rem_euclid(size);
     // rem_euclid can return `size` itself for tiny negative inputs.
     if w >= size { 0.0 } else { w + 0.0 }
