@@ -124,6 +124,14 @@ fn dist_sq(a: (f32, f32), b: (f32, f32), (w, h): (f32, f32)) -> f32 {
     dx * dx + dy * dy
 }
 
+/// Squared distance between two offsets of a local view (see
+/// `PairViews::local`): no wrapping needed.
+#[inline]
+fn plain_dist_sq(a: (f32, f32), b: (f32, f32)) -> f32 {
+    let (dx, dy) = (b.0 - a.0, b.1 - a.1);
+    dx * dx + dy * dy
+}
+
 /// Pairs checked at a time in `tell_pairs` (a stack buffer of flags).
 const PAIR_CHUNK: usize = 64;
 
@@ -259,6 +267,7 @@ impl Peer {
         // midpoint would silence every honest teller.)
         let lo = views.ids.partition_point(|id| *id < from);
         let mover_row = (views.ids.get(lo) == Some(&from)).then_some(lo);
+        let local = views.local();
         let mut consider = |i: usize| {
             if Some(i) == mover_row {
                 return;
@@ -269,13 +278,14 @@ impl Peer {
             );
             let mine = dist_sq(me, mid, size);
             // Every row at once (vectorized), then the two ends taken out.
-            let mut nearer = views
-                .x
-                .iter()
-                .zip(&views.y)
-                .zip(&views.confirmed)
-                .map(|((&x, &y), &c)| usize::from(c & (dist_sq((x, y), mid, size) < mine)))
-                .sum::<usize>();
+            let rows = views.x.iter().zip(&views.y).zip(&views.confirmed);
+            let mut nearer = if local {
+                rows.map(|((&x, &y), &c)| usize::from(c & (plain_dist_sq((x, y), mid) < mine)))
+                    .sum::<usize>()
+            } else {
+                rows.map(|((&x, &y), &c)| usize::from(c & (dist_sq((x, y), mid, size) < mine)))
+                    .sum::<usize>()
+            };
             for q in [Some(i), mover_row] {
                 if let Some(q) = q
                     && views.confirmed[q]
@@ -302,7 +312,6 @@ impl Peer {
             }
         }
         // The rest, a chunk of pairs at a time (vectorized).
-        let local = views.local();
         let n = views.ids.len();
         let mut start = lo;
         while start < n {
@@ -314,10 +323,10 @@ impl Peer {
             let rs = &views.reach[start..end];
             let (xs, ys, oxs, oys, rs) = (&xs[..m], &ys[..m], &oxs[..m], &oys[..m], &rs[..m]);
             if local {
-                let d2 = |a: (f32, f32), b: (f32, f32)| (b.0 - a.0).powi(2) + (b.1 - a.1).powi(2);
                 for j in 0..m {
                     let r = reach.max(rs[j]);
-                    flags[j] = (d2(new, (xs[j], ys[j])) <= r * r) & (d2(old, (oxs[j], oys[j])) > r * r);
+                    flags[j] = (plain_dist_sq(new, (xs[j], ys[j])) <= r * r)
+                        & (plain_dist_sq(old, (oxs[j], oys[j])) > r * r);
                 }
             } else {
                 for j in 0..m {
