@@ -474,18 +474,13 @@ impl Peer {
         let vouched = |id: &PeerId, k: &Known| {
             *id != to && self.fresh(k, now) && (hints || k.confirmed)
         };
-        // Nothing it lacks, nothing to find (the usual answer to a digest).
-        if has(&self.me.id)
-            && self
-                .kept
-                .iter()
-                .all(|(id, k)| !vouched(id, k) || has(id))
-        {
-            return Vec::new();
-        }
         let mut ids: Vec<PeerId> = Vec::new();
         let mut pts = vec![pos, self.me.pos];
         let mut order = vec![self.me.id];
+        // A record it lacks that is not in its range (or ours, which only
+        // its cell adds): only its Voronoi cell in our view can say whether
+        // it needs it.
+        let mut unexplained = !has(&self.me.id);
         for (id, k) in self.kept.iter() {
             // Only vouch for peers heard from lately: relaying the dead
             // would keep them alive as hints forever.
@@ -496,10 +491,14 @@ impl Peer {
             order.push(*id);
             if self.in_range(pos, r, k.info.pos, k.info.radius) {
                 ids.push(*id);
+            } else if !has(id) {
+                unexplained = true;
             }
         }
-        let adj = voronoi::local_adjacency(&pts, self.config.world);
-        ids.extend(adj.strict.iter().chain(&adj.weak).map(|&i| order[i - 1]));
+        if unexplained {
+            let adj = voronoi::local_adjacency(&pts, self.config.world);
+            ids.extend(adj.strict.iter().chain(&adj.weak).map(|&i| order[i - 1]));
+        }
         ids.sort_unstable();
         ids.dedup();
         let mut out = Vec::new();
