@@ -81,12 +81,14 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
     };
     let first_virtual = nc;
     let mut star: Vec<u32> = (first_virtual..first_virtual + 4).collect();
+    // Where each star point is (the predicates ask for them again and again).
+    let mut star_at: Vec<(f64, f64)> = star.iter().map(|&c| at(c)).collect();
     let mut killed: Vec<bool> = Vec::with_capacity(16);
     let mut next: Vec<u32> = Vec::with_capacity(16);
     let mut reach = f64::INFINITY;
-    // Per triangle of the star, a squared distance from us beyond which no
-    // point can lie in its circumcircle (which passes through us).
-    let mut beyond: Vec<f64> = vec![f64::INFINITY; star.len()];
+    // Per triangle of the star, its circumcircle when float arithmetic can
+    // be trusted with it (see `circles_of`).
+    let mut circles: Vec<Option<(f64, f64, f64)>> = vec![None; star.len()];
     for &(bits, c) in &cands {
         let dist2 = f64::from_bits(bits);
         let pc = at(c);
@@ -98,14 +100,22 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
         }
         let k = star.len();
         killed.clear();
+        let (cx, cy) = (pc.0 - me.0, pc.1 - me.1);
         for i in 0..k {
-            // Candidates come nearest first: a triangle they have passed
-            // is never asked again.
-            if dist2 > beyond[i] {
-                killed.push(false);
-                continue;
+            // Clearly inside or outside a trusted circle: no exact
+            // predicate needed.
+            if let Some((ux, uy, r2)) = circles[i] {
+                let d2 = (cx - ux).powi(2) + (cy - uy).powi(2);
+                if d2 < r2 * (1.0 - CIRCLE_MARGIN) {
+                    killed.push(true);
+                    continue;
+                }
+                if d2 > r2 * (1.0 + CIRCLE_MARGIN) {
+                    killed.push(false);
+                    continue;
+                }
             }
-            let (a, b) = (at(star[i]), at(star[(i + 1) % k]));
+            let (a, b) = (star_at[i], star_at[(i + 1) % k]);
             let s = robust::incircle(coord(me), coord(a), coord(b), coord(pc));
             if s == 0.0 {
                 return Ok(None); // cocircular: weak adjacency somewhere
@@ -127,7 +137,9 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
         next.extend((0..=k - m).map(|j| star[(start + m + j) % k]));
         next.push(c);
         std::mem::swap(&mut star, &mut next);
-        reach = 2.0 * circle_bounds(me, &star, &at, &mut beyond);
+        star_at.clear();
+        star_at.extend(star.iter().map(|&c| at(c)));
+        reach = 2.0 * circles_of(me, &star_at, &mut circles);
     }
     if star.iter().any(|&i| i >= first_virtual) {
         return Err(Retry); // the points do not surround us
@@ -142,7 +154,7 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
         // on us: no other image of any point can fall in one.
         let k = star.len();
         for i in 0..k {
-            let (ux, uy, r2) = circumcircle(me, at(star[i]), at(star[(i + 1) % k]));
+            let (ux, uy, r2) = circumcircle(me, star_at[i], star_at[(i + 1) % k]);
             let r = r2.sqrt();
             if !(ux.abs() + r < w / 2.0 && uy.abs() + r < h / 2.0) {
                 return Err(Retry);
@@ -195,32 +207,33 @@ fn circumcircle(me: (f64, f64), a: (f64, f64), b: (f64, f64)) -> (f64, f64, f64)
     (ux, uy, ux * ux + uy * uy)
 }
 
-/// The largest circumradius of the star's triangles; and in `beyond`, per
-/// triangle, the squared distance from `me` past which a point is surely
-/// outside its circumcircle: the circle's diameter squared, with a margin,
+/// How far from a float circumcircle's edge (as a share of its squared
+/// radius) a point must lie for the float test to decide: the triangles
+/// trusted are never flatter than a sine of 1e-6, where the centre's error
+/// stays below 1e-9 of the radius.
+const CIRCLE_MARGIN: f64 = 1e-7;
+
+/// The largest circumradius of the star's triangles; and in `circles`, per
+/// triangle, its circumcircle (centre relative to `me`, squared radius)
 /// when the triangle is not too flat for the float circle to be trusted
-/// (else infinity: always ask the exact predicate).
-fn circle_bounds(
+/// (else `None`: always ask the exact predicate).
+fn circles_of(
     me: (f64, f64),
-    star: &[u32],
-    at: &impl Fn(u32) -> (f64, f64),
-    beyond: &mut Vec<f64>,
+    star_at: &[(f64, f64)],
+    circles: &mut Vec<Option<(f64, f64, f64)>>,
 ) -> f64 {
-    let k = star.len();
-    beyond.clear();
+    let k = star_at.len();
+    circles.clear();
     let mut max_r2: f64 = 0.0;
     for i in 0..k {
-        let (a, b) = (at(star[i]), at(star[(i + 1) % k]));
-        let (_, _, r2) = circumcircle(me, a, b);
-        max_r2 = max_r2.max(r2);
+        let (a, b) = (star_at[i], star_at[(i + 1) % k]);
+        let circle = circumcircle(me, a, b);
+        max_r2 = max_r2.max(circle.2);
         let (ax, ay) = (a.0 - me.0, a.1 - me.1);
         let (bx, by) = (b.0 - me.0, b.1 - me.1);
         let sine = (ax * by - ay * bx).abs() / ((ax * ax + ay * ay) * (bx * bx + by * by)).sqrt();
-        beyond.push(if sine > 1e-6 && r2.is_finite() {
-            4.0 * r2 * (1.0 + 1e-6)
-        } else {
-            f64::INFINITY
-        });
+        let trusted = sine > 1e-6 && circle.2.is_finite();
+        circles.push(trusted.then_some(circle));
     }
     max_r2.sqrt()
 }
