@@ -129,6 +129,7 @@ impl fmt::Display for PeerId {
 /// What peers tell each other about a peer: who, where, how far it sees,
 /// its display name and where to dial it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[repr(C)] // the id, position and radius in one cache line (see `Known`)
 pub struct PeerInfo {
     /// The peer's identity.
     pub id: PeerId,

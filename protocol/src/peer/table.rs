@@ -20,20 +20,29 @@ use crate::message::Message;
 /// of its previous life.
 pub(super) type Stamp = (u32, u32);
 
-/// What a peer knows about one kept peer.
+/// What a peer knows about one kept peer. The fields every motion round
+/// and every message read come first, so that a walk over the table
+/// touches the first cache lines of each row only (`repr(C)` keeps this
+/// order).
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub(super) struct Known {
-    pub(super) info: PeerInfo,
+    /// Its last announced motion (a hint's is still at its position).
+    pub(super) motion: Motion,
+    /// Where we believed it at the last motion round, when a move has
+    /// corrected the belief since (pair discovery judges the change then).
+    pub(super) round_old: Option<crate::geometry::Point>,
+    pub(super) last_heard: Millis,
     /// Its incarnation and last move sequence number heard.
     pub(super) stamp: Stamp,
     /// It has spoken to us on its own link.
     pub(super) confirmed: bool,
-    pub(super) added: Millis,
-    pub(super) last_heard: Millis,
-    pub(super) last_sent: Millis,
-    pub(super) last_repair: Option<Millis>,
     pub(super) enclosing: bool,
     pub(super) hello_sent: bool,
+    pub(super) info: PeerInfo,
+    pub(super) added: Millis,
+    pub(super) last_sent: Millis,
+    pub(super) last_repair: Option<Millis>,
     /// For a hint told to both sides: greet it ourselves if it has not
     /// spoken by then.
     pub(super) greet_at: Option<Millis>,
@@ -45,11 +54,6 @@ pub(super) struct Known {
     /// Bytes we may still send it in answer to its digests: a first
     /// allowance, then [`super::repair::REPLY_MULTIPLE`] times what it sends us.
     pub(super) reply_credit: u32,
-    /// Its last announced motion (a hint's is still at its position).
-    pub(super) motion: Motion,
-    /// Where we believed it at the last motion round, when a move has
-    /// corrected the belief since (pair discovery judges the change then).
-    pub(super) round_old: Option<crate::geometry::Point>,
     /// For a hint: the peer that told us of it (each sender has a quota of
     /// hints outstanding, see `HINTS_PER_SENDER`).
     pub(super) vouched_by: Option<PeerId>,
