@@ -270,6 +270,50 @@ fn a_pair_is_told_by_the_few_peers_nearest_its_midpoint_only() {
 }
 
 #[test]
+fn a_pair_is_told_whether_or_not_the_view_spans_a_quarter_of_the_world() {
+    // The pair checks run on offsets from this peer, without wrapping while
+    // every kept peer lies within a quarter of the world; a far enclosing
+    // neighbour switches them to the wrapping form. Both must tell the
+    // pair, whichever end moves (the lower id's side is checked in chunks,
+    // the higher id's against the still rows below it).
+    for far in [None, Some((500.0, 820.0))] {
+        for lower_moves in [true, false] {
+            let mut at = vec![(430.0, 540.0), (570.0, 540.0)];
+            at.extend(far);
+            let (mut p, ids) = greeted_by(&at);
+            run(&mut p, 300);
+            if far.is_some() {
+                assert!(p.keeps(&ids[2]), "the far peer is kept (enclosing)");
+            }
+            // The mover steps 10 units towards the other, into reach.
+            let (mover, pos) = if (ids[0] < ids[1]) == lower_moves {
+                (ids[0], Point::new(440.0, 540.0))
+            } else {
+                (ids[1], Point::new(560.0, 540.0))
+            };
+            let step = Message::Move {
+                inc: 0,
+                seq: 2,
+                pos,
+                vel: Point::default(),
+            };
+            p.handle(Millis(400), mover, step);
+            let mut out: Vec<_> = std::iter::from_fn(|| p.poll_transmit()).collect();
+            out.extend(run(&mut p, 600));
+            let told: Vec<PeerId> = out
+                .into_iter()
+                .filter(|t| matches!(t.msg, Message::Discover { .. }))
+                .map(|t| t.to)
+                .collect();
+            assert!(
+                told.contains(&ids[0]) && told.contains(&ids[1]),
+                "far peer {far:?}, lower id moves {lower_moves}: told {told:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn a_stranger_just_beyond_reach_is_learned_within_twice_the_tolerance() {
     // Whoever told it of us judged the pair on beliefs, each off by up to
     // the tolerance: a `Forget` here would undo that introduction.
