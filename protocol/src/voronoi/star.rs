@@ -2,10 +2,12 @@
 //! inserted nearest first into the point's Delaunay star (the cyclic list of
 //! its neighbours), and insertion stops once the next point lies beyond
 //! twice the largest circumradius around the point, where no point can
-//! change the cell any more. Each insertion asks one exact predicate per
-//! Delaunay triangle around the point (`robust::incircle`), so a peer's
-//! local view costs a sort and a few dozen predicates instead of a
-//! triangulation of all it knows.
+//! change the cell any more. Each insertion asks, per Delaunay triangle
+//! around the point, whether the new point lies in its circumcircle: a
+//! float test against the circle decides when the point is clearly inside
+//! or outside, and the exact predicate (`robust::incircle`) near the edge
+//! and for flat triangles, so a peer's local view costs a sort and a few
+//! dozen cheap tests instead of a triangulation of all it knows.
 //!
 //! The star answers only the common case. It gives up (`None`, and the
 //! caller triangulates) when four points around the point are cocircular
