@@ -261,8 +261,12 @@ impl Peer {
         // The table iterates in id order: `moved` is sorted.
         let moved: Vec<(PeerId, Point)> = advanced.iter().map(|a| (a.0, a.1)).collect();
         let mut views = self.pair_views(now, &moved);
+        // Movers and rows are both in id order: one walk finds each
+        // mover's place among the rows.
+        let mut lo = 0;
         for &(id, old, r, pos) in &advanced {
-            self.tell_pairs(now, id, (old, pos), self.reach(r), &mut views);
+            lo = views.rows_below(lo, &id);
+            self.tell_pairs(now, id, (old, pos), self.reach(r), (&mut views, lo));
         }
     }
 
