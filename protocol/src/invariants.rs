@@ -308,8 +308,7 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
                 .iter()
                 .map(|&j| world.delta(positions[i], positions[j]))
                 .collect();
-            if origin_inside_by_turns(&offs) || origin_strictly_inside_hull(&offs)
-            {
+            if origin_inside_by_turns(&offs) || origin_strictly_inside_hull(&offs) {
                 continue;
             }
             // Exempt when not strictly inside the hull of all live peers.

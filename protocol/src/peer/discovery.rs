@@ -477,9 +477,8 @@ impl Peer {
         hints: bool,
         has: impl Fn(&PeerId) -> bool,
     ) -> Vec<PeerInfo> {
-        let vouched = |id: &PeerId, k: &Known| {
-            *id != to && self.fresh(k, now) && (hints || k.confirmed)
-        };
+        let vouched =
+            |id: &PeerId, k: &Known| *id != to && self.fresh(k, now) && (hints || k.confirmed);
         let mut ids: Vec<PeerId> = Vec::new();
         let mut pts = vec![pos, self.me.pos];
         let mut order = vec![self.me.id];

@@ -1,6 +1,5 @@
 //! Measuring: the invariants over the peers that count, and the report.
 
-
 use super::{Report, Sim, Slot, TICK_MS};
 
 /// Two worlds count as merged from the first sample with one component and
