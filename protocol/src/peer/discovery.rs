@@ -37,15 +37,13 @@ use crate::message::{MAX_RECORDS, Message};
 
 /// The fresh kept peers as pair discovery sees them, column by column (the
 /// checks run over every pair of kept peers each motion round): where each
-/// is believed now and was believed before this round of moves (as offsets
-/// from this peer), and how far it keeps others. Rows are in the table's
-/// (id) order.
+/// is believed now and was believed before this round of moves, and how
+/// far it keeps others. Rows are in the table's (id) order.
 pub(super) struct PairViews {
-    /// This peer's position and the world's size.
-    me: Point,
+    /// The world's size.
     size: (f32, f32),
-    /// The largest offset on either axis so far.
-    span: f32,
+    /// The smallest and largest coordinates so far, per axis.
+    bounds: [(f32, f32); 2],
     ids: Vec<PeerId>,
     x: Vec<f32>,
     y: Vec<f32>,
@@ -59,11 +57,10 @@ pub(super) struct PairViews {
 }
 
 impl PairViews {
-    fn new(me: Point, size: (f32, f32), n: usize) -> Self {
+    fn new(size: (f32, f32), n: usize) -> Self {
         Self {
-            me,
             size,
-            span: 0.0,
+            bounds: [(f32::INFINITY, f32::NEG_INFINITY); 2],
             ids: Vec::with_capacity(n),
             x: Vec::with_capacity(n),
             y: Vec::with_capacity(n),
@@ -79,12 +76,13 @@ impl PairViews {
         if pos == old {
             self.still.push(self.ids.len() as u32);
         }
-        let (pos, old) = (self.offset(pos), self.offset(old));
+        self.cover(pos);
+        self.cover(old);
         self.ids.push(id);
-        self.x.push(pos.0);
-        self.y.push(pos.1);
-        self.old_x.push(old.0);
-        self.old_y.push(old.1);
+        self.x.push(pos.x);
+        self.y.push(pos.y);
+        self.old_x.push(old.x);
+        self.old_y.push(old.y);
         self.reach.push(reach);
         self.confirmed.push(confirmed);
     }
@@ -94,21 +92,20 @@ impl PairViews {
         start + self.ids[start..].iter().take_while(|r| *r < id).count()
     }
 
-    /// `p` as an offset from this peer (the shortest way on the torus).
-    fn offset(&mut self, p: Point) -> (f32, f32) {
-        let d = (
-            axis_delta(self.me.x, p.x, self.size.0),
-            axis_delta(self.me.y, p.y, self.size.1),
-        );
-        self.span = self.span.max(d.0.abs()).max(d.1.abs());
-        d
+    /// Widens the bounds to cover `p`.
+    fn cover(&mut self, p: Point) {
+        for (b, v) in self.bounds.iter_mut().zip([p.x, p.y]) {
+            *b = (b.0.min(v), b.1.max(v));
+        }
     }
 
-    /// Whether every offset so far lies within a quarter of the world of
-    /// this peer: then the difference of two offsets is their shortest
-    /// offset on the torus, and the pair checks need no wrapping.
-    fn local(&self) -> bool {
-        self.span < self.size.0.min(self.size.1) / 4.0
+    /// Whether every coordinate so far lies within less than half the world
+    /// of every other on each axis: then no difference of two of them
+    /// wraps, and the pair checks may skip the torus (with the very same
+    /// arithmetic, so the same results).
+    fn unwrapped(&self) -> bool {
+        let [(x0, x1), (y0, y1)] = self.bounds;
+        x1 - x0 < self.size.0 / 2.0 - 1.0 && y1 - y0 < self.size.1 / 2.0 - 1.0
     }
 }
 
@@ -129,8 +126,8 @@ fn dist_sq(a: (f32, f32), b: (f32, f32), (w, h): (f32, f32)) -> f32 {
     dx * dx + dy * dy
 }
 
-/// Squared distance between two offsets of a local view (see
-/// `PairViews::local`): no wrapping needed.
+/// Squared distance between two points of an unwrapped view (see
+/// `PairViews::unwrapped`).
 #[inline]
 fn plain_dist_sq(a: (f32, f32), b: (f32, f32)) -> f32 {
     let (dx, dy) = (b.0 - a.0, b.1 - a.1);
@@ -233,8 +230,7 @@ impl Peer {
     /// with their old positions.
     pub(super) fn pair_views(&self, now: Millis, moved: &[(PeerId, Point)]) -> PairViews {
         let world = self.config.world;
-        let size = (world.width, world.height);
-        let mut views = PairViews::new(self.me.pos, size, self.kept.len());
+        let mut views = PairViews::new((world.width, world.height), self.kept.len());
         // Both the table and `moved` are in id order: one merge.
         let mut m = moved.iter().peekable();
         for k in self.kept.values() {
@@ -264,8 +260,14 @@ impl Peer {
         (views, lo): (&mut PairViews, usize),
     ) {
         let size = views.size;
-        // Offsets from this peer, like the rows.
-        let (new, old, me) = (views.offset(pos), views.offset(old), (0.0, 0.0));
+        views.cover(pos);
+        views.cover(old);
+        views.cover(self.me.pos);
+        let (new, old, me) = (
+            (pos.x, pos.y),
+            (old.x, old.y),
+            (self.me.pos.x, self.me.pos.y),
+        );
         let views = &*views;
         let mut tell_others = Vec::new();
         // Are we among the few nearest the pair's midpoint? (Among the
@@ -273,7 +275,7 @@ impl Peer {
         // midpoint would silence every honest teller.)
         debug_assert_eq!(lo, views.ids.partition_point(|id| *id < from));
         let mover_row = (views.ids.get(lo) == Some(&from)).then_some(lo);
-        let local = views.local();
+        let unwrapped = views.unwrapped();
         let mut consider = |i: usize| {
             if Some(i) == mover_row {
                 return;
@@ -285,7 +287,7 @@ impl Peer {
             let mine = dist_sq(me, mid, size);
             // Every row at once (vectorized), then the two ends taken out.
             let rows = views.x.iter().zip(&views.y).zip(&views.confirmed);
-            let mut nearer = if local {
+            let mut nearer = if unwrapped {
                 rows.map(|((&x, &y), &c)| usize::from(c & (plain_dist_sq((x, y), mid) < mine)))
                     .sum::<usize>()
             } else {
@@ -328,7 +330,7 @@ impl Peer {
             let (oxs, oys) = (&views.old_x[start..end], &views.old_y[start..end]);
             let rs = &views.reach[start..end];
             let (xs, ys, oxs, oys, rs) = (&xs[..m], &ys[..m], &oxs[..m], &oys[..m], &rs[..m]);
-            if local {
+            if unwrapped {
                 for j in 0..m {
                     let r = reach.max(rs[j]);
                     flags[j] = (plain_dist_sq(new, (xs[j], ys[j])) <= r * r)

@@ -270,13 +270,14 @@ fn a_pair_is_told_by_the_few_peers_nearest_its_midpoint_only() {
 }
 
 #[test]
-fn a_pair_is_told_whether_or_not_the_view_spans_a_quarter_of_the_world() {
-    // The pair checks run on offsets from this peer, without wrapping while
-    // every kept peer lies within a quarter of the world; a far enclosing
-    // neighbour switches them to the wrapping form. Both must tell the
-    // pair, whichever end moves (the lower id's side is checked in chunks,
-    // the higher id's against the still rows below it).
-    for far in [None, Some((500.0, 820.0))] {
+fn a_pair_is_told_whether_or_not_the_view_spans_half_the_world() {
+    // The pair checks skip the torus while the view's coordinates lie
+    // within less than half the world of each other; a far enclosing
+    // neighbour (490 units below, 530 from the pair's row) switches them to
+    // the wrapping form. Both must tell the pair, whichever end moves (the
+    // lower id's side is checked in chunks, the higher id's against the
+    // still rows below it).
+    for far in [None, Some((500.0, 10.0))] {
         for lower_moves in [true, false] {
             let mut at = vec![(430.0, 540.0), (570.0, 540.0)];
             at.extend(far);
