@@ -12,7 +12,8 @@
 //! |---|---|
 //! | `table.rs` | the kept peers: insert, freshness, the cap and eviction |
 //! | `join.rs` | join, forwarding, the reply, the probe, teleport, the observed address |
-//! | `discovery.rs` | moves, pair discovery, `Forget`, the local view and its fan |
+//! | `discovery.rs` | moves, hints told (`Discover`), `Forget`, the local view and its fan |
+//! | `pairs.rs` | pair discovery: kept peers coming within reach of each other, told by the nearest to their midpoint |
 //! | `repair.rs` | digests, anti-entropy, repair after a loss, hull gaps |
 //! | `liveness.rs` | hello, greeting hints, heartbeats, failure, goodbye, lost |
 //! | `radius.rs` | who is in range (radius and detection buffer), the adaptive radius |
@@ -43,6 +44,7 @@ mod links;
 mod liveness;
 mod motion;
 mod objects;
+mod pairs;
 mod radius;
 mod records;
 mod repair;
