@@ -112,21 +112,6 @@ impl World {
     }
 }
 
-/// The largest angular gap (radians, in `[0, 2π]`) between consecutive
-/// directions from the origin to the given offsets. Offsets at the origin are
-/// ignored; with fewer than two directions the gap is `2π`.
-///
-/// A point is strictly inside the convex hull of a set of points exactly when
-/// the largest gap of the directions to them is below π.
-pub fn max_angular_gap(offsets: impl IntoIterator<Item = (f64, f64)>) -> f64 {
-    let mut angles: Vec<f64> = offsets
-        .into_iter()
-        .filter(|&(x, y)| x != 0.0 || y != 0.0)
-        .map(|(x, y)| y.atan2(x))
-        .collect();
-    max_gap_of_angles(&mut angles).0
-}
-
 /// Largest gap between sorted angles; returns the gap and the indices (in the
 /// sorted order) of the two angles bounding it.
 pub(crate) fn max_gap_of_angles(angles: &mut [f64]) -> (f64, usize, usize) {
@@ -228,6 +213,21 @@ pub fn origin_strictly_inside_hull(offsets: &[(f64, f64)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The largest angular gap (radians, in `[0, 2π]`) between consecutive
+    /// directions from the origin to the given offsets. Offsets at the origin are
+    /// ignored; with fewer than two directions the gap is `2π`.
+    ///
+    /// A point is strictly inside the convex hull of a set of points exactly when
+    /// the largest gap of the directions to them is below π.
+    fn max_angular_gap(offsets: impl IntoIterator<Item = (f64, f64)>) -> f64 {
+        let mut angles: Vec<f64> = offsets
+            .into_iter()
+            .filter(|&(x, y)| x != 0.0 || y != 0.0)
+            .map(|(x, y)| y.atan2(x))
+            .collect();
+        max_gap_of_angles(&mut angles).0
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -53,6 +53,9 @@ impl std::hash::Hasher for IdHasher {
 /// A map keyed by [`PeerId`] with [`IdHasher`].
 pub type IdMap<V> = std::collections::HashMap<PeerId, V, std::hash::BuildHasherDefault<IdHasher>>;
 
+/// A set of [`PeerId`]s with [`IdHasher`].
+pub type IdSet = std::collections::HashSet<PeerId, std::hash::BuildHasherDefault<IdHasher>>;
+
 /// A peer's identity: the SHA-256 of its public key (32 bytes).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PeerId(pub [u8; 32]);

@@ -203,40 +203,16 @@ impl Message {
                     Err(DecodeError::BadPosition)
                 }
             }
-            Message::RecordOffer { offers } => {
-                if offers.len() > MAX_OBJECT_OFFERS {
-                    Err(DecodeError::TooLong)
-                } else {
-                    Ok(())
-                }
-            }
-            Message::RecordWant { keys } => {
-                if keys.len() > MAX_OBJECT_OFFERS {
-                    Err(DecodeError::TooLong)
-                } else {
-                    Ok(())
-                }
-            }
+            Message::RecordOffer { offers } => at_most(offers.len(), MAX_OBJECT_OFFERS),
+            Message::RecordWant { keys } => at_most(keys.len(), MAX_OBJECT_OFFERS),
             Message::Records { records } => {
                 if records.len() > MAX_RECORDS_PER_MESSAGE {
                     return Err(DecodeError::TooLong);
                 }
                 records.iter().try_for_each(|c| record_shape(&c.record))
             }
-            Message::ObjectOffer { offers } => {
-                if offers.len() > MAX_OBJECT_OFFERS {
-                    Err(DecodeError::TooLong)
-                } else {
-                    Ok(())
-                }
-            }
-            Message::ObjectWant { keys } => {
-                if keys.len() > MAX_OBJECT_OFFERS {
-                    Err(DecodeError::TooLong)
-                } else {
-                    Ok(())
-                }
-            }
+            Message::ObjectOffer { offers } => at_most(offers.len(), MAX_OBJECT_OFFERS),
+            Message::ObjectWant { keys } => at_most(keys.len(), MAX_OBJECT_OFFERS),
             Message::Objects { objects } => {
                 if objects.len() > crate::object::MAX_OBJECTS_PER_MESSAGE {
                     return Err(DecodeError::TooLong);
@@ -265,5 +241,14 @@ impl Message {
                 }
             }
         }
+    }
+}
+
+/// A list of `len` items where at most `max` may be.
+fn at_most(len: usize, max: usize) -> Result<(), DecodeError> {
+    if len > max {
+        Err(DecodeError::TooLong)
+    } else {
+        Ok(())
     }
 }

@@ -5,11 +5,8 @@ use super::{Report, Sim, Slot, TICK_MS};
 /// Two worlds count as merged from the first sample with one component and
 /// at least this consistency.
 pub const MERGED_CONSISTENCY: f64 = 0.999;
-use crate::id::IdHasher;
+use crate::id::IdSet;
 use crate::invariants::{self, Kept, Options, Sample, TruePeer};
-
-/// A set of ids hashed by their prefix (ids are hashes already).
-type IdSet = std::collections::HashSet<crate::id::PeerId, std::hash::BuildHasherDefault<IdHasher>>;
 
 impl Sim {
     /// The invariants now, over the peers that count (see the counting rule
