@@ -213,6 +213,7 @@ pub fn origin_strictly_inside_hull(offsets: &[(f64, f64)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     /// The largest angular gap (radians, in `[0, 2π]`) between consecutive
     /// directions from the origin to the given offsets. Offsets at the origin are
@@ -228,7 +229,6 @@ mod tests {
             .collect();
         max_gap_of_angles(&mut angles).0
     }
-    use proptest::prelude::*;
 
     #[test]
     fn delta_takes_the_short_way_across_the_seam() {

@@ -84,6 +84,42 @@ impl PairViews {
         }
     }
 
+    /// How many confirmed rows lie nearer `mid` than `mine` (squared), by
+    /// the squared distance `d` (every row at once: the loop vectorizes).
+    #[inline(always)]
+    fn nearer(
+        &self,
+        mid: (f32, f32),
+        mine: f32,
+        d: impl Fn((f32, f32), (f32, f32)) -> f32,
+    ) -> usize {
+        let rows = self.x.iter().zip(&self.y).zip(&self.confirmed);
+        rows.map(|((&x, &y), &c)| usize::from(c & (d((x, y), mid) < mine)))
+            .sum()
+    }
+
+    /// Per row of `rows`, whether it and the mover (`new`, `old`, `reach`)
+    /// came within reach of each other in this round, by the squared
+    /// distance `d` (a chunk at a time: the loop vectorizes).
+    #[inline(always)]
+    fn crossings(
+        &self,
+        rows: std::ops::Range<usize>,
+        (new, old, reach): ((f32, f32), (f32, f32), f32),
+        flags: &mut [bool; PAIR_CHUNK],
+        d: impl Fn((f32, f32), (f32, f32)) -> f32,
+    ) {
+        let m = rows.len();
+        let (xs, ys) = (&self.x[rows.clone()], &self.y[rows.clone()]);
+        let (oxs, oys) = (&self.old_x[rows.clone()], &self.old_y[rows.clone()]);
+        let rs = &self.reach[rows];
+        let (xs, ys, oxs, oys, rs) = (&xs[..m], &ys[..m], &oxs[..m], &oys[..m], &rs[..m]);
+        for j in 0..m {
+            let r = reach.max(rs[j]);
+            flags[j] = (d(new, (xs[j], ys[j])) <= r * r) & (d(old, (oxs[j], oys[j])) > r * r);
+        }
+    }
+
     /// Whether every coordinate so far lies within less than half the world
     /// of every other on each axis: then no difference of two of them
     /// wraps, and the pair checks may skip the torus (with the very same
@@ -136,6 +172,8 @@ impl Peer {
     pub(super) fn pair_views(&self, now: Millis, moved: &[(PeerId, Point)]) -> PairViews {
         let world = self.config.world;
         let mut views = PairViews::new((world.width, world.height), self.kept.len());
+        // The tellers' count measures our own distance too.
+        views.cover(self.me.pos);
         // Both the table and `moved` are in id order: one merge.
         let mut m = moved.iter().peekable();
         for k in self.kept.values() {
@@ -165,9 +203,9 @@ impl Peer {
         (views, lo): (&mut PairViews, usize),
     ) {
         let size = views.size;
+        // The mover's row is absent when it is not fresh.
         views.cover(pos);
         views.cover(old);
-        views.cover(self.me.pos);
         let (new, old, me) = (
             (pos.x, pos.y),
             (old.x, old.y),
@@ -191,13 +229,10 @@ impl Peer {
             );
             let mine = dist_sq(me, mid, size);
             // Every row at once (vectorized), then the two ends taken out.
-            let rows = views.x.iter().zip(&views.y).zip(&views.confirmed);
             let mut nearer = if unwrapped {
-                rows.map(|((&x, &y), &c)| usize::from(c & (plain_dist_sq((x, y), mid) < mine)))
-                    .sum::<usize>()
+                views.nearer(mid, mine, plain_dist_sq)
             } else {
-                rows.map(|((&x, &y), &c)| usize::from(c & (dist_sq((x, y), mid, size) < mine)))
-                    .sum::<usize>()
+                views.nearer(mid, mine, |a, b| dist_sq(a, b, size))
             };
             for q in [Some(i), mover_row] {
                 if let Some(q) = q
@@ -231,22 +266,11 @@ impl Peer {
             let end = (start + PAIR_CHUNK).min(n);
             let m = end - start;
             let mut flags = [false; PAIR_CHUNK];
-            let (xs, ys) = (&views.x[start..end], &views.y[start..end]);
-            let (oxs, oys) = (&views.old_x[start..end], &views.old_y[start..end]);
-            let rs = &views.reach[start..end];
-            let (xs, ys, oxs, oys, rs) = (&xs[..m], &ys[..m], &oxs[..m], &oys[..m], &rs[..m]);
+            let mover = (new, old, reach);
             if unwrapped {
-                for j in 0..m {
-                    let r = reach.max(rs[j]);
-                    flags[j] = (plain_dist_sq(new, (xs[j], ys[j])) <= r * r)
-                        & (plain_dist_sq(old, (oxs[j], oys[j])) > r * r);
-                }
+                views.crossings(start..end, mover, &mut flags, plain_dist_sq);
             } else {
-                for j in 0..m {
-                    let r = reach.max(rs[j]);
-                    flags[j] = (dist_sq(new, (xs[j], ys[j]), size) <= r * r)
-                        & (dist_sq(old, (oxs[j], oys[j]), size) > r * r);
-                }
+                views.crossings(start..end, mover, &mut flags, |a, b| dist_sq(a, b, size));
             }
             if flags[..m].iter().fold(false, |a, &f| a | f) {
                 for j in (0..m).filter(|&j| flags[j]) {

@@ -156,7 +156,8 @@ fn star(pts: &[(f64, f64)], w: f64, h: f64, images: bool) -> Result<Option<Adjac
         // on us: no other image of any point can fall in one.
         let k = star.len();
         for i in 0..k {
-            let (ux, uy, r2) = circumcircle(me, star_at[i], star_at[(i + 1) % k]);
+            let (ux, uy, r2) =
+                circles[i].unwrap_or_else(|| circumcircle(me, star_at[i], star_at[(i + 1) % k]));
             let r = r2.sqrt();
             if !(ux.abs() + r < w / 2.0 && uy.abs() + r < h / 2.0) {
                 return Err(Retry);
