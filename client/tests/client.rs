@@ -13,11 +13,11 @@ use bevy::prelude::*;
 use bevy::time::TimeUpdateStrategy;
 use peerworld_client::avatar::{Avatar, AvatarPlugin, OwnAvatar, OwnPos};
 use peerworld_client::chat::{BUBBLE_SECS, Bubble, ChatPlugin, ChatState};
-use peerworld_client::id_colour;
 use peerworld_client::input::WalkPlugin;
 use peerworld_client::map::{MAP_PEERS, MAP_SIZE, MapDot, MapPlugin, map_rect, world_to_map};
 use peerworld_client::net::{Bridge, NetPlugin};
 use peerworld_client::signs::{Sign, SignPlugin};
+use peerworld_client::{AVATAR_SIZE, id_colour};
 use peerworld_node::{ChatFeed, Command as NodeCommand, Neighbour, PeerState, Snapshot};
 use peerworld_protocol::Stats;
 use peerworld_protocol::object::{ObjectKey, WorldObject};
@@ -475,7 +475,30 @@ fn screenshot_shows_the_reported_peers_in_their_colours() {
         glyphs >= 40,
         "only {glyphs} light pixels where the bubble should be"
     );
-    // A sign the seed placed shows its colour at its place.
+    // A sign the seed placed shows its colour at its place, unless an avatar,
+    // its name or a bubble is drawn over it (signs lie on the ground, under
+    // the walkers): those are not looked for.
+    let covers = |x: f64, y: f64, (cx, cy): (f64, f64), (half_w, half_h): (f64, f64)| {
+        // The sign's 9 × 9 sample square, widened by two pixels of smoothing.
+        (x - cx).abs() <= half_w + 6.0 && (y - cy).abs() <= half_h + 6.0
+    };
+    let avatar = f64::from(AVATAR_SIZE);
+    let covered = |x: f64, y: f64| {
+        peers.iter().any(|p| {
+            let (px, py) = (
+                p["screen"][0].as_f64().unwrap(),
+                p["screen"][1].as_f64().unwrap(),
+            );
+            let name_w = p["name"].as_str().map_or(0, str::len) as f64 * 7.0;
+            covers(x, y, (px, py), (avatar / 2.0, avatar / 2.0))
+                || covers(
+                    x,
+                    y,
+                    (px, py - avatar / 2.0 - 10.0),
+                    (name_w / 2.0 + 2.0, 9.0),
+                )
+        }) || covers(x, y, (bx as f64, by as f64), (90.0, 16.0))
+    };
     let signs = sidecar["signs"].as_array().expect("signs in the sidecar");
     let on_screen: Vec<&serde_json::Value> = signs
         .iter()
@@ -488,6 +511,19 @@ fn screenshot_shows_the_reported_peers_in_their_colours() {
         })
         .collect();
     assert!(!on_screen.is_empty(), "no sign on screen: {signs:?}");
+    let on_screen: Vec<&serde_json::Value> = on_screen
+        .into_iter()
+        .filter(|s| {
+            !covered(
+                s["screen"][0].as_f64().unwrap(),
+                s["screen"][1].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        !on_screen.is_empty(),
+        "every sign on screen is under an avatar, a name or a bubble: {signs:?}"
+    );
     for s in on_screen {
         let want: Vec<i32> = (0..3)
             .map(|i| s["colour"][i].as_f64().unwrap() as i32)
