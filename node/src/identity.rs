@@ -30,6 +30,10 @@ pub struct Identity {
     id: PeerId,
     key_pem: String,
     cert: CertificateDer<'static>,
+    /// The certificate with its key loaded for signing, made once: loading
+    /// an Ed25519 key derives its public half (a scalar multiplication),
+    /// which every dial would otherwise pay twice.
+    certified: Arc<rustls::sign::CertifiedKey>,
 }
 
 impl fmt::Debug for Identity {
@@ -81,20 +85,30 @@ impl Identity {
         use rcgen::PublicKeyData;
         let cert = make_cert(&key, claimed)?;
         let real = PeerId::from_public_key(&key.subject_public_key_info());
-        Ok(Self {
-            id: real,
-            key_pem: key.serialize_pem(),
-            cert,
-        })
+        Self::assemble(real, &key, cert)
     }
 
     fn from_key(key: rcgen::KeyPair) -> Result<Self, Error> {
         use rcgen::PublicKeyData;
         let id = PeerId::from_public_key(&key.subject_public_key_info());
         let cert = make_cert(&key, id)?;
+        Self::assemble(id, &key, cert)
+    }
+
+    fn assemble(
+        id: PeerId,
+        key: &rcgen::KeyPair,
+        cert: CertificateDer<'static>,
+    ) -> Result<Self, Error> {
+        let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let signing = provider()
+            .key_provider
+            .load_private_key(der)
+            .map_err(tls_err)?;
         Ok(Self {
             id,
             key_pem: key.serialize_pem(),
+            certified: Arc::new(rustls::sign::CertifiedKey::new(vec![cert.clone()], signing)),
             cert,
         })
     }
@@ -201,14 +215,14 @@ impl Identity {
             .map_err(tls_err)?
             .dangerous()
             .with_custom_certificate_verifier(verifier)
-            .with_client_auth_cert(vec![self.cert.clone()], self.key_der()?)
-            .map_err(tls_err)?;
+            .with_client_cert_resolver(Arc::new(Presenting(self.certified.clone())));
         config.alpn_protocols = vec![ALPN.to_vec()];
         Ok(config)
     }
 }
 
-/// Presents one certificate and key, whether they match or not.
+/// Presents one certificate and key (loaded once; for tests, whether they
+/// match or not).
 #[derive(Debug)]
 struct Presenting(Arc<rustls::sign::CertifiedKey>);
 
