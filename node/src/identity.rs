@@ -29,10 +29,9 @@ pub const ALPN: &[u8] = b"peerworld/1";
 pub struct Identity {
     id: PeerId,
     key_pem: String,
-    cert: CertificateDer<'static>,
-    /// The certificate with its key loaded for signing, made once: loading
-    /// an Ed25519 key derives its public half (a scalar multiplication),
-    /// which every dial would otherwise pay twice.
+    /// The certificate (alone in its chain) and the key loaded for signing,
+    /// made once: loading an Ed25519 key derives its public half (a scalar
+    /// multiplication), which every handshake would otherwise pay again.
     certified: Arc<rustls::sign::CertifiedKey>,
 }
 
@@ -108,8 +107,7 @@ impl Identity {
         Ok(Self {
             id,
             key_pem: key.serialize_pem(),
-            certified: Arc::new(rustls::sign::CertifiedKey::new(vec![cert.clone()], signing)),
-            cert,
+            certified: Arc::new(rustls::sign::CertifiedKey::new(vec![cert], signing)),
         })
     }
 
@@ -150,15 +148,7 @@ impl Identity {
 
     /// The self-signed certificate.
     pub fn cert(&self) -> &CertificateDer<'static> {
-        &self.cert
-    }
-
-    fn key_der(&self) -> Result<PrivateKeyDer<'static>, Error> {
-        let key = rcgen::KeyPair::from_pem(&self.key_pem)
-            .map_err(|source| Error::Key { path: None, source })?;
-        Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-            key.serialize_der(),
-        )))
+        &self.certified.cert[0]
     }
 
     /// The QUIC server side: TLS 1.3, a client certificate required.
@@ -169,8 +159,7 @@ impl Identity {
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(tls_err)?
             .with_client_cert_verifier(verifier)
-            .with_single_cert(vec![self.cert.clone()], self.key_der()?)
-            .map_err(tls_err)?;
+            .with_cert_resolver(Arc::new(Presenting(self.certified.clone())));
         config.alpn_protocols = vec![ALPN.to_vec()];
         Ok(config)
     }
@@ -186,7 +175,7 @@ impl Identity {
     ) -> Result<rustls::ClientConfig, Error> {
         let provider = provider();
         let verifier = Arc::new(PeerVerifier::new(&provider, expected));
-        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        let builder = rustls::ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(tls_err)?
             .dangerous()
@@ -194,10 +183,7 @@ impl Identity {
         let mut config = match cert {
             None => builder.with_no_client_auth(),
             Some(cert) => {
-                let key = provider
-                    .key_provider
-                    .load_private_key(self.key_der()?)
-                    .map_err(tls_err)?;
+                let key = self.certified.key.clone();
                 let certified = Arc::new(rustls::sign::CertifiedKey::new(vec![cert], key));
                 builder.with_client_cert_resolver(Arc::new(Presenting(certified)))
             }
@@ -221,8 +207,8 @@ impl Identity {
     }
 }
 
-/// Presents one certificate and key (loaded once; for tests, whether they
-/// match or not).
+/// Presents one certificate and key, on either side of a handshake (for
+/// tests, whether they match or not).
 #[derive(Debug)]
 struct Presenting(Arc<rustls::sign::CertifiedKey>);
 
@@ -237,6 +223,15 @@ impl rustls::client::ResolvesClientCert for Presenting {
 
     fn has_certs(&self) -> bool {
         true
+    }
+}
+
+impl rustls::server::ResolvesServerCert for Presenting {
+    fn resolve(
+        &self,
+        _client_hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
     }
 }
 
