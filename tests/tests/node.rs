@@ -313,6 +313,64 @@ fn a_node_whose_bootstrap_is_gone_rejoins_through_its_peer_cache_after_a_restart
     });
 }
 
+/// A peer that completes every handshake (a real identity) and holds the
+/// connection, but never reads or answers anything.
+fn black_hole() -> (quinn::Endpoint, tokio::task::JoinHandle<()>) {
+    let me = Identity::generate().unwrap();
+    let tls =
+        quinn::crypto::rustls::QuicServerConfig::try_from(me.server_config().unwrap()).unwrap();
+    let server = quinn::ServerConfig::with_crypto(Arc::new(tls));
+    let endpoint = quinn::Endpoint::server(server, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let accepting = endpoint.clone();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Some(incoming) = accepting.accept().await {
+            if let Ok(conn) = incoming.await {
+                held.push(conn);
+            }
+        }
+    });
+    (endpoint, task)
+}
+
+#[test]
+fn a_join_stalled_at_an_entry_that_never_answers_goes_on_through_the_next_bootstrap() {
+    real_time(|| async {
+        let (hole, holding) = black_hole();
+        let mut seed = node_config(WORLD);
+        seed.pos = Some(Point::new(500.0, 500.0));
+        let seed = Node::spawn(seed).unwrap();
+        // The first bootstrap takes the connection and the join, and never
+        // answers: before, the node stayed `joining` for good (its join
+        // retries went to the same peer).
+        let mut c = node_config(WORLD);
+        c.pos = Some(Point::new(560.0, 520.0));
+        c.bootstrap = vec![hole.local_addr().unwrap(), seed.local_addr()];
+        let joiner = Node::spawn(c).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(3), || joiner.snapshot().links >= 1).await,
+            "the black hole took no connection"
+        );
+        assert!(!joiner.snapshot().joined());
+        assert!(
+            meet(&joiner, &seed, 30).await,
+            "the join stalled at the first bootstrap and never went on"
+        );
+        assert_eq!(
+            joiner.snapshot().view.state,
+            peerworld_node::PeerState::Joined
+        );
+        for n in [&seed, &joiner] {
+            n.shutdown();
+        }
+        for n in [&seed, &joiner] {
+            n.closed().await;
+        }
+        hole.close(0u32.into(), b"done");
+        holding.abort();
+    });
+}
+
 #[test]
 fn two_worlds_in_the_same_coordinates_merge_through_a_node_given_both_bootstraps() {
     real_time(|| async {

@@ -353,6 +353,7 @@ impl Driver {
             Purpose::Join if !self.bootstrapped => {
                 self.bootstrapped = true;
                 self.joined_via = remote;
+                self.rejoin.join_started = Some(Instant::now());
                 info!(peer = %id.short(), "joining through the bootstrap peer");
                 self.peer.join(id, now);
             }

@@ -24,12 +24,21 @@ const MERGE_PERIOD: Duration = Duration::from_secs(30);
 pub(super) const CACHE_EVERY_TICKS: u64 = 50;
 /// Longest wait between two rejoins while lost.
 const REJOIN_MAX: Duration = Duration::from_secs(30);
+/// A join an entry peer took but that has not completed after this long
+/// is stalled: the entry (or the peer it forwards through) is gone, busy
+/// or swallows joins, and the overlay's own retries go through the same
+/// peers. The node then joins again through its next entry. (The overlay
+/// takes a reply within 10 s of its request; a join through a loaded
+/// 1 000-node swarm completes in a few seconds.)
+pub(in crate::node) const JOIN_STALL: Duration = Duration::from_secs(10);
 
-/// The rejoin schedule while lost.
+/// The rejoin schedule while lost or while a join is stalled.
 #[derive(Debug)]
 pub(in crate::node) struct Rejoin {
     at: Option<Instant>,
     backoff: Duration,
+    /// When the entry peer last took our join.
+    pub(in crate::node) join_started: Option<Instant>,
 }
 
 impl Default for Rejoin {
@@ -37,6 +46,7 @@ impl Default for Rejoin {
         Self {
             at: None,
             backoff: REJOIN_FIRST,
+            join_started: None,
         }
     }
 }
@@ -106,27 +116,49 @@ impl Driver {
     /// Lost (no neighbour heard within the failure timeout): join again
     /// through the recently kept peers, then the bootstrap peers, in turn, with jittered exponential
     /// backoff (1 s doubling to 30 s) until the node is part of a world again.
+    ///
+    /// A join that an entry peer took but that stalls (see [`JOIN_STALL`])
+    /// goes on the same schedule to the next entry in turn, so that one
+    /// entry that accepts connections but never gets the join answered
+    /// (refusing our later dials under load, or swallowing joins) cannot
+    /// keep the node out of the world.
     pub(super) fn rejoin_if_lost(&mut self, now: Millis) {
         let state = self.peer.state(now);
-        if state != PeerState::Lost {
+        let t = Instant::now();
+        let stalled = state == PeerState::Joining
+            && self.bootstrapped
+            && self
+                .rejoin
+                .join_started
+                .is_some_and(|at| t.duration_since(at) >= JOIN_STALL);
+        if state != PeerState::Lost && !stalled {
             if state == PeerState::Joined {
                 self.rejoin = Rejoin::default();
             }
             return;
         }
-        let t = Instant::now();
         if !self.bootstrapped || self.rejoin.at.is_some_and(|at| t < at) {
             return;
         }
-        self.entries = self.rejoin_entries();
-        if self.entries.is_empty() {
-            return;
+        if stalled {
+            if self.entries.is_empty() {
+                return;
+            }
+            warn!(
+                backoff_s = self.rejoin.backoff.as_secs_f64(),
+                "the join through an entry peer stalled: joining through the next one"
+            );
+        } else {
+            self.entries = self.rejoin_entries();
+            if self.entries.is_empty() {
+                return;
+            }
+            self.boot_next = 0;
+            warn!(
+                backoff_s = self.rejoin.backoff.as_secs_f64(),
+                "lost every neighbour: joining again through a bootstrap peer"
+            );
         }
-        self.boot_next = 0;
-        warn!(
-            backoff_s = self.rejoin.backoff.as_secs_f64(),
-            "lost every neighbour: joining again through a bootstrap peer"
-        );
         let jitter = 0.75 + 0.5 * self.rng.f64();
         self.rejoin.at = Some(t + self.rejoin.backoff.mul_f64(jitter));
         self.rejoin.backoff = (self.rejoin.backoff * 2).min(REJOIN_MAX);
