@@ -214,6 +214,9 @@ pub struct SwarmReport {
     pub duration_s: f64,
     /// Seconds from the first start until every node had joined.
     pub join_s: f64,
+    /// Nodes joined at the end of the join phase (fewer than `peers` when
+    /// the phase ran out of time).
+    pub joined: usize,
     /// The invariants: means and worst samples.
     #[serde(flatten)]
     pub summary: Summary,
@@ -272,10 +275,10 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let join_s = t0.elapsed().as_secs_f64();
+    let joined = swarm.live().filter(|n| n.snapshot().joined()).count();
     progress(&format!(
-        "{} nodes started, {} joined after {join_s:.1} s; settling {} s",
+        "{} nodes started, {joined} joined after {join_s:.1} s; settling {} s",
         cfg.peers,
-        swarm.live().filter(|n| n.snapshot().joined()).count(),
         plan.settle.as_secs()
     ));
     tokio::time::sleep(plan.settle).await;
@@ -336,6 +339,7 @@ pub async fn run(
         alive: swarm.alive(),
         duration_s: secs,
         join_s,
+        joined,
         summary: tally.summary(),
         msgs_per_peer_per_s: (m1 - m0) as f64 / node_secs,
         bytes_per_peer_per_s: (b1 - b0) as f64 / node_secs,

@@ -90,8 +90,8 @@ pub fn run(a: SwarmArgs) -> anyhow::Result<()> {
         );
         println!("world                 {w} x {h}, radius {}", a.radius);
         println!(
-            "measured              {:.1} s after joins took {:.1} s",
-            report.duration_s, report.join_s
+            "measured              {:.1} s after joins took {:.1} s ({} of {} joined)",
+            report.duration_s, report.join_s, report.joined, report.peers
         );
         println!(
             "consistency           {:.5} (min {:.5}), should-know {:.2}",

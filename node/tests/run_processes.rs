@@ -480,3 +480,38 @@ fn the_status_server_still_answers_under_two_thousand_idle_connections() {
         idle.len()
     );
 }
+
+#[test]
+fn swarm_reports_how_many_nodes_joined_beside_the_invariants() {
+    let _serial = serial();
+    let out = Command::new(env!("CARGO_BIN_EXE_peerworld-node"))
+        .args([
+            "swarm",
+            "--peers",
+            "6",
+            "--duration",
+            "2",
+            "--settle",
+            "1",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["peers"], 6);
+    assert_eq!(report["joined"], 6, "{report}");
+    assert!(
+        report["join_s"].as_f64().is_some_and(|s| s > 0.0),
+        "{report}"
+    );
+    assert_eq!(report["components_max"], 1, "{report}");
+    assert!(
+        report["consistency"].as_f64().is_some_and(|c| c >= 0.99),
+        "{report}"
+    );
+}
