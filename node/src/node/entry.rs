@@ -30,7 +30,7 @@ const REJOIN_MAX: Duration = Duration::from_secs(30);
 /// peers. The node then joins again through its next entry. (The overlay
 /// takes a reply within 10 s of its request; a join through a loaded
 /// 1 000-node swarm completes in a few seconds.)
-pub(in crate::node) const JOIN_STALL: Duration = Duration::from_secs(10);
+const JOIN_STALL: Duration = Duration::from_secs(10);
 
 /// The rejoin schedule while lost or while a join is stalled.
 #[derive(Debug)]
@@ -140,25 +140,24 @@ impl Driver {
         if !self.bootstrapped || self.rejoin.at.is_some_and(|at| t < at) {
             return;
         }
-        if stalled {
-            if self.entries.is_empty() {
-                return;
-            }
-            warn!(
-                backoff_s = self.rejoin.backoff.as_secs_f64(),
-                "the join through an entry peer stalled: joining through the next one"
-            );
-        } else {
+        // A stalled join goes on to the next entry of the current list; a
+        // lost node starts the list again (the peer cache first).
+        if !stalled {
             self.entries = self.rejoin_entries();
-            if self.entries.is_empty() {
-                return;
-            }
             self.boot_next = 0;
-            warn!(
-                backoff_s = self.rejoin.backoff.as_secs_f64(),
-                "lost every neighbour: joining again through a bootstrap peer"
-            );
         }
+        if self.entries.is_empty() {
+            return;
+        }
+        let why = if stalled {
+            "the join through an entry peer stalled"
+        } else {
+            "lost every neighbour"
+        };
+        warn!(
+            backoff_s = self.rejoin.backoff.as_secs_f64(),
+            why, "joining again through an entry peer"
+        );
         let jitter = 0.75 + 0.5 * self.rng.f64();
         self.rejoin.at = Some(t + self.rejoin.backoff.mul_f64(jitter));
         self.rejoin.backoff = (self.rejoin.backoff * 2).min(REJOIN_MAX);
