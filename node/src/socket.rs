@@ -1,13 +1,15 @@
 //! A UDP socket that can be silenced: the in-process stand-in for a crashed
 //! machine. Once muted it drops everything it would send or receive, so the
 //! other nodes see a peer that simply went quiet (no goodbye, no close).
+//! It can also be cut off from some addresses only (a network partition):
+//! datagrams to or from them are dropped, the rest flows.
 
 use std::fmt;
 use std::io::{self, IoSliceMut};
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use quinn::udp::{RecvMeta, Transmit};
@@ -17,6 +19,34 @@ use quinn::{AsyncUdpSocket, UdpPoller};
 pub(crate) struct MutableSocket {
     inner: Arc<dyn AsyncUdpSocket>,
     muted: Arc<AtomicBool>,
+    cut: Arc<Cut>,
+}
+
+/// The addresses a socket is cut off from (none by default). The flag
+/// spares the lock on every datagram while nothing is cut.
+#[derive(Debug, Default)]
+pub(crate) struct Cut {
+    any: AtomicBool,
+    from: Mutex<Vec<SocketAddr>>,
+}
+
+impl Cut {
+    /// Cuts the socket off from exactly these addresses (none: heals).
+    pub(crate) fn set(&self, from: &[SocketAddr]) {
+        let mut cut = self.from.lock().unwrap_or_else(|e| e.into_inner());
+        cut.clear();
+        cut.extend_from_slice(from);
+        self.any.store(!cut.is_empty(), Ordering::Relaxed);
+    }
+
+    fn blocks(&self, addr: &SocketAddr) -> bool {
+        self.any.load(Ordering::Relaxed)
+            && self
+                .from
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(addr)
+    }
 }
 
 impl fmt::Debug for MutableSocket {
@@ -28,8 +58,12 @@ impl fmt::Debug for MutableSocket {
 }
 
 impl MutableSocket {
-    pub(crate) fn new(inner: Arc<dyn AsyncUdpSocket>, muted: Arc<AtomicBool>) -> Self {
-        Self { inner, muted }
+    pub(crate) fn new(
+        inner: Arc<dyn AsyncUdpSocket>,
+        muted: Arc<AtomicBool>,
+        cut: Arc<Cut>,
+    ) -> Self {
+        Self { inner, muted, cut }
     }
 }
 
@@ -39,7 +73,7 @@ impl AsyncUdpSocket for MutableSocket {
     }
 
     fn try_send(&self, transmit: &Transmit) -> io::Result<()> {
-        if self.muted.load(Ordering::Relaxed) {
+        if self.muted.load(Ordering::Relaxed) || self.cut.blocks(&transmit.destination) {
             return Ok(());
         }
         self.inner.try_send(transmit)
@@ -54,6 +88,15 @@ impl AsyncUdpSocket for MutableSocket {
         loop {
             let got = self.inner.poll_recv(cx, bufs, meta);
             if !self.muted.load(Ordering::Relaxed) {
+                if let Poll::Ready(Ok(n)) = got {
+                    // A datagram from a cut-off address reads as empty,
+                    // which the endpoint skips.
+                    for m in meta.iter_mut().take(n) {
+                        if self.cut.blocks(&m.addr) {
+                            m.len = 0;
+                        }
+                    }
+                }
                 return got;
             }
             match got {

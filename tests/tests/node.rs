@@ -417,6 +417,80 @@ fn two_worlds_in_the_same_coordinates_merge_through_a_node_given_both_bootstraps
     });
 }
 
+/// A partition that outlives the failure timeout and the overlay's own
+/// probes of silenced peers heals through the merge probes: each side
+/// probes through a peer of its cache that it no longer keeps, which is on
+/// the other side. (Before, only bootstraps other than the one a node
+/// joined through were probed, and these nodes have only that one.)
+#[test]
+fn a_partition_that_outlasts_the_probes_of_silenced_peers_heals_through_the_peer_cache() {
+    real_time(|| async {
+        let mut seed = node_config(WORLD);
+        seed.pos = Some(Point::new(300.0, 500.0));
+        seed.merge_every = Duration::from_secs(1);
+        let seed = Node::spawn(seed).unwrap();
+        let mut nodes = vec![seed.clone()];
+        for (x, y) in [(300.0, 600.0), (700.0, 500.0), (700.0, 600.0)] {
+            let mut c = node_config(WORLD);
+            c.pos = Some(Point::new(x, y));
+            c.bootstrap = vec![seed.local_addr()];
+            c.merge_every = Duration::from_secs(1);
+            nodes.push(Node::spawn(c).unwrap());
+            // One at a time, so that each joins a settled world.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let all_know_all = |nodes: &[NodeHandle]| {
+            nodes
+                .iter()
+                .all(|a| nodes.iter().all(|b| a.id() == b.id() || knows(a, b.id())))
+        };
+        assert!(wait_until(Duration::from_secs(15), || all_know_all(&nodes)).await);
+        // Settled long enough for each to remember the others in its peer
+        // cache (refreshed every 5 s).
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        let (left, right) = nodes.split_at(2);
+        let addrs = |side: &[NodeHandle]| side.iter().map(|n| n.local_addr()).collect::<Vec<_>>();
+        for n in left {
+            n.cut_off(&addrs(right));
+        }
+        for n in right {
+            n.cut_off(&addrs(left));
+        }
+        let cut_at = Instant::now();
+        assert!(
+            wait_until(Duration::from_secs(10), || !knows(&right[0], seed.id())
+                && !knows(&seed, right[0].id()))
+            .await,
+            "the two sides still keep each other"
+        );
+        // Long enough that the overlay's probes of its silenced peers (2,
+        // 4, 8, 16 s apart from the failure timeout on) have gone quiet: the
+        // next one comes about 33 s after the cut.
+        tokio::time::sleep(Duration::from_secs(26).saturating_sub(cut_at.elapsed())).await;
+        for n in &nodes {
+            assert_eq!(
+                n.snapshot().view.state,
+                peerworld_node::PeerState::Joined,
+                "each side kept its own world"
+            );
+            assert!(!all_know_all(&nodes), "the cut did not hold");
+        }
+        for n in &nodes {
+            n.cut_off(&[]);
+        }
+        assert!(
+            wait_until(Duration::from_secs(5), || all_know_all(&nodes)).await,
+            "the two sides did not find each other again"
+        );
+        for n in &nodes {
+            n.shutdown();
+        }
+        for n in &nodes {
+            n.closed().await;
+        }
+    });
+}
+
 fn pos_of(node: &NodeHandle, id: PeerId) -> Option<Point> {
     node.snapshot()
         .view

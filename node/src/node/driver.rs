@@ -53,8 +53,14 @@ pub(super) struct Driver {
     pub(super) boot_next: usize,
     /// The entry address that answered our last join.
     pub(super) joined_via: Option<SocketAddr>,
-    /// When to walk the next merge probe through the other bootstraps.
+    /// When to walk the next merge probes.
     pub(super) merge_at: Option<Instant>,
+    /// Merge probes come every one to two of these.
+    pub(super) merge_every: Duration,
+    /// The next peer cache entry a merge probe may go through.
+    pub(super) merge_cached: usize,
+    /// Merge rounds since the node started.
+    pub(super) merge_rounds: u64,
     /// Recently kept peers (and their file under the state directory).
     pub(super) cache: PeerCache,
     pub(super) ticks: u64,
@@ -519,7 +525,7 @@ impl Driver {
             self.dial_bootstrap();
         }
         self.rejoin_if_lost(now);
-        self.probe_other_bootstraps(now);
+        self.merge_probes(now);
         self.ticks += 1;
         if self.ticks.is_multiple_of(CACHE_EVERY_TICKS) {
             self.refresh_cache();

@@ -1,6 +1,6 @@
 //! Staying in the world: the entry peers a node joins through (the peer
 //! cache first, then the configured bootstraps, in turn), the rejoin
-//! schedule while lost, the merge probes through the other bootstraps, and
+//! schedule while lost, the merge probes, and
 //! the peer cache's refresh. Part of the driver; it only dials and asks the
 //! overlay, which decides.
 
@@ -18,8 +18,12 @@ use crate::link::Purpose;
 const REJOIN_FIRST: Duration = Duration::from_secs(1);
 /// First merge probe after joining.
 const MERGE_FIRST: Duration = Duration::from_secs(5);
-/// Merge probes come every one to two of these.
-const MERGE_PERIOD: Duration = Duration::from_secs(30);
+/// Merge probes come every one to two of these by default
+/// ([`crate::NodeConfig::merge_every`]).
+pub const MERGE_EVERY: Duration = Duration::from_secs(30);
+/// The bootstrap a node joined through is probed one merge round in this
+/// many.
+const JOINED_VIA_EVERY: u64 = 8;
 /// Ticks between two refreshes (and saves) of the peer cache.
 pub(super) const CACHE_EVERY_TICKS: u64 = 50;
 /// Longest wait between two rejoins while lost.
@@ -82,12 +86,17 @@ impl Driver {
         self.cache.save();
     }
 
-    /// Worlds merge: now and then (first 5 s after joining, then every
-    /// 30 to 60 s) walk a join probe for our own position through each
-    /// configured bootstrap other than the one we joined through. If it
-    /// belongs to another world in the same coordinates, the probe's reply
+    /// Partitions heal, worlds merge: now and then (first 5 s after
+    /// joining, then every one to two `merge_every`) walk a join probe for
+    /// our own position through each configured bootstrap (the one we
+    /// joined through one round in [`JOINED_VIA_EVERY`]) and through one
+    /// recently kept peer (in turn), each only while we do not keep it: a
+    /// peer we keep is in our part of the world, and a probe through it
+    /// ends there. If the walk ends in another world in the same
+    /// coordinates, or in a part of ours we were cut off from (a join storm
+    /// or a partition that outlived the failure timeout), the probe's reply
     /// introduces both sides and discovery spreads the merge.
-    pub(super) fn probe_other_bootstraps(&mut self, now: Millis) {
+    pub(super) fn merge_probes(&mut self, now: Millis) {
         if self.peer.state(now) != PeerState::Joined || !self.bootstrapped {
             self.merge_at = None;
             return;
@@ -100,16 +109,41 @@ impl Driver {
         if t < at {
             return;
         }
-        let period = MERGE_PERIOD.mul_f64(1.0 + self.rng.f64());
+        let period = self.merge_every.mul_f64(1.0 + self.rng.f64());
         self.merge_at = Some(t + period);
-        let others: Vec<SocketAddr> = self
+        self.merge_rounds += 1;
+        // Every node of a world may share one bootstrap, which a probe from
+        // each of them every period would load with a handshake per node
+        // per period (a 1 000-node swarm on one host then took twice as
+        // long to join, and split more): the one we joined through gets
+        // one round in `JOINED_VIA_EVERY`, the first some minutes in.
+        let via_too = self.merge_rounds.is_multiple_of(JOINED_VIA_EVERY);
+        let kept: Vec<SocketAddr> = self
+            .peer
+            .kept()
+            .filter_map(|(id, _, _)| self.book.get(&id))
+            .collect();
+        let bootstraps: Vec<SocketAddr> = self
             .bootstrap
             .iter()
             .copied()
-            .filter(|a| Some(*a) != self.joined_via)
+            .filter(|a| !kept.contains(a) && (via_too || Some(*a) != self.joined_via))
             .collect();
-        for addr in others {
+        for addr in bootstraps {
             self.dial(addr, None, Purpose::Probe);
+        }
+        let cached = self.cache.peers();
+        let next = (0..cached.len())
+            .map(|k| (self.merge_cached + k) % cached.len())
+            .find(|&i| !self.peer.keeps(&cached[i].0) && !self.bootstrap.contains(&cached[i].1));
+        if let Some(i) = next {
+            self.merge_cached = i + 1;
+            let (id, addr) = cached[i];
+            if self.links.get(&id).is_some() {
+                self.peer.probe_through(id, now);
+            } else {
+                self.dial(addr, Some(id), Purpose::Probe);
+            }
         }
     }
 

@@ -86,6 +86,9 @@ pub struct NodeConfig {
     /// IPv6 /64; default [`crate::MAX_LINKS_PER_IP`]). A world of nodes on
     /// one host (a swarm, the client's embedded world) raises it.
     pub max_links_per_ip: usize,
+    /// Merge probes (see the protocol's "Partitions heal, worlds merge")
+    /// come every one to two of these; the first comes 5 s after joining.
+    pub merge_every: std::time::Duration,
 }
 
 impl NodeConfig {
@@ -104,6 +107,7 @@ impl NodeConfig {
             state_dir: None,
             max_links: super::MAX_LINKS,
             max_links_per_ip: super::MAX_LINKS_PER_IP,
+            merge_every: super::MERGE_EVERY,
         }
     }
 }
@@ -256,6 +260,7 @@ pub struct NodeHandle {
     pub(super) done: CancellationToken,
     pub(super) metrics: Arc<Metrics>,
     pub(super) chat: super::chat::ChatFeed,
+    pub(super) cut: Arc<crate::socket::Cut>,
 }
 
 impl NodeHandle {
@@ -391,6 +396,14 @@ impl NodeHandle {
     /// the node has stopped or its queue is full.
     pub fn suspend(&self, d: std::time::Duration) -> bool {
         self.commands.try_send(Command::Suspend(d)).is_ok()
+    }
+
+    /// Cuts the node off from exactly these addresses, as a network
+    /// partition would: datagrams to or from them are dropped at the
+    /// socket, everything else flows, and the driver runs on. An empty
+    /// list heals the cut.
+    pub fn cut_off(&self, from: &[SocketAddr]) {
+        self.cut.set(from);
     }
 
     /// The node's command queue (bounded), for programs that hold a sender

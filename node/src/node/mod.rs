@@ -39,6 +39,7 @@ mod transport;
 
 pub use admission::{MAX_HANDSHAKES, MAX_LINKS_PER_IP};
 pub use chat::{CHAT_KEPT, ChatFeed, ChatLine, ObjectCommandError, SayError};
+pub use entry::MERGE_EVERY;
 pub use handle::{
     Command, NewObject, NodeConfig, NodeHandle, ROUTE_WAIT, RecordError, RouteRequest, Routed,
     Snapshot, Walk,
@@ -48,7 +49,7 @@ pub use links::{MAX_LINKS, MAX_PENDING_DIALS};
 use crate::Error;
 use crate::identity::Identity;
 use crate::metrics::Metrics;
-use crate::socket::MutableSocket;
+use crate::socket::{Cut, MutableSocket};
 use driver::Driver;
 
 /// Driver inbox (messages from connection tasks).
@@ -129,7 +130,8 @@ impl Node {
                     source,
                 })?
         };
-        let socket = Arc::new(MutableSocket::new(inner, muted.clone()));
+        let cut = Arc::new(Cut::default());
+        let socket = Arc::new(MutableSocket::new(inner, muted.clone(), cut.clone()));
         let server_crypto = QuicServerConfig::try_from(identity.server_config()?)
             .map_err(|e| Error::Tls(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(server_crypto));
@@ -212,6 +214,9 @@ impl Node {
             boot_next: 0,
             joined_via: None,
             merge_at: None,
+            merge_every: config.merge_every,
+            merge_cached: 0,
+            merge_rounds: 0,
             cache,
             ticks: 0,
             boot_retry: None,
@@ -268,6 +273,7 @@ impl Node {
             done,
             metrics,
             chat,
+            cut,
         })
     }
 }
