@@ -1,6 +1,7 @@
 //! Many nodes in one process over loopback QUIC (real endpoints, real TLS),
 //! sampled against the ground truth with `peerworld_protocol::invariants`.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -187,6 +188,22 @@ impl Swarm {
         }
     }
 
+    /// The transport's and the overlay's counters summed over every node
+    /// (dead ones included), by name.
+    pub fn counters(&self) -> (BTreeMap<&'static str, u64>, BTreeMap<&'static str, u64>) {
+        let mut transport = BTreeMap::new();
+        let mut overlay = BTreeMap::new();
+        for n in &self.nodes {
+            for (name, _, v) in n.metrics().fields() {
+                *transport.entry(name).or_insert(0) += v;
+            }
+            for (name, _, v) in n.snapshot().stats.fields() {
+                *overlay.entry(name).or_insert(0) += v;
+            }
+        }
+        (transport, overlay)
+    }
+
     /// Decode errors counted by all nodes.
     pub fn decode_errors(&self) -> u64 {
         self.nodes.iter().map(|n| n.metrics().decode_errors).sum()
@@ -245,6 +262,11 @@ pub struct SwarmReport {
     pub rss_per_peer_mb: f64,
     /// Wall time of the whole run, seconds.
     pub wall_s: f64,
+    /// The transport's counters (`/metrics` names without the prefix),
+    /// summed over every node, over the measured window.
+    pub transport: BTreeMap<&'static str, u64>,
+    /// The overlay's counters, the same way.
+    pub overlay: BTreeMap<&'static str, u64>,
 }
 
 /// The run's plan.
@@ -289,6 +311,7 @@ pub async fn run(
     };
     let mut tally = Tally::default();
     let (m0, b0) = swarm.sent();
+    let (transport0, overlay0) = swarm.counters();
     let cpu0 = cpu_seconds();
     let start = Instant::now();
     let mut killed_at: Option<Instant> = None;
@@ -332,6 +355,12 @@ pub async fn run(
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
     let (m1, b1) = swarm.sent();
+    let (transport1, overlay1) = swarm.counters();
+    let window = |end: BTreeMap<&'static str, u64>, start: &BTreeMap<&'static str, u64>| {
+        end.into_iter()
+            .map(|(k, v)| (k, v.saturating_sub(start.get(k).copied().unwrap_or(0))))
+            .collect()
+    };
     let node_secs = cfg.peers as f64 * secs;
     let peak = peak_rss_mb();
     let report = SwarmReport {
@@ -353,6 +382,8 @@ pub async fn run(
         peak_rss_mb: peak,
         rss_per_peer_mb: peak / cfg.peers.max(1) as f64,
         wall_s: t0.elapsed().as_secs_f64(),
+        transport: window(transport1, &transport0),
+        overlay: window(overlay1, &overlay0),
     };
     swarm.shutdown().await;
     Ok(report)

@@ -482,7 +482,7 @@ fn the_status_server_still_answers_under_two_thousand_idle_connections() {
 }
 
 #[test]
-fn swarm_reports_how_many_nodes_joined_beside_the_invariants() {
+fn swarm_reports_how_many_nodes_joined_and_the_summed_counters_beside_the_invariants() {
     let _serial = serial();
     let out = Command::new(env!("CARGO_BIN_EXE_peerworld-node"))
         .args([
@@ -514,4 +514,11 @@ fn swarm_reports_how_many_nodes_joined_beside_the_invariants() {
         report["consistency"].as_f64().is_some_and(|c| c >= 0.99),
         "{report}"
     );
+    // The summed counters cover the same window as the rates.
+    let sent = report["transport"]["msgs_sent"].as_f64().unwrap();
+    let node_secs = 6.0 * report["duration_s"].as_f64().unwrap();
+    let rate = report["msgs_per_peer_per_s"].as_f64().unwrap();
+    assert!(sent > 0.0, "{report}");
+    assert!((sent / node_secs - rate).abs() < 1e-6 * rate, "{report}");
+    assert!(report["overlay"]["discover_records"].is_u64(), "{report}");
 }

@@ -466,9 +466,11 @@ impl Driver {
             }
             return;
         }
-        // Position updates and pings to a peer we cannot reach now are not
-        // worth a dial: a newer one follows.
-        if msg.is_datagram() {
+        // Motion and pings to a peer we cannot reach now wait behind a dial
+        // in flight, or start one to a peer we keep: a motion announcement
+        // stands until the motion changes, so a dropped one leaves the peer
+        // extrapolating an old motion. To others they are not worth a dial.
+        if msg.is_datagram() && !kept && !self.links.is_dialing(&to) {
             Metrics::add(&self.metrics.send_dropped, 1);
             return;
         }

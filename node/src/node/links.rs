@@ -84,7 +84,6 @@ impl<C> LinkTable<C> {
     }
 
     /// Whether a dial to `id` is in flight.
-    #[cfg(test)]
     pub(crate) fn is_dialing(&self, id: &PeerId) -> bool {
         self.dialing.contains_key(id)
     }
