@@ -268,6 +268,7 @@ impl Peer {
         }
         if let State::Joining { via } = self.state {
             self.state = State::Joined;
+            self.joined_at = Some(now);
             self.timers.stop(Timer::JoinRetry);
             self.probe_via = Some(via);
             self.timers

@@ -125,6 +125,10 @@ pub struct Peer {
     /// Whether this peer has ever heard a neighbour while part of a world
     /// (before that, an empty table is a new world, not a lost peer).
     ever_connected: bool,
+    /// When our last join (through an acceptor) completed: a joiner that
+    /// hears none of the peers it was given within the failure timeout is
+    /// lost, not a new world.
+    joined_at: Option<Millis>,
     /// When the adaptive radius last changed, and whether it shrank.
     radius_changed: Option<(Millis, bool)>,
     /// Our own motion: velocity estimate and last announcement.
@@ -201,6 +205,7 @@ impl Peer {
             forwarded: std::collections::VecDeque::new(),
             silenced: Vec::new(),
             ever_connected: false,
+            joined_at: None,
             radius_changed: None,
             own: motion::OwnMotion::default(),
             area: area::AreaState::default(),
@@ -248,7 +253,10 @@ impl Peer {
             State::Joining { .. } => PeerState::Joining,
             State::Left => PeerState::Stopped,
             State::Alone | State::Joined => {
-                if self.ever_connected && !self.heard_recently(now) {
+                let joined_through_someone = self
+                    .joined_at
+                    .is_some_and(|t| now.since(t) > self.config.failure_timeout_ms);
+                if (self.ever_connected || joined_through_someone) && !self.heard_recently(now) {
                     PeerState::Lost
                 } else {
                     PeerState::Joined

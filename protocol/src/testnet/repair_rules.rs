@@ -152,3 +152,39 @@ fn a_restarted_peer_is_seen_at_its_new_place_at_once() {
     net.drive(3_000);
     net.assert_invariants("after the restart");
 }
+
+#[test]
+fn a_joiner_that_hears_none_of_the_peers_it_was_given_is_lost_after_the_failure_timeout() {
+    let mut net = Net::new(WORLD, 20);
+    let a = net.add(1, 500.0, 500.0);
+    let b = net.add_joining(2, 560.0, 500.0, a);
+    // The reply arrives; from then on nothing gets through either way.
+    while !net.peer(b).is_joined() {
+        net.drive(1);
+        assert!(net.now < Millis(1_000), "the join did not complete");
+    }
+    net.partition(&[a], &[b]);
+    let now = net.now;
+    assert_eq!(net.peer(b).state(now), crate::PeerState::Joined);
+    let timeout = net.config.failure_timeout_ms;
+    net.drive(timeout / 2);
+    let now = net.now;
+    assert_eq!(
+        net.peer(b).state(now),
+        crate::PeerState::Joined,
+        "not lost before the failure timeout"
+    );
+    net.drive(timeout);
+    let now = net.now;
+    assert_eq!(
+        net.peer(b).state(now),
+        crate::PeerState::Lost,
+        "a joiner that heard nobody stays joined for ever, alone"
+    );
+    // The first peer of a world, alone from the start, is not lost.
+    let mut alone = Net::new(WORLD, 20);
+    let first = alone.add(1, 500.0, 500.0);
+    alone.drive(3 * timeout);
+    let now = alone.now;
+    assert_eq!(alone.peer(first).state(now), crate::PeerState::Joined);
+}
