@@ -66,6 +66,12 @@ pub(super) struct Join {
 /// How long after a join or probe of ours its reply is taken: a walk
 /// across a large world at a few hundred milliseconds a hop.
 const JOIN_REPLY_WINDOW_MS: u64 = 10_000;
+/// A joiner that has heard none of the peers its join reply gave it this
+/// long after the reply is lost. Longer than the failure timeout: under
+/// load (a join storm through one bootstrap) the first answers to a
+/// newcomer's hellos wait behind handshakes for seconds, and a rejoin then
+/// only adds to the load.
+pub const JOINER_GRACE_MS: u64 = 10_000;
 /// Joins and probes of ours whose replies are awaited at once (a join and
 /// its retries, and a probe).
 const MAX_AWAITED_REPLIES: usize = 8;

@@ -57,7 +57,7 @@ pub use area::{
     chat_text,
 };
 pub use discovery::HINTS_PER_SENDER;
-pub use join::{JOIN_PAD, PROBE_PAD};
+pub use join::{JOIN_PAD, JOINER_GRACE_MS, PROBE_PAD};
 pub use links::{LINK_LIFETIME_MS, ROUTE_BURST, ROUTE_RATE_PER_S, ROUTE_REPLY_WINDOW_MS};
 #[cfg(test)]
 pub(crate) use objects::{ASK_AGAIN_MS, OWNER_REOFFERS, REOFFER_MS};
@@ -126,7 +126,8 @@ pub struct Peer {
     /// (before that, an empty table is a new world, not a lost peer).
     ever_connected: bool,
     /// When our last join (through an acceptor) completed: a joiner that
-    /// hears none of the peers it was given within the failure timeout is
+    /// hears none of the peers it was given within
+    /// [`join::JOINER_GRACE_MS`] (or the failure timeout, if longer) is
     /// lost, not a new world.
     joined_at: Option<Millis>,
     /// When the adaptive radius last changed, and whether it shrank.
@@ -253,9 +254,9 @@ impl Peer {
             State::Joining { .. } => PeerState::Joining,
             State::Left => PeerState::Stopped,
             State::Alone | State::Joined => {
-                let joined_through_someone = self
-                    .joined_at
-                    .is_some_and(|t| now.since(t) > self.config.failure_timeout_ms);
+                let joined_through_someone = self.joined_at.is_some_and(|t| {
+                    now.since(t) > self.config.failure_timeout_ms.max(join::JOINER_GRACE_MS)
+                });
                 if (self.ever_connected || joined_through_someone) && !self.heard_recently(now) {
                     PeerState::Lost
                 } else {
