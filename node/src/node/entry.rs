@@ -132,6 +132,8 @@ impl Driver {
         for addr in bootstraps {
             self.dial(addr, None, Purpose::Probe);
         }
+        // Cached bootstraps are left to the bootstrap probes above, which
+        // spare the one we joined through.
         let cached = self.cache.peers();
         let next = (0..cached.len())
             .map(|k| (self.merge_cached + k) % cached.len())

@@ -254,10 +254,10 @@ impl Peer {
             State::Joining { .. } => PeerState::Joining,
             State::Left => PeerState::Stopped,
             State::Alone | State::Joined => {
-                let joined_through_someone = self.joined_at.is_some_and(|t| {
+                let joiner_grace_over = self.joined_at.is_some_and(|t| {
                     now.since(t) > self.config.failure_timeout_ms.max(join::JOINER_GRACE_MS)
                 });
-                if (self.ever_connected || joined_through_someone) && !self.heard_recently(now) {
+                if (self.ever_connected || joiner_grace_over) && !self.heard_recently(now) {
                     PeerState::Lost
                 } else {
                     PeerState::Joined
