@@ -156,6 +156,15 @@ impl Swarm {
         invariants::check(self.world, &truth, &views, opts)
     }
 
+    /// Every node's own position now (`None` for dead ones).
+    pub fn positions(&self) -> Vec<Option<peerworld_protocol::Point>> {
+        self.nodes
+            .iter()
+            .zip(&self.alive)
+            .map(|(n, a)| a.then(|| n.snapshot().view.me.pos))
+            .collect()
+    }
+
     /// Crashes `k` random live nodes (socket silenced, no goodbye); returns
     /// their indices.
     pub fn crash(&mut self, k: usize) -> Vec<usize> {
@@ -245,6 +254,10 @@ pub struct SwarmReport {
     pub bytes_per_peer_per_tick: f64,
     /// Mean join forwarding hops.
     pub join_hops_mean: f64,
+    /// How fast the nodes really walked (mean distance per second between
+    /// samples, over the measured window): under `--speed` when the
+    /// machine cannot keep up.
+    pub walked_per_s: f64,
     /// Frames that failed to decode (should be 0 among honest nodes).
     pub decode_errors: u64,
     /// Nodes crashed by `--kill`.
@@ -319,6 +332,9 @@ pub async fn run(
     let mut repair_s = None;
     let mut next = start;
     let mut second = 0u64;
+    let mut walked = (0.0f64, 0usize);
+    let mut last_pos = swarm.positions();
+    let mut last_at = Instant::now();
     loop {
         next += Duration::from_secs(1);
         tokio::time::sleep_until(next.into()).await;
@@ -330,6 +346,19 @@ pub async fn run(
         }
         let s = swarm.sample(opts);
         tally.record(&s);
+        let pos = swarm.positions();
+        let dt = last_at.elapsed().as_secs_f64();
+        last_at = Instant::now();
+        let mut w = (0.0, 0usize);
+        for (a, b) in last_pos.iter().zip(&pos) {
+            if let (Some(a), Some(b)) = (a, b) {
+                w.0 += cfg.overlay.world.distance(*a, *b) / dt;
+                w.1 += 1;
+            }
+        }
+        walked.0 += w.0;
+        walked.1 += w.1;
+        last_pos = pos;
         if let Some(at) = killed_at
             && repair_s.is_none()
             && s.consistency >= 1.0
@@ -339,7 +368,8 @@ pub async fn run(
             repair_s = Some(at.elapsed().as_secs_f64());
         }
         progress(&format!(
-            "t={second:>3}s live={} consistency={:.4} components={} hull={} voronoi={:.3} kept={:.1} dead_kept={}",
+            "t={second:>3}s walked={:.1}/s live={} consistency={:.4} components={} hull={} voronoi={:.3} kept={:.1} dead_kept={}",
+            w.0 / w.1.max(1) as f64,
             s.peers,
             s.consistency,
             s.components,
@@ -374,6 +404,7 @@ pub async fn run(
         bytes_per_peer_per_s: (b1 - b0) as f64 / node_secs,
         bytes_per_peer_per_tick: (b1 - b0) as f64 / node_secs / 10.0,
         join_hops_mean: swarm.join_hops_mean(),
+        walked_per_s: walked.0 / walked.1.max(1) as f64,
         decode_errors: swarm.decode_errors(),
         killed,
         repair_s,

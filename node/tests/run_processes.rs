@@ -521,4 +521,11 @@ fn swarm_reports_how_many_nodes_joined_and_the_summed_counters_beside_the_invari
     assert!(sent > 0.0, "{report}");
     assert!((sent / node_secs - rate).abs() < 1e-6 * rate, "{report}");
     assert!(report["overlay"]["discover_records"].is_u64(), "{report}");
+    // Six bots at the default 30 units/s keep their pace on any machine.
+    assert!(
+        report["walked_per_s"]
+            .as_f64()
+            .is_some_and(|w| (20.0..=36.0).contains(&w)),
+        "{report}"
+    );
 }

@@ -126,6 +126,49 @@ fn twenty_walking_nodes_stay_consistent() {
     });
 }
 
+/// A walking bot keeps its speed in wall time when its ticks come late: on a
+/// one-thread runtime that a busy task holds for 250 ms at a time, it still
+/// walks 30 units a second (it walked 12, three steps a second of 3 units,
+/// when each tick stepped a fixed tenth of a second: the loaded swarm's bots
+/// walked at a third of their speed).
+#[test]
+fn a_walking_bot_keeps_its_pace_when_its_ticks_come_late() {
+    let _guard = serial();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let world = World::new(100_000.0, 100_000.0);
+        let mut c = node_config(world);
+        c.pos = Some(Point::new(50_000.0, 50_000.0));
+        c.walk = peerworld_node::Walk::Random { speed: 30.0 };
+        let node = Node::spawn(c).unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let busy = tokio::spawn(async {
+            loop {
+                std::thread::sleep(Duration::from_millis(250));
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        let from = node.snapshot().view.me.pos;
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let to = node.snapshot().view.me.pos;
+        let secs = t0.elapsed().as_secs_f64();
+        busy.abort();
+        // A waypoint is a random point of a world 100 000 wide: the walk is
+        // straight over these 4 s but for a one-in-a-thousand chance.
+        let pace = world.distance(from, to) / secs;
+        assert!(
+            (24.0..=36.0).contains(&pace),
+            "walked {pace:.1} units/s at a speed of 30"
+        );
+        node.shutdown();
+        let _ = tokio::time::timeout(Duration::from_secs(5), node.closed()).await;
+    });
+}
+
 #[test]
 fn five_of_twenty_crash_silently_and_survivors_repair() {
     real_time(|| async {

@@ -35,6 +35,8 @@ use crate::metrics::Metrics;
 
 /// Period of the walk / publish / housekeeping tick.
 const TICK: Duration = Duration::from_millis(100);
+/// The longest time one step of a walking bot covers.
+const MAX_WALK_STEP_MS: u64 = 1_000;
 
 pub(super) struct Driver {
     pub(super) peer: Peer,
@@ -67,7 +69,8 @@ pub(super) struct Driver {
     pub(super) boot_retry: Option<Instant>,
     /// Whether the bootstrap peer answered (or there is none).
     pub(super) bootstrapped: bool,
-    pub(super) walker: Option<(Walker, Walk)>,
+    /// The bot's walk, and when it last stepped.
+    pub(super) walker: Option<(Walker, Walk, Millis)>,
     pub(super) rng: Rng,
     pub(super) view_tx: watch::Sender<Arc<Snapshot>>,
     pub(super) dirty: bool,
@@ -510,16 +513,24 @@ impl Driver {
 
     fn on_tick(&mut self) {
         let now = self.now();
-        if let Some((walker, walk)) = self.walker.as_mut()
+        let walking = self.peer.is_joined() && self.bootstrapped;
+        if let Some((walker, walk, stepped)) = self.walker.as_mut()
             && let Some((speed, mobility, home)) = walk.model()
-            && self.peer.is_joined()
-            && self.bootstrapped
         {
-            let step = f64::from(speed) * TICK.as_secs_f64();
-            let world = self.peer.config().world;
-            let pos = walker.step(world, mobility, home.as_slice(), step, &mut self.rng);
-            self.peer.move_to(pos, now);
-            self.dirty = true;
+            // The step covers the time since the last one, not one tick:
+            // on a busy machine ticks come late, and a walker whose pace
+            // followed them would leave its own announced motion (and
+            // announce again) at every late tick. A long pause (a suspended
+            // node) walks at most one second's way.
+            let secs = now.since(*stepped).min(MAX_WALK_STEP_MS) as f64 / 1000.0;
+            *stepped = now;
+            if walking {
+                let world = self.peer.config().world;
+                let step = f64::from(speed) * secs;
+                let pos = walker.step(world, mobility, home.as_slice(), step, &mut self.rng);
+                self.peer.move_to(pos, now);
+                self.dirty = true;
+            }
         }
         if let Some(at) = self.boot_retry
             && Instant::now() >= at

@@ -188,7 +188,10 @@ impl Node {
         let stop = CancellationToken::new();
         let crash = CancellationToken::new();
         let done = CancellationToken::new();
-        let walker = config.walk.model().map(|_| (Walker::new(pos), config.walk));
+        let walker = config
+            .walk
+            .model()
+            .map(|_| (Walker::new(pos), config.walk, Millis(0)));
         let links_open = Arc::new(AtomicUsize::new(0));
         // The first join tries the configured bootstrap peers, then the
         // peers cached by an earlier run.
