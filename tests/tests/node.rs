@@ -126,13 +126,17 @@ fn twenty_walking_nodes_stay_consistent() {
     });
 }
 
-/// A walking bot keeps its speed in wall time when its ticks come late: on a
-/// one-thread runtime that a busy task holds for 250 ms at a time, it still
-/// walks 30 units a second (it walked 12, three steps a second of 3 units,
-/// when each tick stepped a fixed tenth of a second: the loaded swarm's bots
-/// walked at a third of their speed).
+/// A walking bot keeps its pace and its announced motion when its ticks come
+/// late: on a one-thread runtime that a busy task holds for 20 ms at a time
+/// and every eleventh time for 400 ms, it still walks 30 units a second (it
+/// walked about half as far when each tick stepped a fixed tenth of a
+/// second), and sends its one neighbour under 3 messages a second (the
+/// motion's refresh, digests and pings: 1.75 here). It sent 4 when the
+/// motion round that ran first after a long hold took the bot for stopped
+/// (no step for twice the step interval) and announced a stop, twice, then
+/// a start.
 #[test]
-fn a_walking_bot_keeps_its_pace_when_its_ticks_come_late() {
+fn a_walking_bot_keeps_its_pace_and_its_announced_motion_when_its_ticks_come_late() {
     let _guard = serial();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -141,20 +145,27 @@ fn a_walking_bot_keeps_its_pace_when_its_ticks_come_late() {
     rt.block_on(async {
         let world = World::new(100_000.0, 100_000.0);
         let mut c = node_config(world);
+        c.pos = Some(Point::new(50_100.0, 50_000.0));
+        let still = Node::spawn(c).unwrap();
+        let mut c = node_config(world);
         c.pos = Some(Point::new(50_000.0, 50_000.0));
+        c.bootstrap = vec![still.local_addr()];
         c.walk = peerworld_node::Walk::Random { speed: 30.0 };
-        let node = Node::spawn(c).unwrap();
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let bot = Node::spawn(c).unwrap();
+        assert!(meet(&bot, &still, 10).await, "the two never met");
         let busy = tokio::spawn(async {
-            loop {
-                std::thread::sleep(Duration::from_millis(250));
-                tokio::time::sleep(Duration::from_millis(1)).await;
+            for i in 0.. {
+                let hold = if i % 11 == 0 { 400 } else { 20 };
+                std::thread::sleep(Duration::from_millis(hold));
+                tokio::time::sleep(Duration::from_millis(5)).await;
             }
         });
-        let from = node.snapshot().view.me.pos;
+        let from = bot.snapshot().view.me.pos;
+        let sent = bot.metrics().msgs_sent;
         let t0 = Instant::now();
         tokio::time::sleep(Duration::from_secs(4)).await;
-        let to = node.snapshot().view.me.pos;
+        let to = bot.snapshot().view.me.pos;
+        let sent = bot.metrics().msgs_sent - sent;
         let secs = t0.elapsed().as_secs_f64();
         busy.abort();
         // A waypoint is a random point of a world 100 000 wide: the walk is
@@ -164,8 +175,16 @@ fn a_walking_bot_keeps_its_pace_when_its_ticks_come_late() {
             (24.0..=36.0).contains(&pace),
             "walked {pace:.1} units/s at a speed of 30"
         );
-        node.shutdown();
-        let _ = tokio::time::timeout(Duration::from_secs(5), node.closed()).await;
+        assert!(knows(&still, bot.id()), "the neighbour lost the bot");
+        let per_s = sent as f64 / secs;
+        assert!(
+            per_s <= 3.0,
+            "{per_s:.2} messages a second to one neighbour"
+        );
+        for n in [bot, still] {
+            n.shutdown();
+            let _ = tokio::time::timeout(Duration::from_secs(5), n.closed()).await;
+        }
     });
 }
 

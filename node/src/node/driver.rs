@@ -35,6 +35,9 @@ use crate::metrics::Metrics;
 
 /// Period of the walk / publish / housekeeping tick.
 const TICK: Duration = Duration::from_millis(100);
+/// How long a dial for a first move waits for the peer to dial us (see
+/// [`LinkTable::defer_dial`]).
+const DIAL_DEFER: Duration = Duration::from_millis(300);
 /// The longest time one step of a walking bot covers.
 const MAX_WALK_STEP_MS: u64 = 1_000;
 
@@ -138,6 +141,7 @@ impl Driver {
                 // neighbours timed the victim out).
                 _ = tokio::time::sleep_until(wake) => {
                     let now = self.now();
+                    self.walk(now);
                     self.peer.handle_timeout(now);
                     self.dirty = true;
                 }
@@ -490,7 +494,12 @@ impl Driver {
             Queued::Behind => self.count_sent(len + LEN_PREFIX, false),
             Queued::Dial => {
                 self.count_sent(len + LEN_PREFIX, false);
-                if let Some(addr) = addr {
+                if msg.is_datagram() && self.peer.id() > to {
+                    // A first move: the peer, introduced to us by the same
+                    // `Discover`, greets us now too, and both ends would
+                    // dial. The lower id dials; we wait for its connection.
+                    self.links.defer_dial(to, Instant::now() + DIAL_DEFER);
+                } else if let Some(addr) = addr {
                     self.dial(addr, Some(to), Purpose::Peer);
                 }
             }
@@ -511,8 +520,12 @@ impl Driver {
         }
     }
 
-    fn on_tick(&mut self) {
-        let now = self.now();
+    /// A walking bot steps to where it is at `now`. Called on every tick and
+    /// before the overlay's timers: a motion round that ran while a late
+    /// tick had not yet stepped took the bot for stopped (no step for twice
+    /// the step interval) and announced a stop, then a start, to every
+    /// neighbour (on a loaded swarm, most of all moves).
+    fn walk(&mut self, now: Millis) {
         let walking = self.peer.is_joined() && self.bootstrapped;
         if let Some((walker, walk, stepped)) = self.walker.as_mut()
             && let Some((speed, mobility, home)) = walk.model()
@@ -530,6 +543,20 @@ impl Driver {
                 let pos = walker.step(world, mobility, home.as_slice(), step, &mut self.rng);
                 self.peer.move_to(pos, now);
                 self.dirty = true;
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = self.now();
+        self.walk(now);
+        for id in self.links.due_dials(Instant::now()) {
+            match self.book.get(&id) {
+                Some(addr) => self.dial(addr, Some(id), Purpose::Peer),
+                None => {
+                    let lost = self.links.dial_failed(&id).map_or(0, |q| q.len());
+                    Metrics::add(&self.metrics.send_dropped, lost as u64);
+                }
             }
         }
         if let Some(at) = self.boot_retry

@@ -57,6 +57,9 @@ pub(crate) struct LinkTable<C> {
     links: HashMap<PeerId, Link<C>>,
     retiring: Vec<(Instant, C)>,
     dialing: HashMap<PeerId, Vec<Bytes>>,
+    /// Dials held back until then (see [`LinkTable::defer_dial`]); their
+    /// frames wait in `dialing`.
+    deferred: HashMap<PeerId, Instant>,
 }
 
 impl<C> LinkTable<C> {
@@ -67,6 +70,7 @@ impl<C> LinkTable<C> {
             links: HashMap::new(),
             retiring: Vec::new(),
             dialing: HashMap::new(),
+            deferred: HashMap::new(),
         }
     }
 
@@ -127,6 +131,7 @@ impl<C> LinkTable<C> {
         } else {
             self.retiring.push((now + RETIRE_AFTER, conn));
         }
+        self.deferred.remove(&id);
         let queued = self.dialing.remove(&id).unwrap_or_default();
         (keep_new, queued)
     }
@@ -139,7 +144,36 @@ impl<C> LinkTable<C> {
 
     /// The dial to `id` failed: the frames that waited for it.
     pub(crate) fn dial_failed(&mut self, id: &PeerId) -> Option<Vec<Bytes>> {
+        self.deferred.remove(id);
         self.dialing.remove(id)
+    }
+
+    /// Holds back the dial [`LinkTable::queue`] just asked for until
+    /// `until`: the peer is likely dialing us (both ends of a mutual
+    /// introduction greet each other at once, and the connection dialed by
+    /// the lower id is the one both keep), so our frames wait for its
+    /// connection instead of paying a second handshake.
+    pub(crate) fn defer_dial(&mut self, to: PeerId, until: Instant) {
+        if self.dialing.contains_key(&to) {
+            self.deferred.insert(to, until);
+        }
+    }
+
+    /// The held-back dials whose time is up and whose peer has not
+    /// connected meanwhile: the caller dials them now.
+    pub(crate) fn due_dials(&mut self, now: Instant) -> Vec<PeerId> {
+        let due: Vec<PeerId> = self
+            .deferred
+            .iter()
+            .filter(|(_, until)| now >= **until)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in &due {
+            self.deferred.remove(id);
+        }
+        due.into_iter()
+            .filter(|id| self.dialing.contains_key(id) && !self.links.contains_key(id))
+            .collect()
     }
 
     /// The connection `conn_id` to `id` closed; true if it was the live one.
@@ -222,6 +256,7 @@ impl<C> LinkTable<C> {
     /// Drops every link and dial (their writers finish their streams).
     pub(crate) fn clear(&mut self) {
         self.dialing.clear();
+        self.deferred.clear();
         self.links.clear();
     }
 }
@@ -304,6 +339,35 @@ mod tests {
         assert_eq!(queued.len(), MAX_QUEUED_PER_DIAL);
         assert_eq!(queued[0], Bytes::from_static(b"a"));
         assert!(!t.is_dialing(&id(2)));
+    }
+
+    #[test]
+    fn a_held_back_dial_is_due_only_if_the_peer_has_not_connected_meanwhile() {
+        let now = Instant::now();
+        let later = now + Duration::from_millis(300);
+        let mut t: LinkTable<&str> = LinkTable::new(id(9), MAX_LINKS);
+        // The peer dials us first: its connection takes our frames and
+        // nothing is left to dial.
+        assert_eq!(
+            t.queue(id(2), Bytes::from_static(b"hi"), true),
+            Queued::Dial
+        );
+        t.defer_dial(id(2), later);
+        assert_eq!(t.queue(id(2), Bytes::new(), true), Queued::Behind);
+        assert!(t.due_dials(now).is_empty());
+        let (_, queued) = t.connected(id(2), "theirs", false, |_| writer(), now);
+        assert_eq!(queued.len(), 2);
+        assert!(t.due_dials(later).is_empty());
+        // A peer that does not dial us is dialed once the time is up, once.
+        assert_eq!(t.queue(id(3), Bytes::new(), true), Queued::Dial);
+        t.defer_dial(id(3), later);
+        assert!(t.due_dials(now).is_empty());
+        assert_eq!(t.due_dials(later), vec![id(3)]);
+        assert!(t.due_dials(later).is_empty());
+        assert!(t.is_dialing(&id(3)));
+        // Only a dial that was asked for can be held back.
+        t.defer_dial(id(4), later);
+        assert!(t.due_dials(later).is_empty());
     }
 
     #[test]
