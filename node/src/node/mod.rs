@@ -36,6 +36,7 @@ mod entry;
 mod handle;
 mod links;
 mod transport;
+mod wire;
 
 pub use admission::{MAX_HANDSHAKES, MAX_LINKS_PER_IP};
 pub use chat::{CHAT_KEPT, ChatFeed, ChatLine, ObjectCommandError, SayError};
