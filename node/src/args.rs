@@ -1,7 +1,7 @@
 //! Parsers for the command-line values every binary shares (`X,Y`, `W,H`,
 //! `MIN..MAX`, the radius mode).
 
-use peerworld_protocol::{RadiusMode, World};
+use peerworld_protocol::{HEARTBEAT_MS, RadiusMode, World};
 
 /// `--radius-mode`: fixed, or adaptive (shrinks in crowds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -44,6 +44,28 @@ pub fn parse_neighbours(s: &str) -> Result<(usize, usize), String> {
         return Err(format!("{s:?}: need 1 <= MIN and MIN + 2 <= MAX <= 1000"));
     }
     Ok((lo as usize, hi as usize))
+}
+
+/// A heartbeat in milliseconds, if within the protocol's bounds.
+pub fn check_heartbeat(ms: u64) -> Result<u64, String> {
+    if HEARTBEAT_MS.contains(&ms) {
+        Ok(ms)
+    } else {
+        Err(format!(
+            "heartbeat {ms} ms: must be within {}..={}",
+            HEARTBEAT_MS.start(),
+            HEARTBEAT_MS.end()
+        ))
+    }
+}
+
+/// `--heartbeat-ms`: whole milliseconds within the protocol's bounds.
+pub fn heartbeat_ms(s: &str) -> Result<u64, String> {
+    let ms = s
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("{s:?} is not a whole number of milliseconds"))?;
+    check_heartbeat(ms)
 }
 
 /// Two finite numbers separated by a comma: `X,Y` or `W,H`.
@@ -94,6 +116,15 @@ mod tests {
         assert_eq!(parse_neighbours(" 1 .. 3"), Ok((1, 3)));
         for bad in ["0..10", "10..11", "10..5", "8-40", "a..9", "1..5000"] {
             assert!(parse_neighbours(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_heartbeat_is_whole_milliseconds_within_the_protocols_bounds() {
+        assert_eq!(heartbeat_ms(" 2000 "), Ok(2_000));
+        assert_eq!(heartbeat_ms("250"), Ok(250));
+        for bad in ["249", "30001", "1.5", "", "-1"] {
+            assert!(heartbeat_ms(bad).is_err(), "{bad}");
         }
     }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use peerworld_node::args::{RadiusModeArg, parse_neighbours, parse_pair};
+use peerworld_node::args::{RadiusModeArg, check_heartbeat, parse_neighbours, parse_pair};
 use peerworld_node::{Identity, Node, NodeConfig, Walk, status};
 use peerworld_protocol::{Config, Point, World};
 use serde::Deserialize;
@@ -72,6 +72,12 @@ pub struct RunArgs {
     /// extrapolate by more than this; 0 announces every step [default: 2].
     #[arg(long, env = "PEERWORLD_EPSILON")]
     epsilon: Option<f32>,
+    /// Liveness period in milliseconds: a ping to a neighbour sent nothing
+    /// this long, a walker's motion refreshed as often, a silent neighbour
+    /// dropped after three, an anti-entropy digest every two. Longer costs
+    /// fewer messages and notices crashes later [default: 1000; 250..=30000].
+    #[arg(long, env = "PEERWORLD_HEARTBEAT_MS")]
+    heartbeat_ms: Option<u64>,
     /// Display name [default: node-<short id>].
     #[arg(long, env = "PEERWORLD_NAME")]
     name: Option<String>,
@@ -120,6 +126,7 @@ struct FileConfig {
     neighbours: Option<String>,
     long_links: Option<usize>,
     epsilon: Option<f32>,
+    heartbeat_ms: Option<u64>,
     name: Option<String>,
     status: Option<SocketAddr>,
     walk: Option<WalkArg>,
@@ -195,6 +202,11 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
     if !(epsilon.is_finite() && epsilon >= 0.0) {
         bail!("--epsilon must be zero or positive");
     }
+    let heartbeat_ms = args
+        .heartbeat_ms
+        .or(file.heartbeat_ms)
+        .unwrap_or(Config::default().heartbeat_ms);
+    check_heartbeat(heartbeat_ms).map_err(|e| anyhow::anyhow!("--heartbeat-ms: {e}"))?;
     let speed = args.speed.or(file.speed).unwrap_or(20.0);
     if !(speed.is_finite() && speed >= 0.0) {
         bail!("--speed must be zero or positive");
@@ -231,7 +243,7 @@ pub fn settings(args: RunArgs) -> anyhow::Result<Settings> {
         neighbours,
         epsilon,
         long_links: args.long_links.or(file.long_links).unwrap_or(4),
-        ..Config::default()
+        ..Config::default().with_heartbeat(heartbeat_ms)
     };
     node.walk = walk;
     node.seed = args.seed.or(file.seed).unwrap_or_else(|| {
@@ -325,7 +337,7 @@ mod tests {
         let file = dir.join("node.toml");
         std::fs::write(
             &file,
-            "radius = 250.0\nname = \"from-file\"\nworld = [2000, 1000]\nbootstrap = [\"127.0.0.1:9\"]\nwalk = \"random\"\n",
+            "radius = 250.0\nname = \"from-file\"\nworld = [2000, 1000]\nbootstrap = [\"127.0.0.1:9\"]\nwalk = \"random\"\nheartbeat_ms = 2000\n",
         )
         .unwrap();
         let cli = Cli::try_parse_from([
@@ -343,6 +355,12 @@ mod tests {
         assert_eq!(s.node.bootstrap, vec!["127.0.0.1:9".parse().unwrap()]);
         assert_eq!(s.node.walk, Walk::Random { speed: 20.0 });
         assert_eq!(s.node.listen, "0.0.0.0:4433".parse().unwrap());
+        let o = &s.node.overlay;
+        assert_eq!(
+            (o.heartbeat_ms, o.motion_refresh_ms, o.failure_timeout_ms),
+            (2_000, 2_000, 6_000),
+            "the file's heartbeat scales the liveness timers"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -351,6 +369,12 @@ mod tests {
         let cli = Cli::try_parse_from(["x", "--radius=-5"]).unwrap();
         let err = settings(cli.run).unwrap_err().to_string();
         assert!(err.contains("radius"), "{err}");
+        let cli = Cli::try_parse_from(["x", "--heartbeat-ms", "10"]).unwrap();
+        let err = settings(cli.run).unwrap_err().to_string();
+        assert!(
+            err.contains("--heartbeat-ms") && err.contains("250..=30000"),
+            "{err}"
+        );
         let dir = std::env::temp_dir().join(format!("pw-cfg-bad-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("node.toml");

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
-use peerworld_node::args::{RadiusModeArg, parse_neighbours, parse_range, parse_world};
+use peerworld_node::args::{
+    RadiusModeArg, heartbeat_ms, parse_neighbours, parse_range, parse_world,
+};
 use peerworld_protocol::World;
 use peerworld_protocol::mobility::Mobility;
 use peerworld_protocol::sim::{Bootstrap, Report, Sim, SimConfig, TICK_MS, Trace};
@@ -36,6 +38,10 @@ pub struct SimArgs {
     /// this. 0 announces every step.
     #[arg(long, default_value_t = 2.0)]
     epsilon: f32,
+    /// Liveness period in milliseconds (pings, motion refresh; failure
+    /// timeout three, anti-entropy two of them), as `run --heartbeat-ms`.
+    #[arg(long, default_value_t = 1_000, value_parser = heartbeat_ms)]
+    heartbeat_ms: u64,
     /// World size as W,H.
     #[arg(long, default_value = "1200,1200", value_parser = parse_world)]
     world: World,
@@ -252,6 +258,7 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         trace,
         ..SimConfig::default()
     };
+    cfg.peer = cfg.peer.with_heartbeat(a.heartbeat_ms);
     cfg.peer.world = a.world;
     cfg.peer.radius = a.radius;
     cfg.peer.buffer = a.buffer;

@@ -6,7 +6,7 @@ use clap::Args;
 use peerworld_node::swarm::{self, RunPlan, SwarmConfig};
 use peerworld_protocol::World;
 
-use peerworld_node::args::parse_world;
+use peerworld_node::args::{heartbeat_ms, parse_world};
 
 /// Flags of `swarm`.
 #[derive(Args, Debug)]
@@ -36,6 +36,10 @@ pub struct SwarmArgs {
     /// Seconds between the last join and the first sample.
     #[arg(long, default_value_t = 5.0)]
     settle: f64,
+    /// Liveness period in milliseconds (pings, motion refresh; failure
+    /// timeout three, anti-entropy two of them), as `run --heartbeat-ms`.
+    #[arg(long, default_value_t = 1_000, value_parser = heartbeat_ms)]
+    heartbeat_ms: u64,
     /// Nodes started per second.
     #[arg(long, default_value_t = 50.0)]
     joins_per_s: f64,
@@ -65,6 +69,7 @@ pub fn run(a: SwarmArgs) -> anyhow::Result<()> {
     let world = a.world.unwrap_or(World::new(side, side));
     let (w, h) = (world.width, world.height);
     let mut cfg = SwarmConfig::new(a.peers, world, a.radius);
+    cfg.overlay = cfg.overlay.with_heartbeat(a.heartbeat_ms);
     cfg.speed = a.speed;
     cfg.seed = a.seed;
     cfg.joins_per_s = a.joins_per_s;

@@ -24,8 +24,8 @@ pub use geometry::{Point, World};
 pub use id::{PeerId, PeerInfo};
 pub use message::{DecodeError, Message};
 pub use peer::{
-    AreaError, Config, Event, Neighbour, Peer, PeerState, RadiusMode, RejectReason, RemoveReason,
-    Stats, Transmit, View,
+    AreaError, Config, Event, HEARTBEAT_MS, Neighbour, Peer, PeerState, RadiusMode, RejectReason,
+    RemoveReason, Stats, Transmit, View,
 };
 
 /// A point in time, in milliseconds (real or virtual).

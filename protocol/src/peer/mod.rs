@@ -72,7 +72,8 @@ pub use repair::{FIRST_REPLY_CREDIT, REPLY_MULTIPLE, short4};
 use table::Table;
 use timers::{Timer, Timers, phase};
 pub use types::{
-    Config, Event, Neighbour, PeerState, RejectReason, RemoveReason, Stats, Transmit, View,
+    Config, Event, HEARTBEAT_MS, Neighbour, PeerState, RejectReason, RemoveReason, Stats, Transmit,
+    View,
 };
 
 /// The internal join state.

@@ -98,6 +98,32 @@ impl Default for Config {
     }
 }
 
+/// The heartbeats [`Config::with_heartbeat`] accepts, in milliseconds: no
+/// shorter than the maintenance round that sends the pings, no longer than
+/// half a minute of not noticing a crash.
+pub const HEARTBEAT_MS: std::ops::RangeInclusive<u64> = 250..=30_000;
+
+impl Config {
+    /// The liveness timers, scaled together from one heartbeat of `ms`
+    /// (clamped to [`HEARTBEAT_MS`]; the defaults are those of 1 000): a
+    /// ping to a kept peer sent nothing for `ms`, a moving peer's motion
+    /// refreshed as often, a silent neighbour dropped after three
+    /// heartbeats, an anti-entropy digest every two. These messages are
+    /// most of what a settled world sends (a walker's refreshes, a still
+    /// peer's pings, the digests and their answers), so a longer heartbeat
+    /// costs fewer messages, and notices a crash and repairs a lost motion
+    /// datagram that much later.
+    #[must_use]
+    pub fn with_heartbeat(mut self, ms: u64) -> Self {
+        let ms = ms.clamp(*HEARTBEAT_MS.start(), *HEARTBEAT_MS.end());
+        self.heartbeat_ms = ms;
+        self.motion_refresh_ms = ms;
+        self.failure_timeout_ms = 3 * ms;
+        self.anti_entropy_ms = 2 * ms;
+        self
+    }
+}
+
 /// A message to send: to whom, and what.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Transmit {

@@ -130,3 +130,66 @@ fn a_turning_walker_is_never_further_than_epsilon_and_a_step_from_where_its_neig
     net.assert_invariants("after turning");
     let _ = Point::default();
 }
+
+/// Messages delivered (all, and moves) while every peer of a settled grid
+/// walks east in step for 10 s; then, after one crashed, how long until the
+/// first of the others dropped it, and until none kept it.
+fn walk_then_crash(heartbeat_ms: u64) -> ((usize, usize), (u64, u64)) {
+    let mut net = Net::with_config(config().with_heartbeat(heartbeat_ms), 20);
+    let ids = grid(&mut net);
+    let before = net.log.len();
+    for _ in 0..100 {
+        for &id in &ids {
+            let p = net.peers[&id].info().pos;
+            net.move_to(id, p.x + STEP, p.y);
+        }
+        net.drive(STEP_MS);
+    }
+    let sent = &net.log[before..];
+    let sent = (
+        sent.len(),
+        sent.iter().filter(|(_, _, m)| m.kind() == "move").count(),
+    );
+    net.assert_invariants("after walking");
+    let gone = ids[4];
+    let others: Vec<PeerId> = ids.iter().copied().filter(|&id| id != gone).collect();
+    net.crash(gone);
+    let crashed = net.now;
+    let mut first = None;
+    while others.iter().any(|&id| net.keeps(id, gone)) {
+        assert!(
+            net.now.since(crashed) < 60_000,
+            "a crashed peer was kept for a minute"
+        );
+        if first.is_none() && others.iter().any(|&id| !net.keeps(id, gone)) {
+            first = Some(net.now.since(crashed));
+        }
+        net.drive(50);
+    }
+    let last = net.now.since(crashed);
+    (sent, (first.unwrap_or(last), last))
+}
+
+#[test]
+fn a_longer_heartbeat_sends_fewer_messages_and_still_drops_a_crashed_neighbour_within_three() {
+    assert_eq!(Config::default().with_heartbeat(1_000), Config::default());
+    let (sent_1s, dropped_1s) = walk_then_crash(1_000);
+    let (sent_2s, dropped_2s) = walk_then_crash(2_000);
+    // Walking straight, a peer's moves are its refreshes. (The grid's
+    // outer peers, on the hull of a sparse world, also send repair digests
+    // every half second whatever the heartbeat.)
+    assert!(
+        (sent_2s.1 as f64) < 0.65 * sent_1s.1 as f64 && sent_2s.0 < sent_1s.0,
+        "(messages, moves): {sent_2s:?} with a 2 s heartbeat, {sent_1s:?} with 1 s"
+    );
+    // A crash is noticed after three heartbeats of silence: the first
+    // neighbour drops it no sooner than two after the crash (it may have
+    // heard it last up to a heartbeat before), the last within three (a
+    // maintenance round and a latency of slack).
+    for (hb, (first, last)) in [(1_000, dropped_1s), (2_000, dropped_2s)] {
+        assert!(
+            first >= 2 * hb && last <= 3 * hb + 300,
+            "heartbeat {hb} ms: the crashed peer was first dropped after {first} ms, by all after {last} ms"
+        );
+    }
+}
