@@ -20,7 +20,7 @@ use peerworld_client::screenshot::{
 };
 use peerworld_client::signs::SignPlugin;
 use peerworld_node::Identity;
-use peerworld_node::args::{RadiusModeArg, parse_neighbours, parse_world};
+use peerworld_node::args::{RadiusModeArg, heartbeat_ms, parse_neighbours, parse_world};
 use peerworld_protocol::World;
 
 /// Walk a shared peer-to-peer world.
@@ -62,6 +62,10 @@ struct Cli {
     /// Adaptive radius: fewest and most peers within reach, MIN..MAX.
     #[arg(long, default_value = "8..40", value_parser = parse_neighbours)]
     neighbours: (usize, usize),
+    /// Liveness period in milliseconds, as `peerworld-node run
+    /// --heartbeat-ms`; use the value of the world you join.
+    #[arg(long, default_value_t = 1_000, value_parser = heartbeat_ms)]
+    heartbeat_ms: u64,
     /// World size W,H; must match the world you join [default: 4000,4000
     /// embedded (about twenty windows: find your way with the minimap),
     /// 10000,10000 when joining].
@@ -201,6 +205,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                 radius,
                 radius_mode: cli.radius_mode.into(),
                 neighbours: cli.neighbours,
+                heartbeat_ms: cli.heartbeat_ms,
                 world,
                 identity,
                 bot_speed: cli.bot_speed,

@@ -165,6 +165,8 @@ pub struct NetSetup {
     pub radius_mode: peerworld_protocol::RadiusMode,
     /// Adaptive radius: fewest and most peers within reach.
     pub neighbours: (usize, usize),
+    /// Liveness period (see `Config::with_heartbeat`).
+    pub heartbeat_ms: u64,
     /// World size.
     pub world: World,
     /// Own key.
@@ -397,7 +399,7 @@ async fn start_nodes(setup: &NetSetup) -> Result<Vec<NodeHandle>, NetError> {
         radius: setup.radius,
         radius_mode: setup.radius_mode,
         neighbours: setup.neighbours,
-        ..Config::default()
+        ..Config::default().with_heartbeat(setup.heartbeat_ms)
     };
     let centre = Point::new(setup.world.width / 2.0, setup.world.height / 2.0);
     let mut out = Vec::new();
