@@ -179,14 +179,6 @@ impl Swarm {
         out
     }
 
-    /// Messages and bytes sent by every node so far.
-    pub fn sent(&self) -> (u64, u64) {
-        self.nodes.iter().fold((0, 0), |(m, b), n| {
-            let x = n.metrics();
-            (m + x.msgs_sent, b + x.bytes_sent)
-        })
-    }
-
     /// Mean join hops of the live nodes that joined through forwarding.
     pub fn join_hops_mean(&self) -> f64 {
         let hops: Vec<u16> = self.live().filter_map(|n| n.snapshot().join_hops).collect();
@@ -323,7 +315,6 @@ pub async fn run(
         voronoi: true,
     };
     let mut tally = Tally::default();
-    let (m0, b0) = swarm.sent();
     let (transport0, overlay0) = swarm.counters();
     let cpu0 = cpu_seconds();
     let start = Instant::now();
@@ -384,13 +375,16 @@ pub async fn run(
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
-    let (m1, b1) = swarm.sent();
     let (transport1, overlay1) = swarm.counters();
     let window = |end: BTreeMap<&'static str, u64>, start: &BTreeMap<&'static str, u64>| {
         end.into_iter()
             .map(|(k, v)| (k, v.saturating_sub(start.get(k).copied().unwrap_or(0))))
-            .collect()
+            .collect::<BTreeMap<_, _>>()
     };
+    let transport = window(transport1, &transport0);
+    // The rates come from the same reading of the counters as `transport`
+    // (two readings a moment apart disagreed while nodes kept sending).
+    let (msgs, bytes) = (transport["msgs_sent"], transport["bytes_sent"]);
     let node_secs = cfg.peers as f64 * secs;
     let peak = peak_rss_mb();
     let report = SwarmReport {
@@ -400,9 +394,9 @@ pub async fn run(
         join_s,
         joined,
         summary: tally.summary(),
-        msgs_per_peer_per_s: (m1 - m0) as f64 / node_secs,
-        bytes_per_peer_per_s: (b1 - b0) as f64 / node_secs,
-        bytes_per_peer_per_tick: (b1 - b0) as f64 / node_secs / 10.0,
+        msgs_per_peer_per_s: msgs as f64 / node_secs,
+        bytes_per_peer_per_s: bytes as f64 / node_secs,
+        bytes_per_peer_per_tick: bytes as f64 / node_secs / 10.0,
         join_hops_mean: swarm.join_hops_mean(),
         walked_per_s: walked.0 / walked.1.max(1) as f64,
         decode_errors: swarm.decode_errors(),
@@ -413,7 +407,7 @@ pub async fn run(
         peak_rss_mb: peak,
         rss_per_peer_mb: peak / cfg.peers.max(1) as f64,
         wall_s: t0.elapsed().as_secs_f64(),
-        transport: window(transport1, &transport0),
+        transport,
         overlay: window(overlay1, &overlay0),
     };
     swarm.shutdown().await;
