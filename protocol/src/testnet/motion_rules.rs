@@ -43,6 +43,18 @@ fn announced(net: &Net, ids: &[PeerId]) -> u64 {
         .sum()
 }
 
+/// Every peer of `ids` walks east in step, `STEP` units every `STEP_MS`,
+/// `steps` times.
+fn walk_east(net: &mut Net, ids: &[PeerId], steps: u64) {
+    for _ in 0..steps {
+        for &id in ids {
+            let p = net.peers[&id].info().pos;
+            net.move_to(id, p.x + STEP, p.y);
+        }
+        net.drive(STEP_MS);
+    }
+}
+
 #[test]
 fn a_still_world_and_a_straight_walking_one_send_almost_no_moves_after_settling() {
     let mut net = Net::with_config(config(), 20);
@@ -58,13 +70,7 @@ fn a_still_world_and_a_straight_walking_one_send_almost_no_moves_after_settling(
     // Everyone walks east in step, 5 units every 100 ms, for 10 s.
     let steps = 100;
     let before = announced(&net, &ids);
-    for _ in 0..steps {
-        for &id in &ids {
-            let p = net.peers[&id].info().pos;
-            net.move_to(id, p.x + STEP, p.y);
-        }
-        net.drive(STEP_MS);
-    }
+    walk_east(&mut net, &ids, steps);
     let per_peer = (announced(&net, &ids) - before) as f64 / ids.len() as f64;
     // The first step, then one refresh a second: not one per step.
     let refreshes = (steps * STEP_MS) as f64 / net.config.motion_refresh_ms as f64;
@@ -138,13 +144,7 @@ fn walk_then_crash(heartbeat_ms: u64) -> ((usize, usize), (u64, u64)) {
     let mut net = Net::with_config(config().with_heartbeat(heartbeat_ms), 20);
     let ids = grid(&mut net);
     let before = net.log.len();
-    for _ in 0..100 {
-        for &id in &ids {
-            let p = net.peers[&id].info().pos;
-            net.move_to(id, p.x + STEP, p.y);
-        }
-        net.drive(STEP_MS);
-    }
+    walk_east(&mut net, &ids, 100);
     let sent = &net.log[before..];
     let sent = (
         sent.len(),
