@@ -45,6 +45,10 @@ pub struct SimArgs {
     /// World size as W,H.
     #[arg(long, default_value = "1200,1200", value_parser = parse_world)]
     world: World,
+    /// Threads that run the peers side by side (default: every core). The
+    /// results are the same for any number; only the speed changes.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -256,6 +260,10 @@ pub fn run(a: SimArgs) -> anyhow::Result<()> {
         sample_every: a.sample_every.max(1),
         voronoi: !a.no_voronoi,
         trace,
+        threads: a.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            usize::from,
+        ),
         ..SimConfig::default()
     };
     cfg.peer = cfg.peer.with_heartbeat(a.heartbeat_ms);

@@ -99,6 +99,9 @@ pub struct SimConfig {
     pub peer: Config,
     /// Replay this trace instead of the mobility model.
     pub trace: Option<Trace>,
+    /// Threads that run the peers of one millisecond's events side by side
+    /// (1: all on the caller's thread). The result does not depend on it.
+    pub threads: usize,
 }
 
 impl Default for SimConfig {
@@ -129,6 +132,7 @@ impl Default for SimConfig {
             voronoi: true,
             peer: Config::default(),
             trace: None,
+            threads: 1,
         }
     }
 }

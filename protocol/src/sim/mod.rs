@@ -13,9 +13,8 @@ use crate::Millis;
 use crate::geometry::{Point, World};
 use crate::id::{IdMap, PeerId, PeerInfo};
 use crate::invariants::Tally;
-use crate::message::{Message, encoded_len};
 use crate::mobility::{Mobility, Walker, random_point};
-use crate::peer::{Event, Peer};
+use crate::peer::Peer;
 
 /// Virtual milliseconds per tick.
 pub const TICK_MS: u64 = 100;
@@ -25,6 +24,7 @@ const TELEPORT_SETTLE_MS: u64 = 2_000;
 /// Framing bytes counted per message (as VAST counts them).
 pub const FRAMING_BYTES: u64 = 4;
 
+mod batch;
 mod chat;
 mod config;
 mod dynamics;
@@ -70,11 +70,27 @@ enum Action {
     Deliver {
         to: usize,
         from: PeerId,
-        msg: Message,
+        /// Boxed: a message is large, and an action moves several times.
+        t: Box<crate::peer::Transmit>,
     },
     Timer {
         slot: usize,
     },
+    /// An event already handled in its window, whose outputs wait to be
+    /// dispatched in the queue's order (`batch.rs`).
+    Done {
+        slot: usize,
+    },
+}
+
+impl Action {
+    /// The slot it is for.
+    fn slot(&self) -> usize {
+        match *self {
+            Action::Deliver { to, .. } => to,
+            Action::Timer { slot } | Action::Done { slot } => slot,
+        }
+    }
 }
 
 /// The simulator.
@@ -126,6 +142,16 @@ pub struct Sim {
     objects: objects::ObjectLog,
     /// Routes sent (`lookups`) and their answers.
     routes: routes::RouteLog,
+    /// Threads for a millisecond's events (`SimConfig::threads` > 1); a
+    /// tick runs inside the pool, so its worker threads stay warm.
+    pool: Option<rayon::ThreadPool>,
+    /// The pool's size (1 without one).
+    threads: usize,
+    /// Each slot's share of the window being run (`batch.rs`).
+    work: Vec<batch::Work>,
+    /// The longest window run at once: the shortest latency a message can
+    /// have (`batch.rs`).
+    lookahead: u64,
 }
 
 /// Peer counters the report takes over the measured window.
@@ -151,6 +177,14 @@ impl Sim {
             _ => Vec::new(),
         };
         let pending_joins = if cfg.trace.is_some() { 0 } else { cfg.peers };
+        let pool = (cfg.threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(cfg.threads)
+                    .build()
+                    .ok()
+            })
+            .flatten();
         Self {
             world,
             rng,
@@ -187,6 +221,12 @@ impl Sim {
             chat_log: chat::ChatLog::default(),
             objects: objects::ObjectLog::default(),
             routes: routes::RouteLog::default(),
+            threads: pool
+                .as_ref()
+                .map_or(1, rayon::ThreadPool::current_num_threads),
+            pool,
+            work: Vec::new(),
+            lookahead: cfg.latency_ms.max(1),
             cfg,
         }
     }
@@ -399,122 +439,26 @@ impl Sim {
         self.cfg.latency_ms + h % (self.cfg.jitter_ms + 1)
     }
 
+    /// Takes what the peer in `slot` produced and dispatches it.
     fn flush(&mut self, slot: usize) {
-        let from = self.slots[slot].peer.id();
-        let in_window = self.tick >= self.measure_from();
-        while let Some(mut t) = self.slots[slot].peer.poll_transmit() {
-            if self.slots[slot].liar {
-                self.falsify(from, &mut t);
-            }
-            let size = encoded_len(&t.msg) as u64 + FRAMING_BYTES;
-            self.msgs += 1;
-            self.bytes += size;
-            if in_window {
-                self.window_msgs += 1;
-                self.window_bytes += size;
-                *self.window_by_kind.entry(t.msg.kind()).or_default() += size;
-                if self.slots[slot].plaza.is_some() {
-                    self.window_crowd_bytes += size;
-                }
-            }
-            if let Message::RouteReply { token, .. } = t.msg {
-                self.route_ended(from, t.to, token);
-            }
-            let Some(&to) = self.by_id.get(&t.to) else {
-                continue;
-            };
-            if !self.slots[to].alive || self.cut_off(slot, to) {
-                continue;
-            }
-            let mut lat = self.link_latency(&from, &t.to);
-            if t.msg.is_datagram() {
-                if self.cfg.loss > 0.0 && self.rng.f64() < self.cfg.loss {
-                    continue;
-                }
-                if self.cfg.jitter_ms > 0 {
-                    lat += self.rng.below(self.cfg.jitter_ms + 1);
-                }
-            }
-            let at = self.now.plus(lat.max(1));
-            self.enqueue(
-                at,
-                Action::Deliver {
-                    to,
-                    from,
-                    msg: t.msg,
-                },
-            );
-        }
-        while let Some(e) = self.slots[slot].peer.poll_event() {
-            match e {
-                Event::AreaMessage { origin, id, .. } => {
-                    let to = self.slots[slot].peer.id();
-                    self.chat_log.delivered(to, (origin, id));
-                }
-                Event::Routed {
-                    token,
-                    hops,
-                    owner,
-                    answer,
-                    ..
-                } => self.routed(from, token, hops, owner, &answer),
-                Event::Joined { hops, .. } => {
-                    self.slots[slot].counts_from = Some(self.now.plus(2 * self.cfg.latency_ms));
-                    self.joins += 1;
-                    self.join_hops += u64::from(hops);
-                    if let Some(t0) = self.slots[slot].join_started.take() {
-                        self.join_time += self.now.since(t0);
-                    }
-                }
-                _ => {}
-            }
-        }
-        if let Some(t) = self.slots[slot].peer.poll_timeout() {
-            let t = t.max(self.now.plus(1));
-            if self.slots[slot].timer_at.is_none_or(|cur| t < cur) {
-                self.slots[slot].timer_at = Some(t);
-                self.enqueue(t, Action::Timer { slot });
-            }
-        }
-    }
-
-    /// Runs events up to (not including) `until`.
-    fn run_until(&mut self, until: Millis) {
-        while let Some(entry) = self.queue.first_entry() {
-            let at = *entry.key();
-            if at >= until {
-                break;
-            }
-            let batch = entry.remove();
-            self.now = at;
-            for action in batch {
-                self.apply(at, action);
-            }
-        }
-        self.now = until;
-    }
-
-    fn apply(&mut self, at: Millis, action: Action) {
-        match action {
-            Action::Deliver { to, from, msg } => {
-                if self.slots[to].alive {
-                    self.slots[to].peer.handle(self.now, from, msg);
-                    self.flush(to);
-                }
-            }
-            Action::Timer { slot } => {
-                if self.slots[slot].alive && self.slots[slot].timer_at == Some(at) {
-                    self.slots[slot].timer_at = None;
-                    self.slots[slot].peer.handle_timeout(self.now);
-                    self.flush(slot);
-                }
-            }
-        }
+        let out = self.slots[slot].drain(self.now);
+        self.dispatch(slot, out);
     }
 
     /// Runs one tick: joins, churn and moves at its start, then every event
     /// inside it. Returns false once the configured ticks have run.
     pub fn step(&mut self) -> bool {
+        match self.pool.take() {
+            Some(pool) => {
+                let more = pool.install(|| self.step_here());
+                self.pool = Some(pool);
+                more
+            }
+            None => self.step_here(),
+        }
+    }
+
+    fn step_here(&mut self) -> bool {
         if self.tick >= self.cfg.ticks {
             return false;
         }
