@@ -7,6 +7,7 @@
 //! positions padded with their torus images, and Voronoi neighbours come from
 //! one Delaunay triangulation of the torus.
 
+use rayon::prelude::*;
 use rstar::RTree;
 use rstar::primitives::GeomWithData;
 use serde::Serialize;
@@ -201,26 +202,43 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
     let positions: Vec<Point> = truth.iter().map(|p| p.pos).collect();
 
     // Views as index lists (live peers only), and the believed positions
-    // by index.
+    // by index. Peer by peer on the current rayon pool; the drift is summed
+    // afterwards in the views' order, so the figure does not depend on the
+    // threads.
+    // Per view: believed positions by index, drifts in the view's order,
+    // entries for peers that are not live.
+    type PerView = (Vec<(usize, Point)>, Vec<f64>, usize);
+    let per_view: Vec<PerView> = views
+        .par_iter()
+        .map(|v| {
+            let mut bs = Vec::with_capacity(v.len());
+            let mut drift = Vec::with_capacity(v.len());
+            let mut dead = 0;
+            for k in v {
+                match index.get(&k.id) {
+                    Some(&j) => {
+                        bs.push((j, k.pos));
+                        drift.push(world.distance_sq(k.pos, truth[j].pos).sqrt());
+                    }
+                    None => dead += 1,
+                }
+            }
+            // A view listing a peer twice: the first belief counts.
+            bs.sort_by_key(|b| b.0);
+            bs.dedup_by_key(|b| b.0);
+            (bs, drift, dead)
+        })
+        .collect();
     let mut kept_idx: Vec<Vec<usize>> = Vec::with_capacity(n);
     let mut believed: Vec<Vec<(usize, Point)>> = Vec::with_capacity(n);
     let mut drift_sum = 0.0;
     let mut drift_n = 0usize;
-    for v in views {
-        let mut bs = Vec::with_capacity(v.len());
-        for k in v {
-            match index.get(&k.id) {
-                Some(&j) => {
-                    bs.push((j, k.pos));
-                    drift_sum += world.distance_sq(k.pos, truth[j].pos).sqrt();
-                    drift_n += 1;
-                }
-                None => s.dead_kept += 1,
-            }
+    for (bs, drift, dead) in per_view {
+        s.dead_kept += dead;
+        for d in drift {
+            drift_sum += d;
+            drift_n += 1;
         }
-        // A view listing a peer twice: the first belief counts.
-        bs.sort_by_key(|b| b.0);
-        bs.dedup_by_key(|b| b.0);
         kept_idx.push(bs.iter().map(|b| b.0).collect());
         believed.push(bs);
     }
@@ -238,25 +256,31 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
         &positions,
         truth.iter().map(|p| p.radius).fold(0.0f32, f32::max),
     );
-    let mut should_total = 0usize;
-    let mut kept_and_should_know = 0usize;
-    let mut aware_pairs = 0usize;
-    let mut stale = 0usize;
-    for (i, p) in truth.iter().enumerate() {
-        let should = finder.within(i, f64::from(p.radius));
-        s.should_know_max = s.should_know_max.max(should.len());
-        should_total += should.len();
-        let bs = &believed[i];
-        for j in should {
-            if let Ok(at) = bs.binary_search_by_key(&j, |b| b.0) {
-                kept_and_should_know += 1;
-                aware_pairs += 1;
-                if world.distance_sq(bs[at].1, truth[j].pos) > opts.stale_tolerance.powi(2) {
-                    stale += 1;
+    // Per peer: (should know, of which kept, of which stale).
+    let aware: Vec<(usize, usize, usize)> = truth
+        .par_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let should = finder.within(i, f64::from(p.radius));
+            let bs = &believed[i];
+            let mut kept = 0;
+            let mut stale = 0;
+            for &j in &should {
+                if let Ok(at) = bs.binary_search_by_key(&j, |b| b.0) {
+                    kept += 1;
+                    if world.distance_sq(bs[at].1, truth[j].pos) > opts.stale_tolerance.powi(2) {
+                        stale += 1;
+                    }
                 }
             }
-        }
-    }
+            (should.len(), kept, stale)
+        })
+        .collect();
+    s.should_know_max = aware.iter().map(|a| a.0).max().unwrap_or(0);
+    let should_total: usize = aware.iter().map(|a| a.0).sum();
+    let kept_and_should_know: usize = aware.iter().map(|a| a.1).sum();
+    let aware_pairs = kept_and_should_know;
+    let stale: usize = aware.iter().map(|a| a.2).sum();
     s.should_know_mean = should_total as f64 / n as f64;
     if should_total > 0 {
         s.consistency = kept_and_should_know as f64 / should_total as f64;
@@ -277,59 +301,60 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
     };
     if opts.voronoi {
         let adj = truth_adj.as_ref().expect("computed");
-        let mut correct = 0usize;
-        for (i, v) in views.iter().enumerate() {
-            let enc: Vec<usize> = {
-                let mut e: Vec<usize> = v
+        let correct = views
+            .par_iter()
+            .enumerate()
+            .filter(|&(i, v)| {
+                let enc: Vec<usize> = {
+                    let mut e: Vec<usize> = v
+                        .iter()
+                        .filter(|k| k.enclosing)
+                        .filter_map(|k| index.get(&k.id).copied())
+                        .collect();
+                    e.sort_unstable();
+                    e.dedup();
+                    e
+                };
+                let a = &adj[i];
+                let all_strict = a.strict.iter().all(|j| enc.binary_search(j).is_ok());
+                let nothing_else = enc
                     .iter()
-                    .filter(|k| k.enclosing)
-                    .filter_map(|k| index.get(&k.id).copied())
-                    .collect();
-                e.sort_unstable();
-                e.dedup();
-                e
-            };
-            let a = &adj[i];
-            let all_strict = a.strict.iter().all(|j| enc.binary_search(j).is_ok());
-            let nothing_else = enc
-                .iter()
-                .all(|j| a.strict.binary_search(j).is_ok() || a.weak.binary_search(j).is_ok());
-            if all_strict && nothing_else {
-                correct += 1;
-            }
-        }
+                    .all(|j| a.strict.binary_search(j).is_ok() || a.weak.binary_search(j).is_ok());
+                all_strict && nothing_else
+            })
+            .count();
         s.voronoi_correct = correct as f64 / n as f64;
     }
 
     // Hull violations.
     if n >= 4 {
-        for i in 0..n {
-            let offs: Vec<(f64, f64)> = kept_idx[i]
-                .iter()
-                .map(|&j| world.delta(positions[i], positions[j]))
-                .collect();
-            if origin_inside_by_turns(&offs) || origin_strictly_inside_hull(&offs) {
-                continue;
-            }
-            // Exempt when not strictly inside the hull of all live peers.
-            let inside_all = truth_adj.as_ref().is_some_and(|adj| {
-                let o: Vec<(f64, f64)> = adj[i]
-                    .strict
+        s.hull_violations = (0..n)
+            .into_par_iter()
+            .filter(|&i| {
+                let offs: Vec<(f64, f64)> = kept_idx[i]
                     .iter()
                     .map(|&j| world.delta(positions[i], positions[j]))
                     .collect();
-                origin_strictly_inside_hull(&o)
-            }) || {
-                let o: Vec<(f64, f64)> = (0..n)
-                    .filter(|&j| j != i)
-                    .map(|j| world.delta(positions[i], positions[j]))
-                    .collect();
-                origin_strictly_inside_hull(&o)
-            };
-            if inside_all {
-                s.hull_violations += 1;
-            }
-        }
+                if origin_inside_by_turns(&offs) || origin_strictly_inside_hull(&offs) {
+                    return false;
+                }
+                // Exempt when not strictly inside the hull of all live peers.
+                truth_adj.as_ref().is_some_and(|adj| {
+                    let o: Vec<(f64, f64)> = adj[i]
+                        .strict
+                        .iter()
+                        .map(|&j| world.delta(positions[i], positions[j]))
+                        .collect();
+                    origin_strictly_inside_hull(&o)
+                }) || {
+                    let o: Vec<(f64, f64)> = (0..n)
+                        .filter(|&j| j != i)
+                        .map(|j| world.delta(positions[i], positions[j]))
+                        .collect();
+                    origin_strictly_inside_hull(&o)
+                }
+            })
+            .count();
     }
     s
 }

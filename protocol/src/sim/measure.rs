@@ -1,17 +1,26 @@
 //! Measuring: the invariants over the peers that count, and the report.
 
+use rayon::prelude::*;
+
 use super::{Report, Sim, Slot, TICK_MS};
+use crate::id::IdSet;
+use crate::invariants::{self, Kept, Options, Sample, TruePeer};
 
 /// Two worlds count as merged from the first sample with one component and
 /// at least this consistency.
 pub const MERGED_CONSISTENCY: f64 = 0.999;
-use crate::id::IdSet;
-use crate::invariants::{self, Kept, Options, Sample, TruePeer};
 
 impl Sim {
     /// The invariants now, over the peers that count (see the counting rule
     /// in docs/PROTOCOL.md).
     pub fn sample(&self) -> Sample {
+        match &self.pool {
+            Some(pool) => pool.install(|| self.sample_here()),
+            None => self.sample_here(),
+        }
+    }
+
+    fn sample_here(&self) -> Sample {
         // The counting rule: a peer counts from two one-way latencies after
         // its join completed; joining (or re-joining) peers do not count, and
         // neither do others' entries about them.
@@ -33,7 +42,7 @@ impl Sim {
             })
             .collect();
         let views: Vec<Vec<Kept>> = live
-            .iter()
+            .par_iter()
             .map(|s| {
                 let mut v = Vec::with_capacity(s.peer.kept_count());
                 v.extend(

@@ -142,8 +142,9 @@ pub struct Sim {
     objects: objects::ObjectLog,
     /// Routes sent (`lookups`) and their answers.
     routes: routes::RouteLog,
-    /// Threads for a millisecond's events (`SimConfig::threads` > 1); a
-    /// tick runs inside the pool, so its worker threads stay warm.
+    /// `SimConfig::threads` threads for a window's events and for sampling;
+    /// a tick runs inside the pool, so its worker threads stay warm (none
+    /// if the threads could not be started: then all runs on the caller's).
     pool: Option<rayon::ThreadPool>,
     /// The pool's size (1 without one).
     threads: usize,
@@ -177,14 +178,11 @@ impl Sim {
             _ => Vec::new(),
         };
         let pending_joins = if cfg.trace.is_some() { 0 } else { cfg.peers };
-        let pool = (cfg.threads > 1)
-            .then(|| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(cfg.threads)
-                    .build()
-                    .ok()
-            })
-            .flatten();
+        // A pool even for one thread, so that sampling uses no more.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(cfg.threads.max(1))
+            .build()
+            .ok();
         Self {
             world,
             rng,
