@@ -449,3 +449,28 @@ fn print_table(r: &Report, sample_s: f64, step_s: f64) {
         println!("{k:<32} {v}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::SimArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        sim: SimArgs,
+    }
+
+    #[test]
+    fn threads_default_to_every_core_and_zero_is_refused() {
+        let cli = Cli::try_parse_from(["sim"]).unwrap();
+        assert_eq!(cli.sim.threads, None);
+        let cli = Cli::try_parse_from(["sim", "--threads", "3"]).unwrap();
+        assert_eq!(cli.sim.threads, Some(3));
+        let e = Cli::try_parse_from(["sim", "--threads", "0"])
+            .err()
+            .expect("0 threads is refused");
+        assert!(e.to_string().contains("--threads"), "{e}");
+    }
+}
