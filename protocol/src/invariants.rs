@@ -202,11 +202,10 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
     let positions: Vec<Point> = truth.iter().map(|p| p.pos).collect();
 
     // Views as index lists (live peers only), and the believed positions
-    // by index. Peer by peer on the current rayon pool; the drift is summed
-    // afterwards in the views' order, so the figure does not depend on the
-    // threads.
-    // Per view: believed positions by index, drifts in the view's order,
-    // entries for peers that are not live.
+    // by index. Peer by peer on the current rayon pool; each view gives its
+    // believed positions by index, its drifts in its own order and its
+    // entries for peers that are not live. The drift is summed afterwards
+    // in the views' order, so the figure does not depend on the threads.
     type PerView = (Vec<(usize, Point)>, Vec<f64>, usize);
     let per_view: Vec<PerView> = views
         .par_iter()
@@ -235,9 +234,9 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
     let mut drift_n = 0usize;
     for (bs, drift, dead) in per_view {
         s.dead_kept += dead;
+        drift_n += drift.len();
         for d in drift {
             drift_sum += d;
-            drift_n += 1;
         }
         kept_idx.push(bs.iter().map(|b| b.0).collect());
         believed.push(bs);
@@ -279,14 +278,13 @@ pub fn check(world: World, truth: &[TruePeer], views: &[Vec<Kept>], opts: Option
     s.should_know_max = aware.iter().map(|a| a.0).max().unwrap_or(0);
     let should_total: usize = aware.iter().map(|a| a.0).sum();
     let kept_and_should_know: usize = aware.iter().map(|a| a.1).sum();
-    let aware_pairs = kept_and_should_know;
     let stale: usize = aware.iter().map(|a| a.2).sum();
     s.should_know_mean = should_total as f64 / n as f64;
     if should_total > 0 {
         s.consistency = kept_and_should_know as f64 / should_total as f64;
     }
-    s.stale_share = if aware_pairs > 0 {
-        stale as f64 / aware_pairs as f64
+    s.stale_share = if kept_and_should_know > 0 {
+        stale as f64 / kept_and_should_know as f64
     } else {
         0.0
     };

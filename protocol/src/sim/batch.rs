@@ -76,18 +76,19 @@ impl Slot {
     /// millisecond a queued event comes first, and own timers by when they
     /// were set, as the queue would order them.
     fn run_window(&mut self, end: Millis, work: &mut Work) {
-        let mut own: VecDeque<Millis> = VecDeque::new();
+        let mut own: Vec<Millis> = Vec::new();
         let mut jobs = std::mem::take(&mut work.jobs).into_iter().peekable();
         loop {
+            // The earliest own timer, the first set among equals.
             let next_own = own.iter().copied().enumerate().min_by_key(|&(i, t)| (t, i));
             let (at, job) = match (jobs.peek(), next_own) {
-                (Some(&(q, _)), Some((_, t))) if t < q => {
-                    own_remove(&mut own, t);
+                (Some(&(q, _)), Some((i, t))) if t < q => {
+                    own.remove(i);
                     (t, Job::Timer)
                 }
                 (Some(_), _) => jobs.next().expect("peeked"),
-                (None, Some((_, t))) => {
-                    own_remove(&mut own, t);
+                (None, Some((i, t))) => {
+                    own.remove(i);
                     (t, Job::Timer)
                 }
                 (None, None) => break,
@@ -96,7 +97,7 @@ impl Slot {
             if let Some(t) = out.as_ref().and_then(|o| o.timer)
                 && t < end
             {
-                own.push_back(t);
+                own.push(t);
             }
             work.done.push_back((at, out));
         }
@@ -127,12 +128,6 @@ impl Slot {
     }
 }
 
-/// Removes the earliest own timer at `t` (the first set).
-fn own_remove(own: &mut VecDeque<Millis>, t: Millis) {
-    let i = own.iter().position(|&x| x == t).expect("an own timer at t");
-    own.remove(i);
-}
-
 impl Sim {
     /// Runs every event before `until`, one lookahead window at a time.
     pub(super) fn run_until(&mut self, until: Millis) {
@@ -157,6 +152,7 @@ impl Sim {
                 let slot = a.slot();
                 let job = match std::mem::replace(a, Action::Done { slot }) {
                     Action::Deliver { from, t, .. } => Job::Deliver { from, t },
+                    // (No `Done` is left: each window's walk takes its own.)
                     Action::Timer { .. } | Action::Done { .. } => Job::Timer,
                 };
                 self.work[slot].jobs.push((at, job));

@@ -99,8 +99,9 @@ pub struct SimConfig {
     pub peer: Config,
     /// Replay this trace instead of the mobility model.
     pub trace: Option<Trace>,
-    /// Threads that run the peers of one millisecond's events side by side
-    /// (1: all on the caller's thread). The result does not depend on it.
+    /// Threads that run the peers' events of one lookahead window side by
+    /// side, and sampling (`sim/batch.rs`). The result does not depend on
+    /// it.
     pub threads: usize,
 }
 

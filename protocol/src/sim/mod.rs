@@ -5,7 +5,8 @@
 //! link (as on a QUIC stream: every control message on a link takes the same
 //! latency); position updates and pings may be lost or reordered (as QUIC
 //! datagrams). The same configuration and seed give the same result, bit for
-//! bit: no wall clock, no unseeded randomness, no hash-order iteration.
+//! bit, on any number of threads (`batch.rs`): no wall clock, no unseeded
+//! randomness, no hash-order iteration.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -146,7 +147,8 @@ pub struct Sim {
     /// a tick runs inside the pool, so its worker threads stay warm (none
     /// if the threads could not be started: then all runs on the caller's).
     pool: Option<rayon::ThreadPool>,
-    /// The pool's size (1 without one).
+    /// The pool's size (1 without one). Kept apart from the pool, which is
+    /// taken out of the simulator while a tick runs inside it.
     threads: usize,
     /// Each slot's share of the window being run (`batch.rs`).
     work: Vec<batch::Work>,
